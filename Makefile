@@ -1,0 +1,47 @@
+# sipha: `make test` and `make demo` set up everything they need on a fresh Debian machine (as root).
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps
+DEB_BINS  := sipp kamailio redis-server keepalived ip ps
+
+.PHONY: test lint typecheck unit setup deps venv bench clean
+
+setup: deps venv
+
+# Debian packages the tests use as real peers; installed only when one is missing.
+deps:
+	@missing=""; for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $(DEB_PKGS)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
+	fi; \
+	for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || { echo "missing $$b after install" >&2; exit 1; }; done
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -bb -m pytest
+
+test: setup lint typecheck unit
+
+bench: setup
+	$(BIN)/python bench/bench_parser.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

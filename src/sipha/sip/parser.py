@@ -1,0 +1,319 @@
+"""Parsing SIP messages from datagrams and byte streams (RFC 3261 §7, §18.3).
+
+Theory of operation
+-------------------
+``parse_message`` does the least work that lets a node decide what to do with a message and
+answer 400 when it must not go further:
+
+1. find the end of the header section (one ``bytes.find``), refuse oversized input;
+2. decode the header section as UTF-8 in one C call and split it into lines;
+3. read the start line, then per header line only the name (up to the colon), folding
+   continuation lines into the line above;
+4. check the headers every message needs (Via, From, To, Call-ID, CSeq), that CSeq names the
+   request's method and that Content-Length fits the bytes that came.
+
+Every other value stays text until a caller asks for it (see :mod:`sipha.sip.message`).
+Nothing here backtracks: each step is a linear scan, so parsing time is linear in the input.
+Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To, Call-ID,
+CSeq) so that the caller can still answer 400.
+
+``StreamParser`` frames messages on a TCP byte stream by Content-Length (§18.3) and bounds what
+it buffers: a peer that sends a never-ending header gets an error, not our memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import PartialMessage, SipParseError
+from .headers import COMPACT_FORMS, parse_cseq
+from .message import Request, Response
+
+_MANDATORY = ("via", "from", "to", "call-id", "cseq")
+_MANDATORY_SET = frozenset(_MANDATORY)
+_TOKEN_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
+)
+_NAME_CHARS = _TOKEN_CHARS | {"\n"}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds that protect a node from hostile input."""
+
+    max_message_size: int = 65_535
+    max_headers: int = 256
+    max_line_length: int = 8_192
+    max_body_size: int = 65_535
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def _partial(method: str | None, names: list[str], lines: list[str]) -> PartialMessage:
+    def first(key: str) -> str | None:
+        for i, n in enumerate(names):
+            if n == key:
+                line = lines[i]
+                return line[line.index(":") + 1 :].strip()
+        return None
+
+    vias = tuple(
+        lines[i][lines[i].index(":") + 1 :].strip() for i, n in enumerate(names) if n == "via"
+    )
+    return PartialMessage(
+        method=method,
+        vias=vias,
+        from_=first("from"),
+        to=first("to"),
+        call_id=first("call-id"),
+        cseq=first("cseq"),
+    )
+
+
+def _is_token(s: str) -> bool:
+    return bool(s) and _TOKEN_CHARS.issuperset(s)
+
+
+def _fold(head_lines: list[str]) -> tuple[list[str], SipParseError | None]:
+    # RFC 3261 §7.3.1 line folding: keep the break so an untouched line stays byte-exact.
+    lines: list[str] = []
+    for line in head_lines:
+        if line[:1] in (" ", "\t"):
+            if not lines:
+                return lines, SipParseError("continuation line before any header")
+            lines[-1] = f"{lines[-1]}\r\n{line}"
+        else:
+            lines.append(line)
+    return lines, None
+
+
+def _split_header_lines(
+    lines: list[str], limits: Limits, folded: bool, total_length: int = 1 << 30
+) -> tuple[list[str], list[str], SipParseError | None]:
+    # Bulk operations (one C call over all lines) instead of per-line Python checks: this is
+    # the hottest loop of every node.
+    if folded:
+        lines, err = _fold(lines)
+        if err is not None:
+            return [], [], err
+    if not lines:
+        return [], lines, None
+    if len(lines) > limits.max_headers:
+        lines = lines[: limits.max_headers]
+        names, lines, err = _split_header_lines(lines, limits, False)
+        return names, lines, err or SipParseError("too many headers")
+    if total_length > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
+        long_at = next(i for i, ln in enumerate(lines) if len(ln) > limits.max_line_length)
+        names, lines, err = _split_header_lines(lines[:long_at], limits, False)
+        return names, lines, err or SipParseError("header line too long")
+    colons = [line.find(":") for line in lines]
+    if min(colons) <= 0:
+        bad = next(i for i, c in enumerate(colons) if c <= 0)
+        names, kept, err = _split_header_lines(lines[:bad], limits, False)
+        text = lines[bad][:40]
+        return names, kept, err or SipParseError(f"header line without a name: {text!r}")
+    joined = "\n".join([line[:c] for line, c in zip(lines, colons, strict=True)]).lower()
+    if not _NAME_CHARS.issuperset(joined):
+        # White space before the colon is legal (RFC 3261 §7.3.1); anything else is not a token.
+        raw = joined.split("\n")
+        names = [n.rstrip(" \t") for n in raw]
+        for i, n in enumerate(names):
+            if not _is_token(n):
+                return names[:i], lines[:i], SipParseError(f"bad header name {n[:40]!r}")
+    else:
+        names = joined.split("\n")
+    if min(map(len, names)) == 1:
+        compact = COMPACT_FORMS
+        names = [compact.get(n, n) if len(n) == 1 else n for n in names]
+    return names, lines, None
+
+
+def _content_length_value(names: list[str], lines: list[str]) -> int | None:
+    try:
+        i = names.index("content-length")
+    except ValueError:
+        return None
+    text = lines[i][lines[i].index(":") + 1 :].strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 10:
+        raise SipParseError(f"bad Content-Length {text[:20]!r}")
+    return int(text)
+
+
+def parse_message(
+    data: bytes, *, limits: Limits = DEFAULT_LIMITS, stream: bool = False
+) -> Request | Response:
+    """Parse one SIP message.
+
+    ``data`` is a whole datagram (bytes past Content-Length are discarded, RFC 3261 §18.3), or
+    with ``stream=True`` exactly one framed message from :class:`StreamParser`.
+
+    Raises:
+        SipParseError: for anything malformed; ``status`` is the code to answer with and
+            ``partial`` what could be read of Via/From/To/Call-ID/CSeq.
+    """
+    if len(data) > limits.max_message_size:
+        raise SipParseError("message too large", status=513)
+    if data[:2] == b"\r\n":
+        # RFC 3261 §7.5: leading CRLFs before the start line are ignored.
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        raise SipParseError("no empty line after the headers")
+    try:
+        head = data[:end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SipParseError(f"header section is not UTF-8 (byte {exc.start})") from None
+    if "\x00" in head:
+        raise SipParseError("NUL byte in the header section")
+    head_lines = head.split("\r\n")
+    breaks = len(head_lines) - 1
+    if head.count("\n") != breaks or head.count("\r") != breaks:
+        # A bare CR or LF inside a line would let a header hide inside another one.
+        raise SipParseError("bare CR or LF in the header section")
+    start = head_lines[0]
+
+    method: str | None = None
+    status = 0
+    reason = ""
+    ruri = ""
+    if start.startswith("SIP/"):
+        version, _, rest = start.partition(" ")
+        code, _, reason = rest.partition(" ")
+        if version.upper() != "SIP/2.0":
+            raise SipParseError(f"unsupported version {version[:20]!r}", status=505)
+        if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
+            raise SipParseError(f"bad status code {code[:10]!r}")
+        status = int(code)
+        if status < 100 or status > 699:
+            raise SipParseError(f"status code out of range: {status}")
+    else:
+        parts = start.split(" ")
+        if len(parts) != 3:
+            raise SipParseError("bad request line")
+        method, ruri, version = parts
+        if not _is_token(method):
+            raise SipParseError(f"bad method {method[:20]!r}")
+        if version.upper() != "SIP/2.0":
+            partial = PartialMessage(method=method)
+            raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
+                                partial=partial)
+        colon = ruri.find(":")
+        if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
+            # The scheme is all we insist on here; the rest of the URI is parsed on demand.
+            raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400)
+
+    folded = "\r\n " in head or "\r\n\t" in head
+    names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
+    if err is not None:
+        raise err.with_partial(_partial(method, names, lines))
+    try:
+        if not _MANDATORY_SET.issubset(names):
+            missing = [key for key in _MANDATORY if key not in names]
+            raise SipParseError(f"missing mandatory header {missing[0]!r}")
+        body_start = end + 4
+        available = len(data) - body_start
+        length = _content_length_value(names, lines)
+        if length is None:
+            if stream and available:
+                raise SipParseError("missing Content-Length on a stream")
+            length = available
+        elif length > available:
+            raise SipParseError(
+                f"Content-Length {length} but only {available} bytes of body"
+            )
+        if length > limits.max_body_size:
+            raise SipParseError("body too large", status=413)
+        cseq_line = lines[names.index("cseq")]
+        cseq = parse_cseq(cseq_line[cseq_line.index(":") + 1 :].strip())
+        if method is not None:
+            if cseq.method != method:
+                raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
+    except SipParseError as exc:
+        raise exc.with_partial(_partial(method, names, lines)) from None
+
+    body = data[body_start : body_start + length]
+    raw = data if body_start + length == len(data) else data[: body_start + length]
+    msg: Request | Response
+    if method is not None:
+        msg = Request(method, ruri, names, lines, body, raw)
+    else:
+        msg = Response(status, reason, names, lines, body, raw)
+    # The CSeq was parsed to validate it; keep it rather than parse it again on first use.
+    msg._cache = {"cseq": cseq}
+    return msg
+
+
+class StreamParser:
+    """Frames SIP messages on a byte stream (TCP) by Content-Length (RFC 3261 §18.3).
+
+    ``feed`` buffers bytes; ``next_message`` returns the next complete message or None. A
+    malformed but well-framed message raises SipParseError and the stream goes on; when framing
+    itself is lost (no end of headers within the limit, a bad Content-Length) the parser is
+    ``broken``: every later call raises and the connection should be closed.
+    """
+
+    __slots__ = ("_buf", "_limits", "broken", "keepalives")
+
+    def __init__(self, *, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._buf = bytearray()
+        self._limits = limits
+        self.broken: SipParseError | None = None
+        self.keepalives = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes waiting for the rest of their message."""
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        self._buf += data
+
+    def next_message(self) -> Request | Response | None:
+        """The next complete message, or None if more bytes are needed.
+
+        Raises:
+            SipParseError: a malformed message (skipped), or a broken stream (``broken`` set).
+        """
+        if self.broken is not None:
+            raise self.broken
+        buf = self._buf
+        # RFC 5626 §4.4.1 keepalives are bare CRLFs between messages.
+        skip = 0
+        while buf[skip : skip + 2] == b"\r\n":
+            skip += 2
+        if skip:
+            self.keepalives += skip // 4 or 1
+            del buf[:skip]
+        end = buf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buf) > self._limits.max_message_size:
+                self.broken = SipParseError("header section never ends", status=513)
+                raise self.broken
+            return None
+        length = self._frame_length(bytes(buf[:end]))
+        total = end + 4 + length
+        if total > self._limits.max_message_size:
+            self.broken = SipParseError("message too large", status=513)
+            raise self.broken
+        if len(buf) < total:
+            return None
+        frame = bytes(buf[:total])
+        del buf[:total]
+        return parse_message(frame, limits=self._limits, stream=True)
+
+    def _frame_length(self, head: bytes) -> int:
+        # Only the Content-Length line matters for framing; find it without decoding the rest.
+        for line in head.split(b"\r\n")[1:]:
+            colon = line.find(b":")
+            if colon <= 0:
+                continue
+            name = line[:colon].strip().lower()
+            if name in (b"content-length", b"l"):
+                text = line[colon + 1 :].strip()
+                if not text.isdigit() or len(text) > 10:
+                    self.broken = SipParseError(f"bad Content-Length {text[:20]!r}")
+                    raise self.broken
+                return int(text)
+        return 0

@@ -1,0 +1,220 @@
+"""Via header values (RFC 3261 §20.42, §18.2.1; RFC 3581 rport).
+
+Theory of operation
+-------------------
+    via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+    sent-protocol = name SLASH version SLASH transport      (SLASH = SWS "/" SWS)
+    sent-by = host [ COLON port ]                          (COLON = SWS ":" SWS)
+
+The first ``;`` ends sent-by (no part before it may hold one), so a value is cut with
+``partition(';')``, the head with ``split('/')`` and whitespace splits, and the tail goes to
+the shared :func:`~sipha.sip.headers.parse_params`. Parameters with a meaning the transport
+layer relies on (``ttl``, ``rport``, ``maddr``, ``received``) are checked while parsing, so
+the properties below never raise.
+
+rport is reported in two properties: ``has_rport`` (the parameter is present, with or without
+a value) and ``rport`` (its port number, or ``None`` when absent *or* empty). A request whose
+top Via has ``has_rport and rport is None`` asks for symmetric response routing (RFC 3581 §4).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Final
+
+from sipha.sip.errors import SipParseError
+from sipha.sip.headers import TOKEN_CHARS, format_params, parse_params, split_comma, split_lws
+from sipha.sip.uri import parse_host, parse_port
+
+__all__ = ["MAGIC_COOKIE", "Via", "parse_via", "parse_via_list"]
+
+# RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this.
+MAGIC_COOKIE: Final = "z9hG4bK"
+_WS: Final = " \t"
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """One Via value. ``transport`` is upper-case; ``host`` keeps IPv6 brackets; ``params`` has
+    lowercased names in order (flags map to ``None``).
+    """
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+    protocol: str = "SIP/2.0"
+
+    def __str__(self) -> str:
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        port = "" if self.port is None else f":{self.port}"
+        return f"{self.protocol}/{self.transport} {host}{port}{format_params(self.params)}"
+
+    def __hash__(self) -> int:
+        return hash((self.transport, self.host, self.port, self.params.get("branch")))
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter (RFC 3261 §20.42), or ``None``."""
+        return self.params.get("branch")
+
+    @property
+    def has_magic_cookie(self) -> bool:
+        """True when the branch starts with ``z9hG4bK`` (RFC 3261 §17.2.3 matching applies)."""
+        branch = self.params.get("branch")
+        return branch is not None and branch.startswith(MAGIC_COOKIE)
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter, or ``None``."""
+        return self.params.get("received")
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter, or ``None``."""
+        return self.params.get("maddr")
+
+    @property
+    def ttl(self) -> int | None:
+        """The ``ttl`` parameter (0..255, validated while parsing), or ``None``."""
+        value = self.params.get("ttl")
+        return None if value is None else int(value)
+
+    @property
+    def has_rport(self) -> bool:
+        """True when ``rport`` is present, with or without a value (RFC 3581)."""
+        return "rport" in self.params
+
+    @property
+    def rport(self) -> int | None:
+        """The ``rport`` port number; ``None`` when absent or present without a value."""
+        value = self.params.get("rport")
+        return None if value is None else int(value)
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """``(host, port or None)``; host keeps IPv6 brackets, as written."""
+        return self.host, self.port
+
+    def with_params(self, **updates: str | None) -> Via:
+        """A copy with parameters set (a ``None`` value makes a flag); existing ones keep
+        their position."""
+        params = dict(self.params)
+        params.update(updates)
+        return Via(self.transport, self.host, self.port, params, self.protocol)
+
+    def with_received(self, received: str, rport: int | None = None) -> str:
+        """The serialized value a server stores on receiving this top Via from
+        ``received``:``rport`` (the packet's source IP and port).
+
+        RFC 3261 §18.2.1: add ``received`` when the sent-by host differs from the source IP.
+        RFC 3581 §4: when ``rport`` was sent without a value, fill it with the source port and
+        add ``received`` even when it equals the host. ``received`` is an IP address without
+        brackets.
+        """
+        params = dict(self.params)
+        fill_rport = rport is not None and "rport" in params and params["rport"] is None
+        if fill_rport:
+            params["rport"] = str(rport)
+        if fill_rport or not _same_address(self.host, received):
+            params["received"] = received
+        return str(Via(self.transport, self.host, self.port, params, self.protocol))
+
+
+def _same_address(host: str, ip: str) -> bool:
+    host = host[1:-1] if host.startswith("[") else host
+    ip = ip[1:-1] if ip.startswith("[") else ip
+    if host.lower() == ip.lower():
+        return True
+    if ":" in host and ":" in ip:
+        # IPv6 has many spellings of one address (RFC 5952).
+        try:
+            return ipaddress.IPv6Address(host) == ipaddress.IPv6Address(ip)
+        except ValueError:
+            return False
+    return False
+
+
+def _check_ip(value: str | None, name: str) -> None:
+    if value is None:
+        raise SipParseError(f"Via {name} without value")
+    text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise SipParseError(f"invalid Via {name} {value[:50]!r}") from None
+    if "%" in text:
+        raise SipParseError(f"invalid Via {name} {value[:50]!r}")
+
+
+def _check_params(params: dict[str, str | None]) -> None:
+    # Only the parameters the transport layer acts on; extensions stay opaque.
+    if "ttl" in params:
+        ttl = params["ttl"]
+        if ttl is None or not ttl.isdigit() or not ttl.isascii() or len(ttl) > 3 or int(ttl) > 255:
+            raise SipParseError("invalid Via ttl")
+    if "rport" in params:
+        rport = params["rport"]
+        if rport is not None:
+            parse_port(rport)
+    if "received" in params:
+        _check_ip(params["received"], "received")
+    if "maddr" in params:
+        maddr = params["maddr"]
+        if maddr is None:
+            raise SipParseError("Via maddr without value")
+        parse_host(maddr)
+    if "branch" in params and not params["branch"]:
+        raise SipParseError("Via branch without value")
+
+
+def parse_via(value: str) -> Via:
+    """Parse one Via value (``SIP/2.0/UDP host:port;branch=...``).
+
+    Raises SipParseError when malformed, including bad ttl/rport/received/maddr parameters.
+    """
+    head, semi, tail = value.partition(";")
+    pieces = head.split("/", 2)
+    if len(pieces) != 3:
+        raise SipParseError(f"invalid Via sent-protocol in {value[:60]!r}")
+    name = pieces[0].strip(_WS)
+    version = pieces[1].strip(_WS)
+    transport, sent_by = split_lws(pieces[2])
+    if not sent_by:
+        raise SipParseError(f"missing Via sent-by in {value[:60]!r}")
+    for token in (name, version, transport):
+        if not token or token.strip(TOKEN_CHARS):
+            raise SipParseError(f"invalid Via sent-protocol in {value[:60]!r}")
+    sent_by = sent_by.rstrip(_WS)
+    if sent_by.startswith("["):
+        close = sent_by.find("]")
+        if close < 0:
+            raise SipParseError("unterminated IPv6 reference in Via")
+        host = sent_by[: close + 1]
+        after = sent_by[close + 1 :].lstrip(_WS)
+    else:
+        host, colon, rest = sent_by.partition(":")
+        host = host.rstrip(_WS)
+        after = colon + rest
+    port: int | None = None
+    if after:
+        if after[0] != ":":
+            raise SipParseError(f"invalid Via sent-by {sent_by[:60]!r}")
+        port = parse_port(after[1:].strip(_WS))
+    parse_host(host)
+    params = parse_params(";" + tail) if semi else {}
+    if params:
+        _check_params(params)
+    protocol = f"{name}/{version}".upper()
+    return Via(transport.upper(), host, port, params, protocol)
+
+
+def parse_via_list(value: str) -> list[Via]:
+    """Parse a comma-separated Via header value; raise SipParseError if malformed or empty."""
+    parts = split_comma(value)
+    if not parts:
+        raise SipParseError("empty Via header")
+    return [parse_via(part) for part in parts]

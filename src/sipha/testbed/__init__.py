@@ -1,0 +1,1 @@
+"""sipha.testbed."""
