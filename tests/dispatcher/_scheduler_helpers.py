@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from sipha.dispatcher.schedulers import Destination, RequestKey, Scheduler, create
 
@@ -43,8 +43,15 @@ def hash_free(n: int | str) -> int:
     return n if isinstance(n, int) else sum(map(ord, n))
 
 
-def make(name: str, ds: Sequence[Destination], *, seed: int = 1, **options: object) -> Scheduler:
-    opts = {**SMALL_OPTIONS.get(name, {}), **options}
+def make(
+    name: str,
+    ds: Sequence[Destination],
+    *,
+    seed: int = 1,
+    options: Mapping[str, object] | None = None,
+    **more: object,
+) -> Scheduler:
+    opts = {**SMALL_OPTIONS.get(name, {}), **(options or {}), **more}
     return create(name, ds, rng=random.Random(seed), options=opts)
 
 

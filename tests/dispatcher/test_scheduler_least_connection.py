@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import pytest
@@ -80,7 +81,7 @@ def reference(name: str, ds: list[Destination]) -> str | None:
         if idle:
             return idle[0].id
         name = "sed"
-    cost = {
+    cost: Callable[[Destination], Fraction] = {
         "lc": lambda d: Fraction(d.active_calls),
         "wlc": lambda d: Fraction(d.active_calls, d.weight),
         "sed": lambda d: Fraction(d.active_calls + 1, d.weight),

@@ -14,7 +14,7 @@ N_KEYS = 20_000
 
 
 def mapping(ds: list[Destination], **opts: object) -> dict[int, str]:
-    sched = make("mh", ds, **opts)
+    sched = make("mh", ds, options=opts)
     return {i: sched.pick(key=key(i), now=0.0).id for i in range(N_KEYS)}  # type: ignore[union-attr]
 
 

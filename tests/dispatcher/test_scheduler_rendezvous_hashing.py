@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ def _key_for(name: str) -> Callable[[int], RequestKey]:
 
 
 def mapping(name: str, ds: list[Destination], **opts: object) -> dict[int, str]:
-    sched = make(name, ds, **opts)
+    sched = make(name, ds, options=opts)
     mk = _key_for(name)
     out = {}
     for i in range(N_KEYS):
@@ -124,7 +125,7 @@ def test_each_algorithm_hashes_its_own_field() -> None:
     for name, field in fields.items():
         sched = make(name, ds)
         target = sched.pick(key=base, now=0.0)
-        others = {
+        others: dict[str, Any] = {
             f: (f"x-{i}" if f != "source" else ("192.0.2.9", 1))
             for i, f in enumerate(RequestKey.__slots__)
             if f != field

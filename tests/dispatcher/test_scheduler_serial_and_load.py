@@ -52,7 +52,7 @@ def test_fo_ignores_load() -> None:
 def test_ovf_fills_the_heaviest_server_up_to_its_weight_then_overflows() -> None:
     ds = [Destination("A", weight=2), Destination("B", weight=3)]
     sched = make("ovf", ds)
-    got = []
+    got: list[str | None] = []
     for _ in range(6):
         d = sched.pick(key=key(), now=0.0)
         if d is None:

@@ -258,7 +258,8 @@ class _Ref:
 
 
 _contacts = st.sampled_from(["sip:a@h1", "sip:a@h2", "sip:a@h3"])
-_op = st.one_of(
+_Op = tuple[str, list[tuple[str, int]], str, int, int]
+_op: st.SearchStrategy[_Op] = st.one_of(
     st.tuples(
         st.just("reg"),
         st.lists(st.tuples(_contacts, st.sampled_from([0, 5, 30])), min_size=1, max_size=3),
@@ -278,7 +279,7 @@ _op = st.one_of(
 )
 @given(ops=st.lists(_op, max_size=12))
 def test_update_bindings_matches_reference_model(
-    store_url: str, ops: list[tuple[str, list[tuple[str, int]], str, int, int]]
+    store_url: str, ops: list[_Op]
 ) -> None:
     aor = f"m{uuid.uuid4().hex}@example.com"  # the store is shared across examples
 

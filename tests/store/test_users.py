@@ -119,3 +119,12 @@ def test_bulk_add_of_10000_users_on_sqlite_is_fast(tmp_path: Path) -> None:
         return await store.count_users()
 
     assert run_with(f"sqlite:{tmp_path / 's.db'}", scenario) == 10_000
+
+
+def test_ha1_for_picks_the_hash_of_each_algorithm() -> None:
+    from sipha.sip.auth import Algorithm
+
+    u = make_user("alice", "example.com", "pw")
+    assert u.ha1_for(Algorithm.MD5) == u.ha1_for(Algorithm.MD5_SESS) == u.ha1_md5
+    assert u.ha1_for(Algorithm.SHA256) == u.ha1_for(Algorithm.SHA256_SESS) == u.ha1_sha256
+    assert u.ha1_md5 != u.ha1_sha256

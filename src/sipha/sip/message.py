@@ -222,7 +222,7 @@ class Message(ABC):
         """
         via = self.via
         new = via.with_received(host, port)
-        if new is None:
+        if new == str(via):
             return False
         self.set_top_via(new)
         return True

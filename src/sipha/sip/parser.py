@@ -71,6 +71,12 @@ def _partial(method: str | None, names: list[str], lines: list[str]) -> PartialM
     )
 
 
+def salvage(message: Request | Response) -> PartialMessage:
+    """What a 400 needs from a parsed message whose lazily read header turned out malformed."""
+    method = message.method if isinstance(message, Request) else None
+    return _partial(method, message._names, message._lines)
+
+
 def _is_token(s: str) -> bool:
     return bool(s) and _TOKEN_CHARS.issuperset(s)
 

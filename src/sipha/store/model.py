@@ -8,12 +8,13 @@ unix seconds supplied by the caller (`now`), never read here.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sipha.sip.auth import Algorithm, compute_ha1
 
 __all__ = [
     "Binding",
@@ -24,12 +25,6 @@ __all__ = [
     "User",
     "make_user",
 ]
-
-
-def _ha1(username: str, realm: str, password: str, algorithm: str) -> str:
-    # RFC 2617 §3.2.2.2 / RFC 7616 §3.4.2: HA1 = H(username ":" realm ":" password).
-    # TODO: switch to sipha.sip.auth.compute_ha1 once that module lands.
-    return hashlib.new(algorithm, f"{username}:{realm}:{password}".encode()).hexdigest()
 
 
 def _check_aor(aor: str) -> None:
@@ -54,6 +49,10 @@ class User:
     def __post_init__(self) -> None:
         _check_aor(self.aor)
 
+    def ha1_for(self, algorithm: Algorithm) -> str:
+        """The stored HA1 for a digest `algorithm` (a -sess variant uses its base hash's)."""
+        return self.ha1_sha256 if algorithm.hash_name == "sha256" else self.ha1_md5
+
 
 def make_user(username: str, domain: str, password: str, realm: str | None = None) -> User:
     """Build a `User` for ``username@domain``, hashing `password` for MD5 and SHA-256 digest.
@@ -68,8 +67,9 @@ def make_user(username: str, domain: str, password: str, realm: str | None = Non
         aor=f"{username}@{domain}",
         username=username,
         realm=realm,
-        ha1_md5=_ha1(username, realm, password, "md5"),
-        ha1_sha256=_ha1(username, realm, password, "sha256"),
+        # One HA1 per hash: the -sess variants derive from the same HA1 (RFC 7616 §3.4.2).
+        ha1_md5=compute_ha1(username, realm, password, Algorithm.MD5),
+        ha1_sha256=compute_ha1(username, realm, password, Algorithm.SHA256),
     )
 
 

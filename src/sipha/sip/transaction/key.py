@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sipha.sip.message import Request, Response
-from sipha.sip.via import MAGIC_COOKIE, Via
+from sipha.sip.via import Via
 
 __all__ = ["TransactionKey", "client_key", "invite_key_for_cancel", "server_key"]
 

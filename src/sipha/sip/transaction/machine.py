@@ -199,6 +199,10 @@ class Transaction(Generic[S]):
         """Armed timers and their absolute deadlines (a copy)."""
         return dict(self._armed)
 
+    def deadline_of(self, timer: TimerName) -> float | None:
+        """The absolute deadline of ``timer`` if it is armed."""
+        return self._armed.get(timer)
+
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when no timer runs."""
         return min(self._armed.values(), default=None)

@@ -1,0 +1,397 @@
+"""asyncio SIP endpoints: UDP and TCP listeners that hand parsed messages to one callback.
+
+Theory of operation
+-------------------
+A :class:`SipEndpoint` owns every socket of a node. Bytes that arrive are parsed at once (the
+parser is synchronous and fast); a good message goes to the node's ``on_message(msg, peer)``
+callback, a malformed request that can still be answered gets a 400 straight from here, and
+everything else is dropped and counted. Nothing a peer sends can raise out of the receive path:
+that is the boundary where the SIP core's one error contract is caught.
+
+Sending is fire-and-forget, as SIP over UDP is: ``send(data, peer)`` writes a datagram, or
+writes to the TCP connection to that peer, opening one when there is none (RFC 3261 §18.2.2:
+responses reuse the connection the request came on; requests reuse any open connection to the
+peer). A connection that cannot be opened is reported to ``on_send_error`` so a transaction can
+fail over at once instead of waiting for its timer.
+
+TCP connections are bounded: a cap on their number, on the bytes buffered for one incomplete
+message (the parser's limit), and an idle timeout swept by one periodic task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from sipha.sip import Request, Response, SipParseError, StreamParser, parse_message
+from sipha.sip.parser import DEFAULT_LIMITS, Limits, salvage
+from sipha.sip.reject import reject_malformed
+
+from .address import ListenSpec, Peer
+
+log = logging.getLogger(__name__)
+
+IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+SOCKET_BUFFER = 8 * 1024 * 1024
+
+MessageCallback = Callable[[Request | Response, Peer], None]
+SendErrorCallback = Callable[[Peer, bytes, Exception], None]
+
+
+@dataclass(slots=True)
+class TransportCounters:
+    """What the receive path did; exported by the nodes' status and metrics endpoints."""
+
+    received: int = 0
+    sent: int = 0
+    malformed: int = 0
+    answered_400: int = 0
+    dropped: int = 0
+    send_errors: int = 0
+    tcp_accepted: int = 0
+    tcp_refused: int = 0
+    tcp_closed_idle: int = 0
+    tcp_closed_bad_framing: int = 0
+    keepalives: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    limits: Limits = DEFAULT_LIMITS
+    max_tcp_connections: int = 4096
+    tcp_idle_timeout: float = 120.0
+    tcp_connect_timeout: float = 2.0
+    freebind: bool = False
+
+
+def make_socket(spec: ListenSpec, *, freebind: bool = False) -> socket.socket:
+    """A bound, non-blocking socket for ``spec`` with large buffers.
+
+    ``freebind`` lets a node bind a service address it does not own yet (IP_FREEBIND), so a
+    standby dispatcher can start before the address moves to it.
+    """
+    family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
+    kind = socket.SOCK_DGRAM if spec.transport == "udp" else socket.SOCK_STREAM
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if freebind and family == socket.AF_INET:
+            sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        if kind == socket.SOCK_DGRAM:
+            _grow_buffers(sock)
+        sock.bind((spec.host, spec.port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _grow_buffers(sock: socket.socket) -> None:
+    # Bursts of thousands of datagrams must not overflow the kernel queue while the loop is
+    # busy: ask for large buffers, forcing past rmem_max when we may (root), else take the max.
+    for force, plain in (
+        (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF),
+        (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF),
+    ):
+        try:
+            if force is None:
+                raise OSError
+            sock.setsockopt(socket.SOL_SOCKET, force, SOCKET_BUFFER)
+        except OSError:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, plain, SOCKET_BUFFER)
+
+
+class _Receiver:
+    """Shared receive path: parse, hand over, or answer 400 / count the drop."""
+
+    __slots__ = ("counters", "endpoint", "limits", "on_message")
+
+    def __init__(self, endpoint: SipEndpoint) -> None:
+        self.endpoint = endpoint
+        self.on_message = endpoint.on_message
+        self.counters = endpoint.counters
+        self.limits = endpoint.config.limits
+
+    def bad(self, err: SipParseError, peer: Peer) -> None:
+        c = self.counters
+        c.malformed += 1
+        key = err.reason.split(" ", 3)[:3]
+        reason = " ".join(key)
+        c.reasons[reason] = c.reasons.get(reason, 0) + 1
+        answer = reject_malformed(err)
+        if answer is None:
+            c.dropped += 1
+            return
+        c.answered_400 += 1
+        # Answer the source address, not the Via: never reflect traffic to a third party.
+        self.endpoint.send(answer, peer)
+
+    def deliver(self, msg: Request | Response, peer: Peer) -> None:
+        try:
+            self.on_message(msg, peer)
+        except SipParseError as err:
+            # A header the node read lazily was malformed.
+            if isinstance(msg, Request):
+                err = err.with_partial(salvage(msg))
+            self.bad(err, peer)
+        except Exception:
+            # The node's own bug must not stop it from serving the next message.
+            self.counters.dropped += 1
+            log.exception("handler failed on a message from %s", peer)
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, receiver: _Receiver) -> None:
+        self.receiver = receiver
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # The selector loop's UDP transport does not subclass DatagramTransport; it quacks.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        r = self.receiver
+        r.counters.received += 1
+        peer = Peer("udp", addr[0], addr[1])
+        try:
+            msg = parse_message(data, limits=r.limits)
+        except SipParseError as err:
+            if not data.strip(b"\r\n \t\x00"):
+                r.counters.keepalives += 1  # RFC 5626 CRLF keepalive or empty datagram
+                return
+            r.bad(err, peer)
+            return
+        r.deliver(msg, peer)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and the like: nothing to do on a connectionless socket.
+        self.receiver.counters.send_errors += 1
+
+
+class _TcpConnection(asyncio.Protocol):
+    def __init__(self, endpoint: SipEndpoint, receiver: _Receiver, outbound: bool) -> None:
+        self.endpoint = endpoint
+        self.receiver = receiver
+        self.outbound = outbound
+        self.parser = StreamParser(limits=receiver.limits)
+        self.transport: asyncio.Transport | None = None
+        self.peer: Peer | None = None
+        self.last_activity = time.monotonic()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = Peer("tcp", host, port)
+        ep = self.endpoint
+        if not self.outbound and len(ep._tcp) >= ep.config.max_tcp_connections:
+            ep.counters.tcp_refused += 1
+            transport.abort()
+            return
+        if not self.outbound:
+            ep.counters.tcp_accepted += 1
+        ep._tcp[(host, port)] = self
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        parser = self.parser
+        parser.feed(data)
+        r = self.receiver
+        peer = self.peer
+        assert peer is not None
+        while True:
+            try:
+                msg = parser.next_message()
+            except SipParseError as err:
+                r.counters.received += 1
+                r.bad(err, peer)
+                if parser.broken is not None:
+                    r.counters.tcp_closed_bad_framing += 1
+                    if self.transport is not None:
+                        self.transport.close()
+                    return
+                continue
+            if msg is None:
+                break
+            r.counters.received += 1
+            r.deliver(msg, peer)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None:
+            key = (self.peer.host, self.peer.port)
+            if self.endpoint._tcp.get(key) is self:
+                del self.endpoint._tcp[key]
+
+    def write(self, data: bytes) -> None:
+        self.last_activity = time.monotonic()
+        if self.transport is not None:
+            self.transport.write(data)
+
+
+class SipEndpoint:
+    """All the sockets of one node. Create, ``await start()``, then ``send`` and ``close``."""
+
+    def __init__(
+        self,
+        listens: list[ListenSpec],
+        on_message: MessageCallback,
+        *,
+        config: TransportConfig | None = None,
+        on_send_error: SendErrorCallback | None = None,
+    ) -> None:
+        self.listens = list(listens)
+        self.on_message = on_message
+        self.on_send_error = on_send_error
+        self.config = config or TransportConfig()
+        self.counters = TransportCounters()
+        self._udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        self._udp_default: asyncio.DatagramTransport | None = None
+        self._tcp: dict[tuple[str, int], _TcpConnection] = {}
+        self._connecting: dict[tuple[str, int], list[bytes]] = {}
+        self._servers: list[asyncio.Server] = []
+        self._sweeper: asyncio.Task[None] | None = None
+        self.bound: list[ListenSpec] = []
+        self._receiver = _Receiver(self)
+
+    async def start(self) -> None:
+        """Bind every listen spec; raises OSError if one cannot be bound."""
+        loop = asyncio.get_running_loop()
+        try:
+            for spec in self.listens:
+                sock = make_socket(spec, freebind=self.config.freebind)
+                host, port = sock.getsockname()[:2]
+                if spec.transport == "udp":
+                    transport, _ = await loop.create_datagram_endpoint(
+                        lambda: _UdpProtocol(self._receiver), sock=sock
+                    )
+                    udp = cast(asyncio.DatagramTransport, transport)
+                    self._udp[(host, port)] = udp
+                    if self._udp_default is None:
+                        self._udp_default = udp
+                else:
+                    server = await loop.create_server(
+                        lambda: _TcpConnection(self, self._receiver, outbound=False), sock=sock
+                    )
+                    self._servers.append(server)
+                self.bound.append(ListenSpec(spec.transport, host, port))
+        except BaseException:
+            await self.close()
+            raise
+        if self._servers:
+            self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    def local(self, transport: str = "udp") -> ListenSpec:
+        """The first bound address of that transport (its real port when 0 was asked)."""
+        for spec in self.bound:
+            if spec.transport == transport:
+                return spec
+        raise LookupError(f"no {transport} listener")
+
+    def send(self, data: bytes, peer: Peer) -> None:
+        """Send bytes to ``peer``; never raises for network trouble (counted, reported)."""
+        self.counters.sent += 1
+        if peer.transport == "udp":
+            t = self._udp_default
+            if t is None:
+                self._report(peer, data, OSError("no UDP listener to send from"))
+                return
+            try:
+                t.sendto(data, (peer.host, peer.port))
+            except OSError as exc:
+                self._report(peer, data, exc)
+            return
+        key = (peer.host, peer.port)
+        conn = self._tcp.get(key)
+        if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            conn.write(data)
+            return
+        queued = self._connecting.get(key)
+        if queued is not None:
+            queued.append(data)
+            return
+        self._connecting[key] = [data]
+        asyncio.get_running_loop().create_task(self._connect(peer))
+
+    async def _connect(self, peer: Peer) -> None:
+        key = (peer.host, peer.port)
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.config.tcp_connect_timeout):
+                _, proto = await loop.create_connection(
+                    lambda: _TcpConnection(self, self._receiver, outbound=True),
+                    peer.host,
+                    peer.port,
+                )
+        except (OSError, TimeoutError) as exc:
+            for data in self._connecting.pop(key, []):
+                self._report(peer, data, exc)
+            return
+        assert isinstance(proto, _TcpConnection)
+        # RFC 3261 §18: the connection is indexed by the peer's address, so responses and
+        # later requests to it reuse this connection.
+        self._tcp[key] = proto
+        for data in self._connecting.pop(key, []):
+            proto.write(data)
+
+    def _report(self, peer: Peer, data: bytes, exc: Exception) -> None:
+        self.counters.send_errors += 1
+        if self.on_send_error is not None:
+            try:
+                self.on_send_error(peer, data, exc)
+            except Exception:
+                log.exception("send-error callback failed")
+
+    async def _sweep_idle(self) -> None:
+        period = max(0.5, min(5.0, self.config.tcp_idle_timeout / 4))
+        while True:
+            await asyncio.sleep(period)
+            limit = time.monotonic() - self.config.tcp_idle_timeout
+            for conn in list(self._tcp.values()):
+                if conn.last_activity < limit and conn.transport is not None:
+                    self.counters.tcp_closed_idle += 1
+                    conn.transport.close()
+
+    @property
+    def tcp_connections(self) -> int:
+        return len(self._tcp)
+
+    def stop_listening(self) -> None:
+        """Stop accepting new TCP connections (graceful shutdown's first step)."""
+        for server in self._servers:
+            server.close()
+
+    async def close(self) -> None:
+        """Close every socket."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        for server in self._servers:
+            server.close()
+        for conn in list(self._tcp.values()):
+            if conn.transport is not None:
+                conn.transport.abort()
+        self._tcp.clear()
+        for t in self._udp.values():
+            t.close()
+        self._udp.clear()
+        self._udp_default = None
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
