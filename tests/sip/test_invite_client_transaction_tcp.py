@@ -31,7 +31,7 @@ def _txn() -> tuple[TransactionTable, ClientInviteTransaction]:
 
 
 def test_never_retransmits_and_times_out_with_timer_b() -> None:
-    table, txn = _txn()
+    table, _ = _txn()
     log = run_timers(table, 100.0)
     assert send_times(log) == []
     assert [(t, a) for t, _, a in log] == [(32.0, Terminate(TerminationReason.TIMEOUT))]

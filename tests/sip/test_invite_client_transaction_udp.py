@@ -106,7 +106,7 @@ def test_non_2xx_final_is_acked_passed_up_and_retransmissions_re_acked(
 
     log = run_timers(table, 100.0)
     assert [(t, a) for t, _, a in log] == [(32.2, Terminate(TerminationReason.COMPLETED))]
-    assert txn.state is ClientInviteState.TERMINATED
+    assert txn.terminated
 
 
 def test_2xx_goes_to_accepted_passes_retransmissions_up_and_ends_with_timer_m() -> None:

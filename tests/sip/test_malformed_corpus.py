@@ -7,8 +7,10 @@ import pytest
 from sipha.sip import SipParseError, parse_message
 from tests.sip.malformed_corpus import CORPUS, LAZY
 
+_IDS = [c[0] for c in CORPUS]
 
-@pytest.mark.parametrize(("name", "data", "status", "answerable"), CORPUS, ids=[c[0] for c in CORPUS])
+
+@pytest.mark.parametrize(("name", "data", "status", "answerable"), CORPUS, ids=_IDS)
 def test_rejected_with_its_status(name: str, data: bytes, status: int, answerable: bool) -> None:
     with pytest.raises(SipParseError) as info:
         parse_message(data)

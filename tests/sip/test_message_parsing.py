@@ -51,7 +51,8 @@ def test_compact_names_and_case_insensitive_lookup() -> None:
     assert m.get("Call-ID") == m.get("i") == m.get("CALL-id") == "abc"
     assert m.get("Contact") == "<sip:x@h>"
     assert m.get("content-length") == "0"
-    assert m.has("From") and "f" in m
+    assert m.has("From")
+    assert "f" in m
     assert bytes(m) == data
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -81,15 +83,11 @@ def _exercise(m: Request | Response) -> None:
     # Every lazy accessor must also keep to the one error contract.
     for attr in ("call_id", "cseq", "via", "vias", "from_", "to", "contacts", "routes",
                  "record_routes", "max_forwards", "expires", "content_length"):
-        try:
+        with contextlib.suppress(SipParseError):
             getattr(m, attr)
-        except SipParseError:
-            pass
     if isinstance(m, Request):
-        try:
+        with contextlib.suppress(SipParseError):
             _ = m.uri
-        except SipParseError:
-            pass
     bytes(m)
 
 
@@ -106,10 +104,8 @@ def test_mutated_messages_raise_only_sip_parse_error(data: bytes) -> None:
 @given(st.binary(max_size=600))
 @SETTINGS
 def test_random_bytes_raise_only_sip_parse_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(SipParseError):
         _exercise(parse_message(data))
-    except SipParseError:
-        pass
 
 
 @given(st.lists(st.integers(1, 300), min_size=1, max_size=10))

@@ -31,7 +31,7 @@ async def _read_message(reader: asyncio.StreamReader) -> Request | Response:
 
 def test_pipelined_messages_in_odd_chunks_are_framed_and_answered_on_the_same_connection() -> None:
     async def main() -> None:
-        ep, got = _echo()
+        ep, _got = _echo()
         await ep.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", ep.local("tcp").port)
@@ -119,17 +119,20 @@ def test_idle_connections_are_closed() -> None:
 def test_send_to_unreachable_tcp_peer_reports_the_error() -> None:
     async def main() -> None:
         errors: list[Peer] = []
+        reported = asyncio.Event()
+
+        def on_error(peer: Peer, data: bytes, exc: Exception) -> None:
+            errors.append(peer)
+            reported.set()
+
         ep = SipEndpoint(
-            [ListenSpec("udp", "127.0.0.1", 0)],
-            lambda m, p: None,
-            on_send_error=lambda peer, data, exc: errors.append(peer),
+            [ListenSpec("udp", "127.0.0.1", 0)], lambda m, p: None, on_send_error=on_error
         )
         await ep.start()
         try:
             ep.send(sipp_invite(), Peer("tcp", "127.0.0.1", 1))
             async with asyncio.timeout(5):
-                while not errors:
-                    await asyncio.sleep(0.01)
+                await reported.wait()
             assert errors == [Peer("tcp", "127.0.0.1", 1)]
         finally:
             await ep.close()

@@ -232,9 +232,8 @@ def parse_message(
             raise SipParseError("body too large", status=413)
         cseq_line = lines[names.index("cseq")]
         cseq = parse_cseq(cseq_line[cseq_line.index(":") + 1 :].strip())
-        if method is not None:
-            if cseq.method != method:
-                raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
+        if method is not None and cseq.method != method:
+            raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
     except SipParseError as exc:
         raise exc.with_partial(_partial(method, names, lines)) from None
 

@@ -23,6 +23,7 @@ The dataclass ``==`` is structural (host case kept as written, params order-inse
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
@@ -94,11 +95,17 @@ def _escape(s: str, allowed: str) -> str:
 # --- host and port -------------------------------------------------------------------------
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def parse_host(host: str) -> str:
     """Validate an RFC 3261 host (hostname, IPv4address or "[" IPv6address "]").
 
     Returns it unchanged; raises SipParseError if it is not a valid host.
     """
+    if _IPV4.fullmatch(host) is not None:
+        return host  # the common case, settled by one C call
     if not host:
         raise SipParseError("empty host")
     if host[0] == "[":

@@ -20,6 +20,7 @@ top Via has ``has_rport and rport is None`` asks for symmetric response routing 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -171,11 +172,45 @@ def _check_params(params: dict[str, str | None]) -> None:
         raise SipParseError("Via branch without value")
 
 
+# The shape nearly every Via has: no spaces but the one before sent-by, token parameters.
+# Every quantified group starts with a distinct literal (";" "=" ":"), so the match is linear.
+_T = r"[A-Za-z0-9\-.!%*_+`'~]"
+_COMMON = re.compile(
+    r"SIP/2\.0/([A-Za-z]{2,4}) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+    r"((?:;" + _T + r"+(?:=" + _T + r"+)?)*)"
+)
+_CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
+
+
+def _parse_common(value: str) -> Via | None:
+    m = _COMMON.fullmatch(value)
+    if m is None:
+        return None
+    transport, host, port_text, tail = m.groups()
+    parse_host(host)
+    params: dict[str, str | None] = {}
+    if tail:
+        for piece in tail[1:].split(";"):
+            name, eq, pvalue = piece.partition("=")
+            name = name.lower()
+            if name not in params:
+                params[name] = pvalue if eq else None
+        if not _CHECKED.isdisjoint(params):
+            _check_params(params)
+        if "branch" in params and not params["branch"]:
+            raise SipParseError("Via branch without value")
+    port = parse_port(port_text) if port_text else None
+    return Via(transport.upper(), host, port, params)
+
+
 def parse_via(value: str) -> Via:
     """Parse one Via value (``SIP/2.0/UDP host:port;branch=...``).
 
     Raises SipParseError when malformed, including bad ttl/rport/received/maddr parameters.
     """
+    via = _parse_common(value)
+    if via is not None:
+        return via
     head, semi, tail = value.partition(";")
     pieces = head.split("/", 2)
     if len(pieces) != 3:

@@ -163,7 +163,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         # The selector loop's UDP transport does not subclass DatagramTransport; it quacks.
         self.transport = cast(asyncio.DatagramTransport, transport)
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         r = self.receiver
         r.counters.received += 1
         peer = Peer("udp", addr[0], addr[1])
@@ -278,7 +278,7 @@ class SipEndpoint:
                     transport, _ = await loop.create_datagram_endpoint(
                         lambda: _UdpProtocol(self._receiver), sock=sock
                     )
-                    udp = cast(asyncio.DatagramTransport, transport)
+                    udp = transport
                     self._udp[(host, port)] = udp
                     if self._udp_default is None:
                         self._udp_default = udp

@@ -1,0 +1,81 @@
+"""Process helpers for tests, benchmarks and the test bed: ports, readiness, kill by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+
+
+def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
+    """A port free for both UDP and TCP on ``host`` right now."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+        try:
+            with socket.socket(socket.AF_INET, other) as s2:
+                s2.bind((host, port))
+        except OSError:
+            continue
+        return int(port)
+    raise RuntimeError("no free port found")
+
+
+def wait_tcp(host: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until a TCP port accepts connections; raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{host}:{port} did not accept connections") from None
+            time.sleep(0.05)
+
+
+def wait_sip_options(host: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until a SIP node answers OPTIONS over UDP; raise TimeoutError."""
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host if host.startswith("127.") else "127.0.0.1", 0))
+        s.settimeout(0.2)
+        lport = s.getsockname()[1]
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            msg = (
+                f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKwait{n}\r\n"
+                f"From: <sip:wait@127.0.0.1>;tag=w{n}\r\nTo: <sip:{host}:{port}>\r\n"
+                f"Call-ID: wait-{n}-{lport}\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
+                "Content-Length: 0\r\n\r\n"
+            ).encode()
+            with contextlib.suppress(OSError):
+                s.sendto(msg, (host, port))
+            try:
+                data = s.recv(65535)
+            except OSError:
+                continue
+            if data.startswith(b"SIP/2.0 "):
+                return
+    raise TimeoutError(f"{host}:{port} did not answer OPTIONS within {timeout} s")
+
+
+def terminate(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: float = 5.0) -> int:
+    """SIGTERM a child by PID, SIGKILL it after ``timeout``; return its exit code."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout)
+    return proc.returncode

@@ -1,0 +1,213 @@
+"""Configuration of a SIP server node: a TOML file, overridable by flags.
+
+Example (every field optional)::
+
+    server_id = "s1"
+    domain = "sipha.local"          # users are user@domain; realm defaults to it
+    listen = ["udp:127.0.0.1:5070", "tcp:127.0.0.1:5070"]
+    store = "sqlite:sipha.db"       # or redis://127.0.0.1:6379/0
+    http = "127.0.0.1:8070"
+    record_route = true
+    auth_invite = false             # 407 challenge for INVITEs to users
+
+    [registrar]
+    min_expires = 60
+    max_expires = 3600
+    default_expires = 3600
+
+    [[answer]]                      # extensions the server answers itself, first match wins
+    pattern = "service"             # regex, full match on the Request-URI user part
+    action = "answer"               # answer | busy | reject CODE | ring-no-answer
+    ring_time = 0.0                 # seconds of 180 before the 200 (answer)
+    max_hold = 3600.0               # the server sends BYE itself after this long
+
+:func:`validate` turns every semantic problem into a :class:`ConfigError` naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from sipha.common.config import ConfigError, convert, load_toml
+from sipha.common.http import parse_host_port
+from sipha.sip.transaction import TimerConfig
+from sipha.transport import ListenSpec
+
+__all__ = [
+    "AnswerRule",
+    "RegistrarConfig",
+    "ServerConfig",
+    "TimersConfig",
+    "load_config",
+    "parse_action",
+    "validate",
+]
+
+ACTIONS = "answer, busy, reject CODE (400-699), ring-no-answer"
+# Servers on one store must accept each other's nonces: without a configured secret it is
+# derived from the realm and this fixed salt (anyone reading the config could forge nonces
+# then; set nonce_secret in production).
+_NONCE_SALT = b"sipha-nonce-v1:"
+
+
+class RegistrarConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+
+
+class AnswerRule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pattern: str
+    action: str = "answer"
+    ring_time: float = 0.0
+    max_hold: float = 3600.0
+    # How long ring-no-answer rings before giving up with 480.
+    ring_timeout: float = 120.0
+
+
+class TimersConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """RFC 3261 Table 4 base values; ``timer_c`` is the proxy INVITE timeout (§16.6 step 11)."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    timer_c: float = 180.0
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    server_id: str = ""
+    domain: str = "sipha.local"
+    realm: str = ""
+    listen: list[str] = msgspec.field(default_factory=lambda: ["udp:127.0.0.1:5060"])
+    advertise: str = ""  # host written in Via/Record-Route/Contact; default: the listen host
+    store: str = "sqlite:sipha.db"
+    http: str = ""  # HOST:PORT of the status API; empty: none
+    http_token: str = ""
+    record_route: bool = True
+    auth_invite: bool = False
+    nonce_secret: str = ""
+    nonce_lifetime: float = 300.0
+    drain_time: float = 5.0
+    dialog_ttl: float = 7200.0
+    registrar: RegistrarConfig = msgspec.field(default_factory=RegistrarConfig)
+    answer: list[AnswerRule] = msgspec.field(default_factory=list)
+    timers: TimersConfig = msgspec.field(default_factory=TimersConfig)
+
+    @property
+    def effective_realm(self) -> str:
+        return self.realm or self.domain
+
+    @property
+    def listen_specs(self) -> list[ListenSpec]:
+        return [ListenSpec.parse(text) for text in self.listen]
+
+    @property
+    def nonce_key(self) -> bytes:
+        if self.nonce_secret:
+            return self.nonce_secret.encode()
+        return hashlib.sha256(_NONCE_SALT + self.effective_realm.encode()).digest()
+
+    @property
+    def timer_config(self) -> TimerConfig:
+        t = self.timers
+        return TimerConfig(t1=t.t1, t2=t.t2, t4=t.t4)
+
+
+def parse_action(text: str) -> tuple[str, int]:
+    """``"reject 403"`` -> ("reject", 403); ``"busy"`` -> ("reject", 486).
+
+    Returns (kind, status) with kind in answer / reject / ring; raises ValueError naming the
+    accepted forms.
+    """
+    words = text.strip().lower().split()
+    if words == ["answer"]:
+        return "answer", 200
+    if words == ["busy"]:
+        return "reject", 486  # RFC 3261 §21.4.24 Busy Here
+    if words == ["ring-no-answer"]:
+        return "ring", 180
+    if len(words) == 2 and words[0] == "reject" and words[1].isdigit():
+        code = int(words[1])
+        if 400 <= code <= 699:
+            return "reject", code
+    raise ValueError(f"unknown action {text!r}; expected one of: {ACTIONS}")
+
+
+def validate(cfg: ServerConfig, source: str = "config") -> ServerConfig:
+    """Check what types alone cannot; raise ConfigError naming the field and the fix."""
+    if not cfg.listen:
+        raise ConfigError(source, "listen", "no listen address", "add udp:HOST:PORT")
+    for i, text in enumerate(cfg.listen):
+        try:
+            ListenSpec.parse(text)
+        except ValueError as exc:
+            raise ConfigError(source, f"listen[{i}]", str(exc)) from None
+    if cfg.http:
+        try:
+            parse_host_port(cfg.http, what="HTTP address")
+        except ValueError as exc:
+            raise ConfigError(source, "http", str(exc)) from None
+    if not cfg.domain or any(c.isspace() or c in "@:;<>" for c in cfg.domain):
+        raise ConfigError(source, "domain", f"{cfg.domain!r} is not a domain", "write a host name")
+    if not cfg.store.strip():
+        raise ConfigError(source, "store", "empty", "write sqlite:PATH or redis://HOST:PORT/DB")
+    if cfg.nonce_secret and len(cfg.nonce_secret.encode()) < 16:
+        raise ConfigError(source, "nonce_secret", "shorter than 16 bytes", "use a longer secret")
+    reg = cfg.registrar
+    for name in ("min_expires", "max_expires", "default_expires"):
+        if getattr(reg, name) < 1:
+            raise ConfigError(source, f"registrar.{name}", "must be at least 1 second")
+    if reg.min_expires > reg.max_expires:
+        raise ConfigError(
+            source, "registrar.min_expires", "greater than max_expires", "lower it or raise max"
+        )
+    if not reg.min_expires <= reg.default_expires <= reg.max_expires:
+        raise ConfigError(
+            source, "registrar.default_expires", "outside min_expires..max_expires"
+        )
+    for i, rule in enumerate(cfg.answer):
+        try:
+            re.compile(rule.pattern)
+        except re.error as exc:
+            raise ConfigError(
+                source, f"answer[{i}].pattern", f"not a regular expression: {exc}"
+            ) from None
+        try:
+            parse_action(rule.action)
+        except ValueError as exc:
+            raise ConfigError(source, f"answer[{i}].action", str(exc)) from None
+        for name in ("ring_time", "max_hold", "ring_timeout"):
+            if getattr(rule, name) < 0:
+                raise ConfigError(source, f"answer[{i}].{name}", "must not be negative")
+        if rule.max_hold <= 0:
+            raise ConfigError(source, f"answer[{i}].max_hold", "must be positive")
+    t = cfg.timers
+    try:
+        cfg.timer_config  # noqa: B018 - constructing it validates T1/T2/T4
+    except ValueError as exc:
+        raise ConfigError(source, "timers", str(exc)) from None
+    if t.timer_c <= 0:
+        raise ConfigError(source, "timers.timer_c", "must be positive")
+    for name in ("nonce_lifetime", "drain_time", "dialog_ttl"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(source, name, "must be positive")
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """The file at ``path`` (or defaults), with ``overrides`` (flag values) on top, validated.
+
+    Raises ConfigError naming the file, the field and the fix.
+    """
+    source = "flags" if path is None else str(path)
+    base = ServerConfig() if path is None else load_toml(path, ServerConfig)
+    if overrides:
+        data = msgspec.to_builtins(base)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        base = convert(data, ServerConfig, source=source)
+    return validate(base, source)
