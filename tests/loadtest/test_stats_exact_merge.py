@@ -10,6 +10,7 @@ from sipha.loadtest.stats import (
     HIST_HIGHEST_US,
     FailureReason,
     IntervalStats,
+    LatencyKind,
     RunStats,
     is_reason_key,
     merge_all,
@@ -38,7 +39,9 @@ def test_reason_keys_vocabulary() -> None:
     assert reason_key(FailureReason.BYE_FAILED) == "bye-failed"
     assert reason_key(486) == reason_for_status(486) == "486"
     assert reason_key("503") == "503"
-    assert is_reason_key("699") and not is_reason_key("200") and not is_reason_key("nope")
+    assert is_reason_key("699")
+    assert not is_reason_key("200")
+    assert not is_reason_key("nope")
     for bad in (200, 180, 99, 700):
         with pytest.raises(ValueError, match="not a failure status"):
             reason_for_status(bad)
@@ -76,10 +79,13 @@ def test_two_agents_counts_sum() -> None:
     assert merged.concurrent_calls == 7  # same second, two agents: calls in progress add
     hist_200 = merged.histogram("setup_200")
     hist_18x = merged.histogram("setup_18x")
-    assert hist_200 is not None and hist_200.get_total_count() == 3
-    assert hist_18x is not None and hist_18x.get_total_count() == 2
+    assert hist_200 is not None
+    assert hist_200.get_total_count() == 3
+    assert hist_18x is not None
+    assert hist_18x.get_total_count() == 2
     # the inputs are untouched
-    assert a.calls_attempted == 5 and b.failed_by_reason == {"486": 1, "transport": 1}
+    assert a.calls_attempted == 5
+    assert b.failed_by_reason == {"486": 1, "transport": 1}
 
 
 def test_extend_replaces_the_gauge() -> None:
@@ -100,8 +106,9 @@ def test_merged_percentiles_equal_one_histogram_fed_everything(
     merged = merge_all([_fed(xs), _fed(ys), _fed(zs)])
     single = _fed(xs + ys + zs)
     assert merged == single
+    which: LatencyKind
     for which in ("setup_18x", "setup_200"):
-        assert merged.percentiles(which) == single.percentiles(which)  # type: ignore[arg-type]
+        assert merged.percentiles(which) == single.percentiles(which)
 
 
 def test_latency_is_microseconds_and_clamped() -> None:
@@ -110,7 +117,8 @@ def test_latency_is_microseconds_and_clamped() -> None:
     stats.record_success(0.0123, None)
     stats.record_success(120.0, None)  # beyond 60 s: clamped, still counted
     hist = stats.histogram("setup_200")
-    assert hist is not None and hist.get_total_count() == 3
+    assert hist is not None
+    assert hist.get_total_count() == 3
     assert hist.get_min_value() == 1
     assert hist.get_max_value() >= HIST_HIGHEST_US - HIST_HIGHEST_US // 1000
     assert stats.percentiles("setup_200")["p50"] == pytest.approx(12.3, rel=1e-3)
@@ -146,7 +154,8 @@ def test_run_stats_merges_agents_per_second_and_totals() -> None:
     assert run.interval(0).concurrent_calls == 7
     assert run.interval(5) == IntervalStats()
     totals = run.totals()
-    assert totals.calls_attempted == 4 and totals.calls_successful == 4
+    assert totals.calls_attempted == 4
+    assert totals.calls_successful == 4
     assert totals.failed_by_reason == {"503": 1}
     # calls in progress now: a's latest (second 1) + b's latest (second 0)
     assert totals.concurrent_calls == 1 + 5

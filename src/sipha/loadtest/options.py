@@ -11,7 +11,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
-__all__ = ["SCENARIOS", "AnswerMix", "ScenarioOptions", "Scenario"]
+__all__ = ["SCENARIOS", "AnswerMix", "Scenario", "ScenarioOptions"]
 
 Scenario = Literal["call", "register", "options", "register+call", "uas"]
 SCENARIOS: Final[tuple[str, ...]] = ("call", "register", "options", "register+call", "uas")

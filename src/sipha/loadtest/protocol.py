@@ -29,6 +29,7 @@ from typing import Annotated, Final, Literal
 
 import msgspec
 
+from sipha.loadtest.options import ScenarioOptions
 from sipha.loadtest.stats import IntervalSnapshot
 
 __all__ = [
@@ -162,6 +163,8 @@ class Plan(_Msg, frozen=True, tag="plan"):
     max_concurrent: NonNegInt | None = None
     hold: HoldTime = HoldTime()
     users: UserRange | None = None
+    # Scenario details (timers, answer mix, arrival process, ...): sipha.loadtest.options.
+    options: ScenarioOptions = ScenarioOptions()
 
     @property
     def target(self) -> str:

@@ -42,7 +42,7 @@ class RateSchedule:
         *,
         step: float = 0.0,
         interval: float = 1.0,
-        max: float | None = None,  # noqa: A002 - the field's name in the plan
+        max: float | None = None,
     ) -> None:
         if start < 0 or step < 0:
             raise ValueError("rates must be >= 0")

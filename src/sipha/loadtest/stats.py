@@ -164,7 +164,9 @@ def percentile_summary(hist: HdrHistogram | None) -> dict[str, float]:
     """
     if hist is None or hist.get_total_count() == 0:
         return {label: 0.0 for label, _ in PERCENTILES} | {"max": 0.0}
-    out = {label: hist.get_value_at_percentile(p) / 1000.0 for label, p in PERCENTILES}
+    # One pass over the buckets for all percentiles (get_value_at_percentile walks them each time).
+    values = hist.get_percentile_to_value_dict([p for _, p in PERCENTILES])
+    out = {label: values[p] / 1000.0 for label, p in PERCENTILES}
     out["max"] = hist.get_max_value() / 1000.0
     return out
 
@@ -419,13 +421,12 @@ class IntervalStats:
     # -- comparison (tests, dedup) ---------------------------------------------------------------
 
     def _key(self) -> tuple[object, ...]:
-        def hist_key(h: HdrHistogram | None) -> tuple[tuple[int, int], ...]:
-            if h is None:
-                return ()
-            return tuple(
-                (item.value_iterated_to, item.count_at_value_iterated_to)
-                for item in h.get_recorded_iterator()
-            )
+        def hist_key(h: HdrHistogram | None) -> bytes:
+            # Every histogram here has the same shape, so equal bucket arrays = equal
+            # histograms; an empty histogram equals an absent one.
+            if h is None or h.get_total_count() == 0:
+                return b""
+            return bytes(h.counts)
 
         return (
             self.calls_attempted,

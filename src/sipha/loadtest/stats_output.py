@@ -117,6 +117,7 @@ def _sipha_columns() -> tuple[str, ...]:
 
 
 CSV_COLUMNS: Final[tuple[str, ...]] = SIPP_COLUMNS + _sipha_columns()
+_SIPHA_ONLY_COLUMNS: Final = frozenset(_sipha_columns())
 
 
 def format_sipp_time(t: float) -> str:
@@ -177,9 +178,7 @@ class StatCsvWriter:
         stream.write(SEPARATOR.join(CSV_COLUMNS) + SEPARATOR + "\n")
         stream.flush()
 
-    def write(
-        self, second: int, stats: IntervalStats, *, target_rate: float | None = None
-    ) -> None:
+    def write(self, second: int, stats: IntervalStats, *, target_rate: float | None = None) -> None:
         """Append the row for ``second`` (0-based from ``start_time``).
 
         Raises ``ValueError`` if ``second`` is not after the last written one.
@@ -383,7 +382,14 @@ def _row_to_stats(cells: Mapping[str, str], line_no: int) -> IntervalStats:
     stats.concurrent_calls = count("CurrentCall")
     reasons: dict[str, int] = {}
     for name in cells:
-        if name.startswith("Failed") and name.endswith("(P)") and name != "FailedCall(P)":
+        # Every SIPp failure column (P) but the total; sipha's own extra columns are skipped so
+        # that a sipha-written file reads back too.
+        if (
+            name.startswith("Failed")
+            and name.endswith("(P)")
+            and name != "FailedCall(P)"
+            and name not in _SIPHA_ONLY_COLUMNS
+        ):
             n = count(name)
             if n:
                 key = _SIPP_REASONS.get(name[: -len("(P)")], FailureReason.OTHER.value)

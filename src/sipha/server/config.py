@@ -167,9 +167,7 @@ def validate(cfg: ServerConfig, source: str = "config") -> ServerConfig:
             source, "registrar.min_expires", "greater than max_expires", "lower it or raise max"
         )
     if not reg.min_expires <= reg.default_expires <= reg.max_expires:
-        raise ConfigError(
-            source, "registrar.default_expires", "outside min_expires..max_expires"
-        )
+        raise ConfigError(source, "registrar.default_expires", "outside min_expires..max_expires")
     for i, rule in enumerate(cfg.answer):
         try:
             re.compile(rule.pattern)

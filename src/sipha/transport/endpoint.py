@@ -193,14 +193,15 @@ class _TcpConnection(asyncio.Protocol):
         self.last_activity = time.monotonic()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
+        # uvloop's TCP transport does not subclass asyncio.Transport; it quacks like one.
+        tcp = cast(asyncio.Transport, transport)
+        self.transport = tcp
+        host, port = tcp.get_extra_info("peername")[:2]
         self.peer = Peer("tcp", host, port)
         ep = self.endpoint
         if not self.outbound and len(ep._tcp) >= ep.config.max_tcp_connections:
             ep.counters.tcp_refused += 1
-            transport.abort()
+            tcp.abort()
             return
         if not self.outbound:
             ep.counters.tcp_accepted += 1

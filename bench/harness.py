@@ -1,0 +1,190 @@
+"""Shared benchmark machinery: peers on loopback, SIPp load steps, CPU accounting.
+
+A benchmark compares sipha with a C peer (Kamailio, SIPp) in one run, on the same machine, with
+the same SIPp load, and prints both figures and their ratio:
+
+- the highest clean call rate: SIPp's uac at rising rates, each step a fixed number of seconds;
+  a step is clean when fewer than 0.1 % of its calls failed by SIPp's own counters;
+- CPU seconds per 1,000 calls: user+system time of the system under test (all its processes)
+  during one step at a rate both sides sustain, divided by the calls SIPp completed.
+
+Every process started here is killed by PID when the benchmark ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from sipha.common.process import free_port, wait_sip_options
+
+ROOT = Path(__file__).resolve().parent.parent
+SIPHA = [sys.executable, "-m", "sipha"]
+# SIPp at its best here, as the developers' guide asks.
+SIPP_FAST = ["-max_recv_loops", "10000", "-max_sched_loops", "10000"]
+
+
+@dataclass
+class StepResult:
+    rate: float
+    calls: int
+    successful: int
+    failed: int
+    cpu_seconds: float
+    wall_seconds: float
+
+    @property
+    def clean(self) -> bool:
+        return self.calls > 0 and self.failed <= self.calls * 0.001 and self.successful > 0
+
+    @property
+    def cpu_per_1000(self) -> float:
+        return self.cpu_seconds / max(1, self.successful) * 1000
+
+
+class Procs:
+    """Processes started by a benchmark; all killed by PID on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tmp = Path(tempfile.mkdtemp(prefix="sipha-bench-"))
+
+    def start(self, cmd: Sequence[str], *, log: str | None = None) -> subprocess.Popen[bytes]:
+        out = open(self.tmp / log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, cwd=self.tmp)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                # Kamailio forks children into its process group: take the whole group down.
+                with contextlib.suppress(ProcessLookupError):
+                    for child in psutil.Process(p.pid).children(recursive=True):
+                        with contextlib.suppress(psutil.Error):
+                            child.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                p.wait(timeout=10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def processes() -> Iterator[Procs]:
+    procs = Procs()
+    try:
+        yield procs
+    finally:
+        procs.close()
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """user+system CPU of these processes and their children, now."""
+    total = 0.0
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            for q in [p, *p.children(recursive=True)]:
+                t = q.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            continue
+    return total
+
+
+def sipp_uas(procs: Procs, ip: str = "127.0.0.1") -> int:
+    port = free_port(ip)
+    procs.start(["sipp", "-sn", "uas", "-i", ip, "-p", str(port), "-nostdin", *SIPP_FAST])
+    time.sleep(0.3)
+    return port
+
+
+def run_step(
+    target: str, rate: float, seconds: float, measure_pids: Sequence[int], *, extra: Sequence[str] = ()
+) -> StepResult:
+    """SIPp's uac against ``target`` at ``rate`` for ``seconds``; SIPp's counters decide."""
+    calls = max(1, int(rate * seconds))
+    with tempfile.TemporaryDirectory(prefix="sipha-step-") as tmp:
+        stat = Path(tmp) / "stat.csv"
+        port = free_port()
+        cmd = [
+            "sipp", "-sn", "uac", target, "-i", "127.0.0.1", "-p", str(port), "-r", str(rate),
+            "-m", str(calls), "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1",
+            "-l", str(int(rate * 4) + 100), *SIPP_FAST, *extra,
+        ]
+        before = cpu_seconds(measure_pids)
+        start = time.monotonic()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+        try:
+            proc.wait(timeout=seconds * 3 + 40)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        wall = time.monotonic() - start
+        used = cpu_seconds(measure_pids) - before
+        row: dict[str, str] = {}
+        if stat.exists():
+            with stat.open(newline="") as f:
+                rows = list(csv.reader(f, delimiter=";"))
+            if len(rows) >= 2:
+                row = dict(zip(rows[0], rows[-1], strict=False))
+        ok = int(float(row.get("SuccessfulCall(C)", "0") or 0))
+        failed = int(float(row.get("FailedCall(C)", "0") or 0))
+        created = int(float(row.get("TotalCallCreated", "0") or 0))
+        # Calls SIPp never got to place count as failed: the system under test held it back.
+        failed += max(0, calls - max(created, ok + failed))
+        return StepResult(rate, calls, ok, failed, used, wall)
+
+
+def highest_clean_rate(
+    target: str, rates: Sequence[float], seconds: float, pids: Sequence[int]
+) -> tuple[float, list[StepResult]]:
+    """Step through ``rates``; the highest clean one (0 if none), and every step's result."""
+    best = 0.0
+    steps: list[StepResult] = []
+    for rate in rates:
+        step = run_step(target, rate, seconds, pids)
+        steps.append(step)
+        print(
+            f"    {rate:7.0f} calls/s: {step.successful:6d} ok {step.failed:5d} failed, "
+            f"{step.cpu_per_1000:6.3f} CPU s/1000 calls {'clean' if step.clean else 'NOT clean'}",
+            flush=True,
+        )
+        if not step.clean:
+            break
+        best = rate
+        time.sleep(1.0)  # let the last calls' timers run out before the next step
+    return best, steps
+
+
+def render(template: str, **values: object) -> str:
+    return (Path(__file__).parent / template).read_text().format(**values)
+
+
+def start_kamailio(procs: Procs, cfg_text: str, *, ip: str, port: int) -> subprocess.Popen[bytes]:
+    cfg = procs.tmp / f"kamailio-{port}.cfg"
+    cfg.write_text(cfg_text)
+    proc = procs.start(
+        ["kamailio", "-f", str(cfg), "-m", "2048", "-M", "64", "-DD", "-E", "-Y", str(procs.tmp),
+         "-w", str(procs.tmp)],
+        log=f"kamailio-{port}.log",
+    )
+    try:
+        wait_sip_options(ip, port, timeout=15)
+    except TimeoutError:
+        print((procs.tmp / f"kamailio-{port}.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    return proc

@@ -1,0 +1,7 @@
+"""``python -m sipha``: the ``sipha`` command."""
+
+import sys
+
+from sipha.cli import main
+
+sys.exit(main())

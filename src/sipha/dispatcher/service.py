@@ -1,0 +1,229 @@
+"""The asyncio dispatcher node: sockets in, `Router` decisions, sockets out; one timer.
+
+The receive path is the transport's datagram callback calling `Router.on_request` /
+`on_response` synchronously and sending what comes back: no task, no queue, no log line per
+message. Time-driven work (failover deadlines, probes, expiry sweeps) runs from a single
+``loop.call_at`` handle re-armed to `Router.next_deadline()` after every batch of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+from pathlib import Path
+
+from sipha.sip import Request, Response
+from sipha.sip.parser import Limits
+from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig
+
+from .api import DispatcherApi
+from .config import DispatcherConfig, load_config, resolve_servers
+from .health import HealthSettings
+from .probing import ProbeSettings
+from .router import Router, RouterSettings
+from .servers import ServerSpec
+
+log = logging.getLogger("sipha.dispatcher")
+
+# Never fire the timer more often than this: failover precision of a few ms is plenty.
+MIN_TIMER_GAP = 0.005
+
+
+def router_settings(cfg: DispatcherConfig) -> RouterSettings:
+    pc = cfg.probe
+    return RouterSettings(
+        algorithm=cfg.algorithm,
+        algorithm_options=dict(cfg.algorithm_options),
+        failover_timeout=cfg.failover_timeout,
+        failover_codes=frozenset(cfg.failover_codes),
+        max_attempts=cfg.max_attempts,
+        dialog_timeout=cfg.dialog_timeout,
+        rate_limit=cfg.rate_limit,
+        rate_window=cfg.rate_window,
+        rate_limit_reply=cfg.rate_limit_reply,
+        probe=ProbeSettings(pc.interval, pc.timeout, frozenset(pc.accepted_codes)),
+        health=HealthSettings(pc.probing_threshold, pc.inactive_threshold, pc.suspect_hold),
+    )
+
+
+class DispatcherService:
+    """Owns the endpoint, the router, the timer and the HTTP API."""
+
+    def __init__(
+        self,
+        cfg: DispatcherConfig,
+        specs: list[ServerSpec],
+        *,
+        config_path: str | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.specs = specs
+        self.config_path = config_path
+        self.endpoint = SipEndpoint(
+            [ListenSpec.parse(text) for text in cfg.listen],
+            self._on_message,
+            config=TransportConfig(
+                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
+            ),
+        )
+        self.router: Router | None = None
+        self.api: DispatcherApi | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = float("inf")
+        self._stopped = asyncio.Event()
+
+    async def start(self) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        await self.endpoint.start()
+        if self.cfg.advertise:
+            host, _, port = self.cfg.advertise.rpartition(":")
+            advertise = (host, int(port))
+        else:
+            first = self.endpoint.bound[0]
+            advertise = (first.host, first.port)
+        secret = self.cfg.secret.encode() if self.cfg.secret else secrets.token_bytes(16)
+        router = Router(
+            router_settings(self.cfg),
+            advertise=advertise,
+            secret=secret,
+            rng=random.Random(int.from_bytes(os.urandom(8), "big")),
+        )
+        for spec in self.specs:
+            router.add_server(spec)
+        self.router = router
+        if self.cfg.http:
+            self.api = DispatcherApi(self, self.cfg.http, token=self.cfg.token or None)
+            await self.api.start()
+        log.info(
+            "dispatcher on %s (advertised %s:%d), %d servers, algorithm %s",
+            ", ".join(str(b) for b in self.endpoint.bound), *advertise, len(self.specs),
+            self.cfg.algorithm,
+        )
+        self._fire()
+        del loop
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.close()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.api is not None:
+            await self.api.close()
+        await self.endpoint.close()
+
+    # -- hot path ---------------------------------------------------------------------------
+    def _on_message(self, msg: Request | Response, peer: Peer) -> None:
+        router = self.router
+        if router is None:
+            return
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        if isinstance(msg, Request):
+            out = router.on_request(msg, peer, now)
+        else:
+            out = router.on_response(msg, peer, now)
+        send = self.endpoint.send
+        for data, to in out:
+            send(data, to)
+        if router.changes:
+            self._log_changes()
+        if router.next_deadline() < self._armed:
+            self._arm()
+
+    # -- timer ------------------------------------------------------------------------------
+    def _arm(self) -> None:
+        router = self.router
+        loop = self._loop
+        assert router is not None
+        assert loop is not None
+        deadline = max(router.next_deadline(), loop.time() + MIN_TIMER_GAP)
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = deadline
+        self._timer = loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        router = self.router
+        loop = self._loop
+        assert router is not None
+        assert loop is not None
+        self._timer = None
+        self._armed = float("inf")
+        try:
+            out = router.on_timer(loop.time())
+            send = self.endpoint.send
+            for data, to in out:
+                send(data, to)
+            if router.changes:
+                self._log_changes()
+        except Exception:
+            log.exception("timer work failed")
+        self._arm()
+
+    def kick(self) -> None:
+        """Run timer work now (after an API change that affects probing)."""
+        if self._loop is not None and self.router is not None:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_soon(self._fire)  # type: ignore[assignment]
+
+    def _log_changes(self) -> None:
+        router = self.router
+        assert router is not None
+        for change in router.changes:
+            log.warning(
+                "server %s: %s -> %s (%s)",
+                change.server_id, change.old.value, change.new.value, change.cause,
+            )
+        router.changes.clear()
+
+    # -- operations -------------------------------------------------------------------------
+    def reload(self) -> dict[str, list[str]]:
+        """Re-read the configured servers: add new ones, remove gone ones, update weights."""
+        router = self.router
+        assert router is not None
+        if self.config_path is not None:
+            cfg = load_config(self.config_path)
+            specs = resolve_servers(cfg, source=self.config_path)
+        elif self.cfg.dispatcher_list:
+            specs = resolve_servers(self.cfg, source="flags")
+        else:
+            specs = self.specs
+        wanted = {s.key(): s for s in specs}
+        added: list[str] = []
+        removed: list[str] = []
+        updated: list[str] = []
+        for server in router.servers():
+            if server.id not in wanted:
+                router.remove_server(server)
+                removed.append(server.id)
+        for key, spec in wanted.items():
+            existing = router.find(key)
+            if existing is None:
+                router.add_server(spec)
+                added.append(key)
+            elif existing.dest.weight != spec.weight:
+                router.set_weight(existing, spec.weight)
+                updated.append(key)
+        self.specs = specs
+        self.kick()
+        log.info("reload: added %s, removed %s, reweighted %s", added, removed, updated)
+        return {"added": added, "removed": removed, "reweighted": updated}
+
+
+def config_from_file(path: str) -> tuple[DispatcherConfig, list[ServerSpec]]:
+    cfg = load_config(path)
+    return cfg, resolve_servers(cfg, source=str(Path(path)))

@@ -1,0 +1,170 @@
+"""A load agent: connects to a controller over ZeroMQ, runs its share of the plan, reports.
+
+Theory of operation
+-------------------
+The agent's DEALER socket connects to the controller's ROUTER (ZeroMQ reconnects by itself:
+no hand-made reconnect logic).  Until it has a plan, the agent says Hello every second, so a
+controller started after the agent, or restarted, still hears it.  A Refused ends the agent
+with the controller's reason (a version mismatch says which versions).  With a Plan it runs an
+:class:`~sipha.loadtest.runner.AgentRunner` and, concurrently:
+
+* each closed second goes out as a StatsReport (queued by the runner's callback, sent by one
+  sender task, so the hot path never awaits the socket);
+* a Heartbeat every ``heartbeat_interval``;
+* a Stop from the controller stops the runner (drain, then Done);
+* if the controller stays silent for ``controller_timeout`` the agent stops by itself.
+
+All tasks live in one TaskGroup; the run's end cancels the helpers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+
+import zmq
+import zmq.asyncio
+
+from sipha.loadtest import protocol as p
+from sipha.loadtest.runner import AgentRunner
+from sipha.loadtest.stats import IntervalStats
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Agent", "AgentRefused"]
+
+
+class AgentRefused(RuntimeError):
+    """The controller refused this agent; the message is the controller's reason."""
+
+
+class Agent:
+    """``await Agent("127.0.0.1:5555").run()`` returns the agent's totals.
+
+    Raises :class:`AgentRefused` when refused and ``TimeoutError`` when no controller answers
+    within ``join_timeout``.
+    """
+
+    def __init__(
+        self,
+        controller: str,
+        *,
+        agent_id: str | None = None,
+        join_timeout: float = 60.0,
+        controller_timeout: float = 15.0,
+        version: int = p.PROTOCOL_VERSION,
+    ) -> None:
+        host, _, port = controller.rpartition(":")
+        self.endpoint = controller if "://" in controller else f"tcp://{host.strip('[]')}:{port}"
+        self.agent_id = agent_id or f"{socket.gethostname()}-{os.getpid()}"
+        self.join_timeout = join_timeout
+        self.controller_timeout = controller_timeout
+        self.version = version  # tests use another one to see the refusal
+        self.plan: p.Plan | None = None
+        self.runner: AgentRunner | None = None
+        self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._last_heard = time.monotonic()
+
+    async def run(self) -> IntervalStats:
+        ctx = zmq.asyncio.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
+        sock.setsockopt(zmq.LINGER, 2000)
+        sock.connect(self.endpoint)
+        try:
+            welcome = await self._join(sock)
+            return await self._run_plan(sock, welcome)
+        finally:
+            sock.close()
+            ctx.term()
+
+    async def _join(self, sock: zmq.asyncio.Socket) -> p.Welcome:
+        hello = p.Hello(
+            agent_id=self.agent_id,
+            version=self.version,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            cores=os.cpu_count() or 1,
+        )
+        welcome: p.Welcome | None = None
+        async with asyncio.timeout(self.join_timeout):
+            while self.plan is None:
+                if welcome is None:
+                    await sock.send(p.encode(hello))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        while self.plan is None:
+                            msg = p.decode(await sock.recv())
+                            if isinstance(msg, p.Refused):
+                                raise AgentRefused(msg.reason)
+                            if isinstance(msg, p.Welcome):
+                                welcome = msg
+                            elif isinstance(msg, p.Plan):
+                                self.plan = msg
+        if welcome is None:
+            welcome = p.Welcome(agent_id=self.agent_id, version=p.PROTOCOL_VERSION, run_id="")
+        return welcome
+
+    async def _run_plan(self, sock: zmq.asyncio.Socket, welcome: p.Welcome) -> IntervalStats:
+        plan = self.plan
+        assert plan is not None
+        agent_id = self.agent_id
+
+        def on_second(second: int, stats: IntervalStats) -> None:
+            report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire())
+            self._outbox.put_nowait(p.encode(report))
+
+        runner = AgentRunner(plan, plan.options, on_second=on_second)
+        self.runner = runner
+        self._last_heard = time.monotonic()
+        totals: IntervalStats | None = None
+        async with asyncio.TaskGroup() as tg:
+            helpers = [
+                tg.create_task(self._sender(sock)),
+                tg.create_task(self._heartbeats(welcome.heartbeat_interval)),
+                tg.create_task(self._receiver(sock, runner)),
+            ]
+            totals = await runner.run()
+            done = p.Done(agent_id=agent_id, totals=totals.to_wire())
+            self._outbox.put_nowait(p.encode(done))
+            await self._outbox.join()
+            for task in helpers:
+                task.cancel()
+        return totals
+
+    async def _sender(self, sock: zmq.asyncio.Socket) -> None:
+        while True:
+            data = await self._outbox.get()
+            try:
+                await sock.send(data)
+            finally:
+                self._outbox.task_done()
+
+    async def _heartbeats(self, interval: float) -> None:
+        seq = 0
+        while True:
+            await asyncio.sleep(interval)
+            seq += 1
+            beat = p.Heartbeat(agent_id=self.agent_id, seq=seq, sent_at=time.time())
+            self._outbox.put_nowait(p.encode(beat))
+            if time.monotonic() - self._last_heard > self.controller_timeout:
+                log.warning("controller silent for %.0f s: stopping", self.controller_timeout)
+                if self.runner is not None:
+                    self.runner.stop()
+
+    async def _receiver(self, sock: zmq.asyncio.Socket, runner: AgentRunner) -> None:
+        while True:
+            data = await sock.recv()
+            self._last_heard = time.monotonic()
+            try:
+                msg = p.decode(data)
+            except p.ProtocolError as exc:
+                log.warning("bad frame from the controller: %s", exc)
+                continue
+            if isinstance(msg, p.Stop):
+                log.info("controller asks to stop: %s", msg.reason)
+                runner.stop()

@@ -1,0 +1,377 @@
+"""The controller: hands each agent its share of the plan, merges their seconds, writes outputs.
+
+Theory of operation
+-------------------
+A ZeroMQ ROUTER socket; agents are DEALERs identified by their agent id (locust's layout).
+
+1. *Join*: each Hello is answered with :func:`~sipha.loadtest.protocol.negotiate` (a Welcome,
+   or a Refused that names both protocol versions; a frame of another version is refused the
+   same way).  Once ``expect_agents`` are in (bounded by ``join_timeout``), every agent gets
+   its Plan: the rate, ramp, call and concurrency bounds divided by the number of agents
+   (:func:`share_plan`), disjoint user ranges, its own seed, and one common ``start_at``.
+2. *Run*: StatsReports merge into :class:`~sipha.loadtest.stats.RunStats` (exactly: counters
+   add, histograms add).  Second *s* is written once every agent still running has reported
+   it, or ``row_grace`` seconds after it ended, whichever comes first.  An agent silent for
+   ``heartbeat_timeout`` is *lost*: an event with the time it was last heard; everything it
+   reported stays in the run.
+3. *End*: when every agent is done or lost, the remaining seconds are written with the summary.
+   ``stop()`` sends Stop to every agent (they drain and report Done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from pathlib import Path
+
+import msgspec
+import zmq
+import zmq.asyncio
+
+from sipha.loadtest import protocol as p
+from sipha.loadtest.results import ResultsSink
+from sipha.loadtest.stats import IntervalStats, RunStats
+from sipha.loadtest.uac import schedule_of
+from sipha.loadtest.view import LiveView
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AgentState", "Controller", "RunResult", "share_plan"]
+
+
+def _split_int(total: int, k: int, index: int) -> int:
+    base, extra = divmod(total, k)
+    return base + (1 if index < extra else 0)
+
+
+def share_plan(plan: p.Plan, *, agents: int, index: int, start_at: float) -> p.Plan:
+    """Agent ``index``'s share of ``plan`` among ``agents``: rates divided, bounds split so the
+    shares add up to the whole, users in disjoint ranges, a distinct seed, the common start."""
+    k = agents
+    ramp = plan.ramp
+    if ramp is not None:
+        ramp = p.Ramp(start=ramp.start / k, step=ramp.step / k, interval=ramp.interval,
+                      max=ramp.max / k)
+    users = plan.users
+    if users is not None and users.count >= k:
+        first = users.first + sum(_split_int(users.count, k, i) for i in range(index))
+        users = msgspec.structs.replace(users, first=first,
+                                        count=_split_int(users.count, k, index))
+    options = plan.options
+    return msgspec.structs.replace(
+        plan,
+        rate=plan.rate / k,
+        ramp=ramp,
+        max_calls=None if plan.max_calls is None else _split_int(plan.max_calls, k, index),
+        max_concurrent=(
+            None
+            if plan.max_concurrent is None
+            else max(_split_int(plan.max_concurrent, k, index), 1)
+        ),
+        users=users,
+        seed=plan.seed + 7919 * index,
+        start_at=start_at,
+        options=options,
+    )
+
+
+@dataclasses.dataclass
+class AgentState:
+    """What the controller knows of one agent."""
+
+    agent_id: str
+    host: str
+    pid: int
+    routing_id: bytes
+    last_heard: float  # unix time
+    last_second: int = -1
+    status: str = "joined"  # joined -> running -> done | lost
+    lost_at: float | None = None
+    totals: IntervalStats | None = None  # from its Done
+    reported: IntervalStats = dataclasses.field(default_factory=IntervalStats)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """The outcome of a controlled run."""
+
+    run: RunStats
+    agents: dict[str, AgentState]
+    events: list[dict[str, object]]
+    start_time: float
+    duration: float
+
+    @property
+    def totals(self) -> IntervalStats:
+        return self.run.totals()
+
+    @property
+    def lost_agents(self) -> list[str]:
+        return [a for a, s in self.agents.items() if s.status == "lost"]
+
+
+class Controller:
+    """Runs one plan over ``expect_agents`` agents; ``await run()`` returns a :class:`RunResult`.
+
+    Outputs: ``results_dir`` (``stats.csv``, ``stats.jsonl``, ``events.jsonl``) and/or explicit
+    ``csv_path`` / ``jsonl_path``.  ``bind`` is ``HOST:PORT`` (port 0: any; see ``port`` after
+    :meth:`bind`).  Raises ``TimeoutError`` if not enough agents join within ``join_timeout``.
+    """
+
+    def __init__(
+        self,
+        plan: p.Plan,
+        *,
+        expect_agents: int,
+        bind: str = "127.0.0.1:0",
+        results_dir: str | Path | None = None,
+        csv_path: str | Path | None = None,
+        jsonl_path: str | Path | None = None,
+        view: LiveView | None = None,
+        join_timeout: float = 60.0,
+        start_delay: float = 1.0,
+        heartbeat_interval: float = 1.0,
+        heartbeat_timeout: float = 3.5,
+        row_grace: float = 2.5,
+    ) -> None:
+        if expect_agents < 1:
+            raise ValueError("expect_agents must be >= 1")
+        self.plan = plan
+        self.expect_agents = expect_agents
+        self.bind_address = bind
+        self.results_dir = Path(results_dir) if results_dir is not None else None
+        self.csv_path = csv_path
+        self.jsonl_path = jsonl_path
+        self.view = view
+        self.join_timeout = join_timeout
+        self.start_delay = start_delay
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.row_grace = row_grace
+        self.run_id = plan.run_id or uuid.uuid4().hex[:12]
+        self.agents: dict[str, AgentState] = {}
+        self.by_routing: dict[bytes, AgentState] = {}
+        self.sink: ResultsSink | None = None
+        self.port = 0
+        self._ctx: zmq.asyncio.Context | None = None
+        self._sock: zmq.asyncio.Socket | None = None
+        self._stop_requested = False
+        self._pre_events: list[tuple[str, float, dict[str, object]]] = []
+        self.start_at = 0.0
+        self._schedule = schedule_of(plan)
+
+    # -- socket ---------------------------------------------------------------------------------
+
+    def bind(self) -> int:
+        """Bind the ROUTER socket now (before agents are started); returns the port."""
+        if self._sock is not None:
+            return self.port
+        host, _, port = self.bind_address.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        self._ctx = zmq.asyncio.Context()
+        sock = self._ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 1000)
+        if int(port) == 0:
+            self.port = sock.bind_to_random_port(f"tcp://{host}")
+        else:
+            sock.bind(f"tcp://{host}:{port}")
+            self.port = int(port)
+        self._sock = sock
+        return self.port
+
+    async def _send(self, routing_id: bytes, msg: p.Message) -> None:
+        assert self._sock is not None
+        await self._sock.send_multipart([routing_id, p.encode(msg)])
+
+    def stop(self) -> None:
+        """Ask every agent to stop starting calls (they drain and report Done)."""
+        self._stop_requested = True
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        self.bind()
+        try:
+            await self._join()
+            await self._start()
+            await self._collect()
+        finally:
+            if self.sink is not None:
+                self.sink.close(duration=self._duration())
+            if self._sock is not None:
+                self._sock.close()
+            if self._ctx is not None:
+                self._ctx.term()
+        assert self.sink is not None
+        return RunResult(
+            run=self.sink.run,
+            agents=self.agents,
+            events=self.sink.events,
+            start_time=self.start_at,
+            duration=self._duration(),
+        )
+
+    def _duration(self) -> float:
+        seconds = self.sink.run.seconds() if self.sink is not None else []
+        return float(seconds[-1] + 1) if seconds else 0.0
+
+    async def _recv(self, wait: float) -> tuple[bytes, bytes] | None:
+        assert self._sock is not None
+        try:
+            async with asyncio.timeout(wait):
+                frames = await self._sock.recv_multipart()
+        except TimeoutError:
+            return None
+        if len(frames) != 2:
+            return None
+        return frames[0], frames[1]
+
+    async def _join(self) -> None:
+        deadline = time.monotonic() + self.join_timeout
+        while len(self.agents) < self.expect_agents:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"only {len(self.agents)} of {self.expect_agents} agents joined "
+                    f"within {self.join_timeout:g} s"
+                )
+            got = await self._recv(min(left, 0.5))
+            if got is None:
+                continue
+            routing_id, data = got
+            await self._on_join_frame(routing_id, data)
+
+    async def _on_join_frame(self, routing_id: bytes, data: bytes) -> None:
+        try:
+            msg = p.decode(data)
+        except p.VersionMismatch as exc:
+            await self._send(routing_id, p.Refused(reason=str(exc)))
+            self._pre_events.append(("agent-refused", time.time(), {"reason": str(exc)}))
+            return
+        except p.ProtocolError as exc:
+            log.warning("bad frame from %r: %s", routing_id, exc)
+            return
+        if not isinstance(msg, p.Hello):
+            return
+        answer = p.negotiate(msg, run_id=self.run_id, heartbeat_interval=self.heartbeat_interval)
+        await self._send(routing_id, answer)
+        if isinstance(answer, p.Refused):
+            self._pre_events.append(
+                ("agent-refused", time.time(), {"agent": msg.agent_id, "reason": answer.reason})
+            )
+            return
+        if msg.agent_id not in self.agents:
+            state = AgentState(msg.agent_id, msg.host, msg.pid, routing_id, time.time())
+            self.agents[msg.agent_id] = state
+            self.by_routing[routing_id] = state
+            self._pre_events.append(("agent-joined", time.time(),
+                                     {"agent": msg.agent_id, "host": msg.host, "pid": msg.pid}))
+
+    async def _start(self) -> None:
+        self.start_at = time.time() + self.start_delay
+        out = self.results_dir
+        self.sink = ResultsSink(
+            start_time=self.start_at,
+            csv_path=self.csv_path or (out / "stats.csv" if out else None),
+            jsonl_path=self.jsonl_path or (out / "stats.jsonl" if out else None),
+            events_path=out / "events.jsonl" if out else None,
+            view=self.view,
+        )
+        for kind, at, fields in self._pre_events:
+            self.sink.event(kind, at=at, **fields)
+        k = len(self.agents)
+        for i, state in enumerate(self.agents.values()):
+            share = share_plan(self.plan, agents=k, index=i, start_at=self.start_at)
+            share = msgspec.structs.replace(share, run_id=self.run_id)
+            await self._send(state.routing_id, share)
+            state.status = "running"
+            state.last_heard = time.time()
+        self.sink.event("run-started", at=time.time(), agents=k, start_at=self.start_at)
+
+    async def _collect(self) -> None:
+        assert self.sink is not None
+        sink = self.sink
+        stop_sent = False
+        next_beat = time.monotonic()
+        while True:
+            running = [a for a in self.agents.values() if a.status == "running"]
+            if not running:
+                break
+            if self._stop_requested and not stop_sent:
+                stop_sent = True
+                for a in running:
+                    await self._send(a.routing_id, p.Stop(reason="stopped by the controller"))
+            got = await self._recv(0.2)
+            now = time.time()
+            if got is not None:
+                self._on_frame(*got, now=now)
+            if time.monotonic() >= next_beat:
+                next_beat = time.monotonic() + self.heartbeat_interval
+                for a in running:
+                    await self._send(
+                        a.routing_id, p.Heartbeat(agent_id="controller", seq=0, sent_at=now)
+                    )
+            for a in running:
+                if a.status == "running" and now - a.last_heard > self.heartbeat_timeout:
+                    a.status = "lost"
+                    a.lost_at = a.last_heard
+                    sink.event("agent-lost", at=now, agent=a.agent_id, last_heard=a.last_heard,
+                               last_second=a.last_second)
+            self._write_ready(now)
+        self._write_ready(None)
+        sink.event("run-finished", at=time.time(),
+                   done=[a.agent_id for a in self.agents.values() if a.status == "done"],
+                   lost=[a.agent_id for a in self.agents.values() if a.status == "lost"])
+
+    def _on_frame(self, routing_id: bytes, data: bytes, *, now: float) -> None:
+        assert self.sink is not None
+        state = self.by_routing.get(routing_id)
+        try:
+            msg = p.decode(data)
+        except p.ProtocolError as exc:
+            log.warning("bad frame from %r: %s", routing_id, exc)
+            return
+        if state is None:
+            if isinstance(msg, p.Hello):
+                # Late or restarted agents cannot join a run in progress.
+                asyncio.get_running_loop().create_task(
+                    self._send(routing_id, p.Refused(reason="a run is already in progress"))
+                )
+            return
+        if state.status == "lost":
+            # It came back: keep its reports (RunStats ignores duplicates), not its liveness.
+            if isinstance(msg, p.StatsReport):
+                self.sink.add(state.agent_id, msg.second, IntervalStats.from_wire(msg.interval))
+            return
+        state.last_heard = now
+        if isinstance(msg, p.StatsReport):
+            stats = IntervalStats.from_wire(msg.interval)
+            if self.sink.run.add(state.agent_id, msg.second, stats):
+                state.reported.extend(stats)
+            state.last_second = max(state.last_second, msg.second)
+        elif isinstance(msg, p.Done):
+            state.totals = IntervalStats.from_wire(msg.totals)
+            state.status = "done"
+            self.sink.event("agent-done", at=now, agent=state.agent_id)
+
+    def _write_ready(self, now: float | None) -> None:
+        """Write every second all running agents have reported (``now`` None: all of them)."""
+        assert self.sink is not None
+        sink = self.sink
+        seconds = sink.run.seconds()
+        if not seconds:
+            return
+        last = seconds[-1]
+        s = sink.last_written + 1
+        while s <= last:
+            if now is not None:
+                waiting = [a for a in self.agents.values()
+                           if a.status == "running" and a.last_second < s]
+                overdue = now > self.start_at + s + 1 + self.row_grace
+                if waiting and not overdue:
+                    break
+            sink.write(s, target_rate=self._schedule.rate(float(s)))
+            s += 1

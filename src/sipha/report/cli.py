@@ -1,0 +1,42 @@
+"""``sipha report RESULTS_DIR [RESULTS_DIR ...]``: render the report of one or more runs.
+
+With one folder: summary.json, calls.csv, figures/*.png and report.html in that folder.  With
+several (the same plan run in both profiles): each folder's report, plus a side-by-side
+comparison page (``--compare PATH``, default ``compare.html`` in the folders' common parent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from sipha.report.model import ResultsError
+from sipha.report.render import render_comparison, render_report
+
+__all__ = ["add_arguments", "main"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+                        help="results folder(s) written by `sipha run`")
+    parser.add_argument("--compare", metavar="PATH", default=None,
+                        help="with several folders: where to write the side-by-side page")
+
+
+def main(args: argparse.Namespace) -> int:
+    folders = [Path(r) for r in args.results]
+    try:
+        for f in folders:
+            path = render_report(f)
+            sys.stdout.write(f"report: {path}\n")
+        if len(folders) > 1:
+            target = Path(args.compare) if args.compare else (
+                Path(os.path.commonpath([f.resolve() for f in folders])) / "compare.html"
+            )
+            sys.stdout.write(f"comparison: {render_comparison(folders, target)}\n")
+    except ResultsError as exc:
+        sys.stderr.write(f"sipha report: {exc}\n")
+        return 2
+    return 0

@@ -1,0 +1,314 @@
+"""Test plans: the test bed and the test, in one TOML file.
+
+A plan names the cluster (store, SIP servers, the dispatcher pair), the testers, the load
+phases and the faults, and where the results go.  :func:`load_plan` decodes it into the
+structs below (unknown fields are refused, so a typo is caught) and :func:`validate` checks
+what types cannot say (a weight per server, faults inside the run, a known node name); every
+problem is a :class:`~sipha.common.config.ConfigError` naming the field and the fix.
+
+Times in a plan are *run* seconds.  ``time_scale`` records how much the paper's experiment was
+compressed (``time_scale = 120``: one run second stands for two minutes of the paper's run); it
+is written into the results and the report, never applied to the numbers.
+
+Two profiles (:func:`apply_profile`): ``default`` runs the plan as written, with everything sipha
+adds (dialog-aware failover inside the transaction, state replication between the pair, fast
+probes, sticky failback); ``paper`` rewrites the dispatcher section into the paper's setup:
+IPVS-like round robin with no failover inside the transaction and no replicated state, slow
+ldirectord-style health checks, and a recovered dispatcher that preempts the address.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+import msgspec
+
+from sipha.common.config import ConfigError, convert, load_toml
+
+__all__ = [
+    "ACTIVE_DISPATCHER",
+    "PROFILES",
+    "STANDBY_DISPATCHER",
+    "DispatcherPair",
+    "Fault",
+    "FaultAction",
+    "Phase",
+    "Plan",
+    "Probe",
+    "Profile",
+    "Servers",
+    "Store",
+    "Tester",
+    "Users",
+    "apply_profile",
+    "dispatcher_names",
+    "load_plan",
+    "node_names",
+    "parse_plan",
+    "plan_to_dict",
+    "server_names",
+    "validate",
+]
+
+PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
+NonNegFloat = Annotated[float, msgspec.Meta(ge=0.0)]
+PosInt = Annotated[int, msgspec.Meta(ge=1)]
+NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
+
+Profile = Literal["default", "paper"]
+PROFILES: Final[tuple[str, ...]] = ("default", "paper")
+FaultAction = Literal["kill", "stop", "cont", "start", "restart"]
+
+# Fault targets resolved when the fault fires, from the roles the dispatchers report.
+ACTIVE_DISPATCHER: Final = "active-dispatcher"
+STANDBY_DISPATCHER: Final = "standby-dispatcher"
+
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class Store(_Section):
+    """Where users, registrations and dialogs live (shared by every server process).
+
+    ``sqlite``: one file in the results folder.  ``redis``: the test bed starts its own
+    ``redis-server`` on a loopback address, unless ``url`` names one already running.
+    """
+
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    url: str = ""
+
+
+class Users(_Section):
+    """Users provisioned with ``sipha users generate`` before the load starts."""
+
+    count: NonNegInt = 0
+    prefix: str = "user"
+    password: str = "secret"
+    domain: str = "sipha.test"
+
+
+class Servers(_Section):
+    """The SIP servers: ``count`` processes named s1..sN, one weight each (or none: all 1)."""
+
+    count: PosInt = 2
+    weights: list[PosInt] = msgspec.field(default_factory=list)
+    answer: list[str] = msgspec.field(default_factory=lambda: ["service"])
+    max_hold: PosFloat = 3600.0
+    users: Users = msgspec.field(default_factory=Users)
+    extra_args: list[str] = msgspec.field(default_factory=list)
+
+
+class Probe(_Section):
+    """SIP OPTIONS health probing of the servers (Kamailio's dispatcher vocabulary)."""
+
+    interval: PosFloat = 0.5
+    timeout: PosFloat = 0.5
+    probing_threshold: PosInt = 2  # failed probes before a server is set inactive
+    inactive_threshold: PosInt = 1  # good probes before an inactive server is active again
+
+
+class DispatcherPair(_Section):
+    """The dispatcher pair d1 (priority 2, starts active) and d2 (standby).
+
+    ``count = 1`` runs a single dispatcher without HA.  ``failover`` is the in-transaction
+    retry on the next server after ``failover_timeout`` (sipha's dialog-aware failover);
+    ``replicate`` streams affinity and load state to the standby.
+    """
+
+    count: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
+    scheduler: str = "wlc"
+    ha_mode: Literal["local"] = "local"
+    failback: Literal["sticky", "preempt"] = "sticky"
+    heartbeat_interval: PosFloat = 0.1
+    token: PosFloat = 0.3
+    failover: bool = True
+    failover_timeout: PosFloat = 0.2
+    replicate: bool = True
+    probe: Probe = msgspec.field(default_factory=Probe)
+    extra_args: list[str] = msgspec.field(default_factory=list)
+
+
+class Tester(_Section):
+    """One load tester: sipha's own agent (default) or a real SIPp process."""
+
+    name: str
+    engine: Literal["sipha", "sipp"] = "sipha"
+    transport: Literal["udp", "tcp"] = "udp"
+
+
+class Phase(_Section):
+    """A stretch of load.  ``rate`` is calls/s *per tester*, as the paper's SIPp testers each
+    generated their own rate; ``ramp_step`` adds that much every ``ramp_interval`` seconds up to
+    ``ramp_max`` (the paper's Case B: "+10 every 10 minutes")."""
+
+    duration: PosFloat
+    rate: NonNegFloat
+    scenario: Literal["call"] = "call"
+    hold: NonNegFloat = 1.0
+    ramp_step: NonNegFloat = 0.0
+    ramp_interval: PosFloat = 10.0
+    ramp_max: NonNegFloat | None = None
+    call_user: str = "service"
+
+
+class Fault(_Section):
+    """At ``at`` run seconds, do ``action`` to node ``target`` (s1.., d1, d2, the aliases
+    active-dispatcher / standby-dispatcher, or redis)."""
+
+    at: NonNegFloat
+    action: FaultAction
+    target: str
+
+
+class Plan(_Section):
+    name: str
+    description: str = ""
+    out: str = ""  # results folder; default results/<name>-<profile>
+    time_scale: PosFloat = 1.0
+    profile: Profile = "default"
+    settle: NonNegFloat = 0.5  # seconds between healthy cluster and the first call
+    drain: NonNegFloat = 5.0  # seconds after the last phase for calls in flight to end
+    on_node_crash: Literal["abort", "continue"] = "abort"
+    store: Store = msgspec.field(default_factory=Store)
+    servers: Servers = msgspec.field(default_factory=Servers)
+    dispatchers: DispatcherPair = msgspec.field(default_factory=DispatcherPair)
+    testers: list[Tester] = msgspec.field(default_factory=list)
+    phases: list[Phase] = msgspec.field(default_factory=list)
+    faults: list[Fault] = msgspec.field(default_factory=list)
+
+    @property
+    def load_duration(self) -> float:
+        """Seconds of load: the phases back to back."""
+        return sum(p.duration for p in self.phases)
+
+
+def server_names(plan: Plan) -> list[str]:
+    return [f"s{i}" for i in range(1, plan.servers.count + 1)]
+
+
+def dispatcher_names(plan: Plan) -> list[str]:
+    return [f"d{i}" for i in range(1, plan.dispatchers.count + 1)]
+
+
+def node_names(plan: Plan) -> list[str]:
+    """Every node a fault may name (testers are not nodes of the cluster)."""
+    names = server_names(plan) + dispatcher_names(plan)
+    if plan.store.kind == "redis" and not plan.store.url:
+        names.append("redis")
+    return names
+
+
+def validate(plan: Plan, *, source: str = "plan") -> Plan:
+    """Check what the types cannot; raise ConfigError naming the field and the fix."""
+
+    def err(field: str, problem: str, fix: str) -> ConfigError:
+        return ConfigError(source, field, problem, fix)
+
+    if not _NAME.fullmatch(plan.name):
+        raise err("name", f"{plan.name!r} is not a usable name", "use lowercase letters, digits, -")
+    s = plan.servers
+    if s.weights and len(s.weights) != s.count:
+        raise err(
+            "servers.weights",
+            f"{len(s.weights)} weights for {s.count} servers",
+            f"give exactly {s.count} weights, or none for equal weights",
+        )
+    for i, pattern in enumerate(s.answer):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise err(
+                f"servers.answer[{i}]", f"not a regular expression: {exc}", "fix the regex"
+            ) from None
+    if not plan.testers:
+        raise err("testers", "no tester", 'add [[testers]] with name = "t1"')
+    seen: set[str] = set()
+    for i, t in enumerate(plan.testers):
+        if not _NAME.fullmatch(t.name):
+            raise err(f"testers[{i}].name", f"{t.name!r} is not a usable name", "use a-z0-9-")
+        if t.name in seen:
+            raise err(f"testers[{i}].name", f"duplicate tester {t.name!r}", "rename it")
+        seen.add(t.name)
+    if not plan.phases:
+        raise err("phases", "no load phase", "add [[phases]] with duration and rate")
+    for i, p in enumerate(plan.phases):
+        if p.ramp_max is not None and p.ramp_max < p.rate:
+            raise err(
+                f"phases[{i}].ramp_max",
+                f"ramp_max {p.ramp_max} is below the start rate {p.rate}",
+                "raise ramp_max or lower rate",
+            )
+        if p.ramp_step > 0 and p.ramp_max is None:
+            raise err(f"phases[{i}].ramp_max", "a ramp needs a ceiling", "set ramp_max")
+    d = plan.dispatchers
+    if d.token <= d.heartbeat_interval:
+        raise err(
+            "dispatchers.token",
+            f"token {d.token} s is not longer than the heartbeat interval {d.heartbeat_interval} s",
+            "make token at least 2-3 heartbeat intervals",
+        )
+    if plan.store.kind == "redis" and plan.store.url and not plan.store.url.startswith("redis"):
+        raise err("store.url", f"{plan.store.url!r} is not a redis:// URL", "write redis://H:P/0")
+    names = node_names(plan)
+    end = plan.load_duration + plan.drain
+    for i, f in enumerate(plan.faults):
+        if f.target not in names and f.target not in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER):
+            raise err(
+                f"faults[{i}].target",
+                f"unknown node {f.target!r}",
+                f"name one of {', '.join(names)}, {ACTIVE_DISPATCHER}, {STANDBY_DISPATCHER}",
+            )
+        if f.target in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER) and d.count < 2:
+            raise err(f"faults[{i}].target", "no dispatcher pair", "set dispatchers.count = 2")
+        if f.at > end:
+            raise err(
+                f"faults[{i}].at",
+                f"{f.at} s is after the run ends ({end:g} s)",
+                "move the fault inside the load phases",
+            )
+    return plan
+
+
+def parse_plan(data: dict[str, object], *, source: str = "plan") -> Plan:
+    """Validate already-parsed TOML data into a Plan; raise ConfigError."""
+    return validate(convert(data, Plan, source=source), source=source)
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read, decode and validate a plan file; raise ConfigError naming the field and the fix."""
+    return validate(load_toml(path, Plan), source=str(path))
+
+
+def apply_profile(plan: Plan, profile: Profile | None = None) -> Plan:
+    """The plan as run in ``profile`` (default: the plan's own).
+
+    ``paper`` models ldirectord + IPVS behind Pacemaker: round robin per request with no
+    retry on another server and no state shared between the pair; health checks every
+    ``max(5 s / time_scale, 1 s)`` with a 3-failure threshold (ldirectord's checkinterval scaled,
+    but never faster than a second); the recovered node takes the address back (preempt).
+    """
+    profile = profile or plan.profile
+    if profile == "default":
+        return msgspec.structs.replace(plan, profile="default")
+    d = plan.dispatchers
+    slow = max(5.0 / plan.time_scale, 1.0)
+    paper = msgspec.structs.replace(
+        d,
+        scheduler="rr",
+        failover=False,
+        replicate=False,
+        failback="preempt",
+        probe=Probe(interval=slow, timeout=slow, probing_threshold=3, inactive_threshold=1),
+    )
+    return msgspec.structs.replace(plan, profile="paper", dispatchers=paper)
+
+
+def plan_to_dict(plan: Plan) -> dict[str, object]:
+    """The plan as plain data, for summary.json."""
+    out: dict[str, object] = msgspec.to_builtins(plan)
+    return out

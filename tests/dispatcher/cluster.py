@@ -1,0 +1,136 @@
+"""Real processes for the dispatcher's integration tests: sipha servers and a dispatcher,
+started on loopback with free ports and killed by PID."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sipha.common.process import free_port, terminate, wait_sip_options, wait_tcp
+
+
+@dataclass
+class Node:
+    proc: subprocess.Popen[bytes]
+    sip_port: int
+    http_port: int
+    log: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sip:127.0.0.1:{self.sip_port}"
+
+    def get(self, path: str, token: str | None = None) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def post(self, path: str, body: Any, token: str | None = None) -> Any:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}",
+            data=json.dumps(body).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+
+@dataclass
+class Cluster:
+    servers: list[Node] = field(default_factory=list)
+    dispatcher: Node | None = None
+    token: str = "t0ken"
+
+    @property
+    def target(self) -> str:
+        assert self.dispatcher is not None
+        return f"127.0.0.1:{self.dispatcher.sip_port}"
+
+    def api_servers(self) -> dict[str, dict[str, Any]]:
+        assert self.dispatcher is not None
+        return {s["id"]: s for s in self.dispatcher.get("/servers", self.token)["servers"]}
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "sipha.cli", *args], stdout=out, stderr=subprocess.STDOUT
+    )
+
+
+def spawn_server(tmp: Path, n: int) -> Node:
+    sip, http = free_port(), free_port(kind=1)
+    log = tmp / f"server{n}.log"
+    proc = _spawn(
+        [
+            "server", "--listen", f"udp:127.0.0.1:{sip}", "--answer", "service",
+            "--http", f"127.0.0.1:{http}", "--store", f"sqlite:{tmp / f's{n}.db'}",
+            "--server-id", f"s{n}",
+        ],
+        log,
+    )
+    return Node(proc, sip, http, log)
+
+
+def wait_server(node: Node) -> None:
+    try:
+        wait_sip_options("127.0.0.1", node.sip_port, timeout=15)
+        wait_tcp("127.0.0.1", node.http_port, timeout=15)
+    except TimeoutError:
+        node.kill()
+        raise AssertionError(node.log.read_text()[-3000:]) from None
+
+
+def start_dispatcher(tmp: Path, servers: list[str], *extra: str, token: str = "t0ken") -> Node:
+    sip, http = free_port(), free_port(kind=1)
+    log = tmp / "dispatcher.log"
+    args = ["dispatcher", "--listen", f"udp:127.0.0.1:{sip}", "--http", f"127.0.0.1:{http}",
+            "--token", token, *extra]
+    for s in servers:
+        args += ["--server", s]
+    proc = _spawn(args, log)
+    node = Node(proc, sip, http, log)
+    try:
+        wait_tcp("127.0.0.1", http, timeout=15)
+    except TimeoutError:
+        node.kill()
+        raise AssertionError(log.read_text()[-3000:]) from None
+    return node
+
+
+@contextlib.contextmanager
+def cluster(
+    tmp: Path, weights: list[int], *extra: str, servers: int | None = None
+) -> Iterator[Cluster]:
+    """``len(weights)`` sipha servers behind one dispatcher (started with ``extra`` flags)."""
+    c = Cluster()
+    try:
+        for i in range(servers or len(weights)):
+            c.servers.append(spawn_server(tmp, i))
+        for node in c.servers:
+            wait_server(node)
+        uris = [f"{s.uri};weight={w}" for s, w in zip(c.servers, weights, strict=True)]
+        c.dispatcher = start_dispatcher(tmp, uris, *extra, token=c.token)
+        yield c
+    finally:
+        for node in [*c.servers, *([c.dispatcher] if c.dispatcher else [])]:
+            terminate(node.proc, timeout=3)
