@@ -132,5 +132,7 @@ def cluster(
         c.dispatcher = start_dispatcher(tmp, uris, *extra, token=c.token)
         yield c
     finally:
-        for node in [*c.servers, *([c.dispatcher] if c.dispatcher else [])]:
-            terminate(node.proc, timeout=3)
+        if c.dispatcher is not None:
+            terminate(c.dispatcher.proc, timeout=3)
+        for node in c.servers:
+            node.kill()  # test fixtures: no graceful drain needed

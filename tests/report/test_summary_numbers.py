@@ -32,7 +32,8 @@ def test_counters_add_across_sources_per_second() -> None:
     [
         ([1, 1, 1, 1], 0.0),
         ([1, 0, 0, 1, 0, 1], 2000.0),
-        ([0, 1, 1], 1000.0),
+        ([0, 1, 1], 0.0),  # before the first success: calls still on hold
+        ([0, 1, 0, 1], 1000.0),
         ([1, 1, 0, 0, 0], 3000.0),
     ],
 )

@@ -64,8 +64,8 @@ def test_registrar_rules(tmp_path: Path) -> None:
         assert 95 <= int(contacts[0].rsplit("=", 1)[1]) <= 100
         assert contacts[1] == "<sip:bob@127.0.0.1:7001>;expires=600"
 
-        # An older CSeq on the same Call-ID is refused as a whole (500), nothing changes.
-        stale = ua.register("bob", "pw", contact="<sip:bob@127.0.0.1:7002>", call_id="reg-bob",
+        # An existing binding refreshed with an older CSeq on its Call-ID: 500 (§10.3 step 7).
+        stale = ua.register("bob", "pw", contact="<sip:bob@127.0.0.1:7001>", call_id="reg-bob",
                             cseq=5)
         assert stale.status == 500
 

@@ -71,6 +71,8 @@ class ReplSnapshot(msgspec.Struct, frozen=True, tag="snapshot"):
 class ReplDeltas(msgspec.Struct, frozen=True, tag="deltas"):
     seq: int
     deltas: list[Delta]
+    last_forward: float = 0.0
+    """Wall-clock time of the last message the active forwarded (takeover measurement)."""
 
 
 ReplMessage = ReplHello | ReplSnapshot | ReplDeltas
@@ -153,6 +155,9 @@ class ReplicationSource:
         self.term = 0
         self.active = False
         self.seq = 0
+        self.last_forward = 0.0
+        """Set by the node after each forwarding batch; streamed with the deltas."""
+        self._sent_forward = 0.0
         self.batches_sent = 0
         self.deltas_sent = 0
         self._writers: set[asyncio.StreamWriter] = set()
@@ -210,10 +215,11 @@ class ReplicationSource:
     def flush(self) -> None:
         """Send the journaled changes to every connected standby."""
         deltas = self.state.drain_deltas()
-        if not deltas or not self._writers:
+        if not self._writers or (not deltas and self.last_forward == self._sent_forward):
             return
+        self._sent_forward = self.last_forward
         self.seq += 1
-        frame = encode_frame(ReplDeltas(self.seq, deltas))
+        frame = encode_frame(ReplDeltas(self.seq, deltas, self.last_forward))
         self.batches_sent += 1
         self.deltas_sent += len(deltas)
         for w in list(self._writers):
@@ -277,6 +283,8 @@ class ReplicationSink:
         self.snapshots_applied = 0
         self.deltas_applied = 0
         self.last_seq = 0
+        self.peer_last_forward = 0.0
+        """The active's last forwarding time as it streamed it (wall clock)."""
         self.target: tuple[str, int] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -334,3 +342,5 @@ class ReplicationSink:
             apply(delta, now)
         self.deltas_applied += len(msg.deltas)
         self.last_seq = msg.seq
+        if msg.last_forward:
+            self.peer_last_forward = msg.last_forward

@@ -34,7 +34,7 @@ import zmq.asyncio
 from sipha.loadtest import protocol as p
 from sipha.loadtest.results import ResultsSink
 from sipha.loadtest.stats import IntervalStats, RunStats
-from sipha.loadtest.uac import schedule_of
+from sipha.loadtest.uac import planned_rate
 from sipha.loadtest.view import LiveView
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Controller:
         self._stop_requested = False
         self._pre_events: list[tuple[str, float, dict[str, object]]] = []
         self.start_at = 0.0
-        self._schedule = schedule_of(plan)
+        self.agent_pids: dict[str, int] = {}  # local agent processes, when the caller spawned them
 
     # -- socket ---------------------------------------------------------------------------------
 
@@ -373,5 +373,5 @@ class Controller:
                 overdue = now > self.start_at + s + 1 + self.row_grace
                 if waiting and not overdue:
                     break
-            sink.write(s, target_rate=self._schedule.rate(float(s)))
+            sink.write(s, target_rate=planned_rate(self.plan, s))
             s += 1

@@ -58,4 +58,6 @@ class ScenarioOptions(msgspec.Struct, frozen=True, kw_only=True, tag="options"):
     sdp: bool = True
     mix: AnswerMix = AnswerMix()
     ring_time: NonNegFloat = 0.0  # UAS: 180 then this long before the final answer
-    drain_timeout: NonNegFloat = 10.0  # after the run, how long in-flight calls may finish
+    # After the run, how long in-flight calls may finish: past Timer B/F (64*T1) by default,
+    # so every attempted call ends classified.
+    drain_timeout: NonNegFloat = 40.0

@@ -67,9 +67,8 @@ class RateSchedule:
 
     def _steps_to_max(self) -> float:
         # Number of whole intervals before the rate reaches max.
-        if self.step == 0.0:
-            return math.inf
-        return math.ceil((self.max - self.start) / self.step - _EPS)
+        n = (self.max - self.start) / self.step if self.step > 0.0 else math.inf
+        return math.ceil(n - _EPS) if math.isfinite(n) else math.inf
 
     def expected(self, t: float) -> float:
         """Calls the plan asks for in ``[0, t)``: the integral of ``rate``."""

@@ -31,7 +31,7 @@ from sipha.loadtest.uac_call import InviteCall
 from sipha.loadtest.uac_txn import RequestTxn
 from sipha.loadtest.wire import Scan
 
-__all__ = ["UacEngine", "schedule_of"]
+__all__ = ["UacEngine", "planned_rate", "schedule_of"]
 
 
 def schedule_of(plan: Plan) -> RateSchedule:
@@ -40,6 +40,13 @@ def schedule_of(plan: Plan) -> RateSchedule:
         return RateSchedule(plan.rate)
     r = plan.ramp
     return RateSchedule(r.start, step=r.step, interval=r.interval, max=r.max)
+
+
+def planned_rate(plan: Plan, second: int) -> float:
+    """The plan's rate during ``second`` (0 once the planned duration is over)."""
+    if plan.duration is not None and second >= plan.duration:
+        return 0.0
+    return schedule_of(plan).rate(float(second))
 
 
 class UacEngine(EngineBase):

@@ -55,7 +55,7 @@ def _decorate(ax: Axes, results: Results, *, ylabel: str, title: str) -> None:
         )
     ax.set_xlabel("run time (s)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, pad=24 if results.meta.time_scale > 1 else 6)
     ax.grid(True, alpha=0.3)
     scale = results.meta.time_scale
     if scale > 1:

@@ -50,6 +50,7 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
         ("calls attempted", str(s.calls_attempted)),
         ("calls successful", str(s.calls_successful)),
         ("calls failed", f'<span class="{failed_cls}">{s.calls_failed}</span>'),
+        ("calls unfinished at the end", str(s.calls_unfinished)),
         ("failed by reason", html.escape(reasons)),
         (f"calls per server ({s.share_basis})", html.escape(shares) or "no sample"),
         ("takeover time", _fmt_ms(s.takeover_ms)),

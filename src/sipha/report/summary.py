@@ -26,6 +26,7 @@ class Summary(msgspec.Struct, kw_only=True):
     calls_attempted: int
     calls_successful: int
     calls_failed: int
+    calls_unfinished: int  # attempted but neither successful nor failed when the run ended
     failed_by_reason: dict[str, int]
     calls_per_server: dict[str, int]
     share_per_server: dict[str, float]
@@ -58,16 +59,20 @@ def calls_per_second(calls: Iterable[CallsSecond]) -> dict[int, MergedSecond]:
 
 
 def longest_gap_ms(per_second: dict[int, MergedSecond]) -> float:
-    """Longest run of whole seconds with no successful call, between the first and the last
-    second that saw a call attempted; 0 when every such second had a success.
+    """Longest run of whole seconds with no successful call, from the first successful second
+    to the last second that saw a call attempted; 0 when every such second had a success.
 
-    The resolution is one second: the testers report per second, not per call.
+    It starts at the first success, not the first attempt, because the testers count a call
+    successful when it ends, a hold time after it started.  The resolution is one second: the
+    testers report per second, not per call.
     """
     active = [s for s, m in per_second.items() if m.attempted > 0]
+    ok = [s for s, m in per_second.items() if m.successful > 0]
     if not active:
         return 0.0
+    first = min(ok) if ok else min(active)
     longest = run = 0
-    for second in range(min(active), max(active) + 1):
+    for second in range(first, max(active) + 1):
         m = per_second.get(second)
         if m is None or m.successful == 0:
             run += 1
@@ -130,6 +135,7 @@ def summarize(results: Results) -> Summary:
         calls_attempted=attempted,
         calls_successful=sum(m.successful for m in merged.values()),
         calls_failed=sum(m.failed for m in merged.values()),
+        calls_unfinished=max(0, attempted - sum(m.successful + m.failed for m in merged.values())),
         failed_by_reason=dict(sorted(reasons.items())),
         calls_per_server=counts,
         share_per_server=shares,

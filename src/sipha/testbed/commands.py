@@ -8,7 +8,6 @@ lets the runner stay ignorant of the nodes' internals.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -107,7 +106,7 @@ def redis_command(block: AddressBlock, results: Path) -> NodeCommand:
 
 def users_command(plan: Plan, url: str) -> list[str]:
     u = plan.servers.users
-    return sipha_argv("users", "generate", "--store", url, "--count", str(u.count),
+    return sipha_argv("users", "--store", url, "generate", "--count", str(u.count),
                       "--prefix", u.prefix, "--password", u.password, "--domain", u.domain)
 
 
@@ -165,24 +164,29 @@ def dispatcher_command(
         },
         "servers": servers,
     }
+    extra: list[str] = []
     if d.count == 2:
         peers = [p for p in dispatcher_names(plan) if p != name]
         peer_index = int(peers[0][1:])
-        cfg["ha"] = {
+        ha: dict[str, object] = {
             "node_id": name,
+            "priority": 200 if index == 1 else 100,
             "mode": d.ha_mode,
-            "bind": f"{own}:{HA_PORT}",
+            "vip": service,
+            "listen": f"{own}:{HA_PORT}",
             "peer": f"{block.dispatcher(peer_index)}:{HA_PORT}",
-            "priority": 2 if index == 1 else 1,
             "failback": d.failback,
             "heartbeat_interval": d.heartbeat_interval,
             "token": d.token,
-            "replicate": d.replicate,
+            "key": f"sipha-testbed-{plan.name}",
         }
+        ha_path = config_dir / f"{name}-ha.toml"
+        ha_path.write_text(to_toml(ha), encoding="utf-8")
+        extra = ["--ha-config", str(ha_path)]
     path = config_dir / f"{name}.toml"
     path.write_text(to_toml(cfg), encoding="utf-8")
     argv = sipha_argv("dispatcher", "--config", str(path), "--log-level", "WARNING",
-                      *d.extra_args)
+                      *extra, *d.extra_args)
     return NodeCommand(name, "dispatcher", argv, own, None, f"{own}:{HTTP_PORT}")
 
 
@@ -225,3 +229,36 @@ def _planned_calls(phase: Phase) -> int:
 
 def controller_address(block: AddressBlock) -> str:
     return f"{block.controller}:{CONTROLLER_PORT}"
+
+
+def sipha_controller_command(
+    plan: Plan, agents: int, phase: Phase, block: AddressBlock, jsonl: Path, name: str,
+) -> NodeCommand:
+    """The load controller of the sipha-engine testers for one phase: it waits for ``agents``
+    agents, gives each its share of the rate (``phase.rate`` per tester, so the total is
+    ``rate * agents``), merges their seconds exactly and writes JSON lines to ``jsonl``."""
+    argv = sipha_argv(
+        "load", "controller", "call", f"{block.service}:{SIP_PORT}",
+        "--bind", controller_address(block), "--expect", str(agents), "--join-timeout", "20s",
+        "--rate", f"{phase.rate * agents:g}", "--duration", f"{phase.duration:g}s",
+        "--hold", f"{phase.hold:g}s", "--call-user", phase.call_user,
+        "--local-ip", block.tester(1), "--transport", _sipha_transport(plan),
+        "--jsonl", str(jsonl), "--csv", str(jsonl.with_suffix(".csv")), "--quiet",
+        "--drain-timeout", f"{max(plan.drain, 1.0):g}s",
+    )
+    if phase.ramp_step > 0 and phase.ramp_max is not None:
+        argv += ["--ramp", f"{phase.ramp_step * agents:g}/{phase.ramp_interval:g}s",
+                 "--max-rate", f"{phase.ramp_max * agents:g}"]
+    return NodeCommand(name, "controller", argv, block.controller)
+
+
+def sipha_agent_command(tester: Tester, index: int, block: AddressBlock, name: str) -> NodeCommand:
+    """One sipha load agent (a tester of the plan) joining the controller."""
+    argv = sipha_argv("load", "agent", "--controller", controller_address(block),
+                      "--id", tester.name)
+    return NodeCommand(name, "tester", argv, block.tester(index))
+
+
+def _sipha_transport(plan: Plan) -> str:
+    kinds = {t.transport for t in plan.testers if t.engine == "sipha"}
+    return "tcp" if kinds == {"tcp"} else "udp"

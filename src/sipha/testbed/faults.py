@@ -70,7 +70,9 @@ def steps_for(action: str, *, grace: float = 2.0) -> tuple[Step, ...]:
     try:
         return table[action]
     except KeyError:
-        raise ValueError(f"unknown fault action {action!r}; expected one of {sorted(table)}")
+        raise ValueError(
+            f"unknown fault action {action!r}; expected one of {sorted(table)}"
+        ) from None
 
 
 class FaultSchedule:

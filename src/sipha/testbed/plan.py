@@ -13,7 +13,7 @@ is written into the results and the report, never applied to the numbers.
 Two profiles (:func:`apply_profile`): ``default`` runs the plan as written, with everything sipha
 adds (dialog-aware failover inside the transaction, state replication between the pair, fast
 probes, sticky failback); ``paper`` rewrites the dispatcher section into the paper's setup:
-IPVS-like round robin with no failover inside the transaction and no replicated state, slow
+IPVS-like round robin with no failover inside the transaction, slow
 ldirectord-style health checks, and a recovered dispatcher that preempts the address.
 """
 
@@ -116,8 +116,7 @@ class DispatcherPair(_Section):
     """The dispatcher pair d1 (priority 2, starts active) and d2 (standby).
 
     ``count = 1`` runs a single dispatcher without HA.  ``failover`` is the in-transaction
-    retry on the next server after ``failover_timeout`` (sipha's dialog-aware failover);
-    ``replicate`` streams affinity and load state to the standby.
+    retry on the next server after ``failover_timeout`` (sipha's dialog-aware failover).
     """
 
     count: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
@@ -128,7 +127,6 @@ class DispatcherPair(_Section):
     token: PosFloat = 0.3
     failover: bool = True
     failover_timeout: PosFloat = 0.2
-    replicate: bool = True
     probe: Probe = msgspec.field(default_factory=Probe)
     extra_args: list[str] = msgspec.field(default_factory=list)
 
@@ -274,21 +272,51 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
     return plan
 
 
+# Choices of the Literal fields, by field name, for "Invalid enum value" errors.
+_CHOICES: Final[dict[str, tuple[str, ...]]] = {
+    "action": ("kill", "stop", "cont", "start", "restart"),
+    "engine": ("sipha", "sipp"),
+    "transport": ("udp", "tcp"),
+    "kind": ("sqlite", "redis"),
+    "profile": PROFILES,
+    "failback": ("sticky", "preempt"),
+    "scenario": ("call",),
+    "on_node_crash": ("abort", "continue"),
+    "ha_mode": ("local",),
+}
+
+
+def _with_choices(exc: ConfigError) -> ConfigError:
+    last = exc.field.rsplit(".", 1)[-1]
+    choices = _CHOICES.get(last)
+    if exc.fix or choices is None or not exc.problem.startswith("Invalid enum value"):
+        return exc
+    return ConfigError(exc.source, exc.field, exc.problem, f"write one of: {', '.join(choices)}")
+
+
 def parse_plan(data: dict[str, object], *, source: str = "plan") -> Plan:
     """Validate already-parsed TOML data into a Plan; raise ConfigError."""
-    return validate(convert(data, Plan, source=source), source=source)
+    try:
+        plan = convert(data, Plan, source=source)
+    except ConfigError as exc:
+        raise _with_choices(exc) from None
+    return validate(plan, source=source)
 
 
 def load_plan(path: str | Path) -> Plan:
     """Read, decode and validate a plan file; raise ConfigError naming the field and the fix."""
-    return validate(load_toml(path, Plan), source=str(path))
+    try:
+        plan = load_toml(path, Plan)
+    except ConfigError as exc:
+        raise _with_choices(exc) from None
+    return validate(plan, source=str(path))
 
 
 def apply_profile(plan: Plan, profile: Profile | None = None) -> Plan:
     """The plan as run in ``profile`` (default: the plan's own).
 
     ``paper`` models ldirectord + IPVS behind Pacemaker: round robin per request with no
-    retry on another server and no state shared between the pair; health checks every
+    retry on another server; health checks every
     ``max(5 s / time_scale, 1 s)`` with a 3-failure threshold (ldirectord's checkinterval scaled,
     but never faster than a second); the recovered node takes the address back (preempt).
     """
@@ -301,7 +329,6 @@ def apply_profile(plan: Plan, profile: Profile | None = None) -> Plan:
         d,
         scheduler="rr",
         failover=False,
-        replicate=False,
         failback="preempt",
         probe=Probe(interval=slow, timeout=slow, probing_threshold=3, inactive_threshold=1),
     )

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import psutil
+
 __all__ = ["NodeProcess", "NodeState", "ProcessSet", "group_alive"]
 
 
@@ -34,14 +36,24 @@ class NodeState(enum.Enum):
 
 
 def group_alive(pgid: int) -> bool:
-    """True if any process (zombies included) is still in process group ``pgid``."""
+    """True if a live process (not a zombie) is still in process group ``pgid``.
+
+    Zombies do not count: a killed grandchild stays one until its new parent reaps it, and in
+    a container PID 1 may never do so; it holds no socket and uses no CPU.
+    """
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
 
 
 @dataclass
@@ -119,10 +131,8 @@ class NodeProcess:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, sig)
         self.stopped = False
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):

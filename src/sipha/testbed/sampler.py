@@ -9,7 +9,6 @@ controller's), the paper's "CPU loading".
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any
 
@@ -58,7 +57,7 @@ class HttpPoller:
                 if resp.status != 200:
                     return None
                 data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 

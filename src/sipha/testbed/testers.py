@@ -66,7 +66,8 @@ def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[Ca
             failed=rec.calls_failed,
             failed_by_reason=dict(rec.failed_by_reason),
             concurrent=rec.concurrent_calls,
-            setup_ms={k: v for k, v in rec.setup_200_ms.items() if k in ("p50", "p90", "p99")},
+            setup_ms={k: v for k, v in rec.setup_200_ms.items() if k in ("p50", "p90", "p99")}
+            if rec.calls_successful else {},
         ))
     return out
 

@@ -1,0 +1,172 @@
+"""The programmatic face of the load tester (the CLI and the test bed use it).
+
+* :func:`run_local` -- one in-process agent, outputs written as the run goes.
+* :func:`run_distributed` -- an in-process :class:`~sipha.loadtest.controller.Controller`
+  plus ``agents`` local agent processes (``sipha load agent``), killed by PID at the end.
+  With ``agents=0`` it waits for remote agents (``expect_agents``) instead.
+
+Both return a :class:`~sipha.loadtest.controller.RunResult` with the merged per-second
+:class:`~sipha.loadtest.stats.RunStats`; with ``results_dir`` they write ``stats.csv`` (SIPp
+``-trace_stat`` columns), ``stats.jsonl`` and ``events.jsonl`` there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+
+from sipha.common.process import terminate
+from sipha.loadtest.controller import AgentState, Controller, RunResult
+from sipha.loadtest.protocol import Plan
+from sipha.loadtest.results import ResultsSink
+from sipha.loadtest.runner import AgentRunner
+from sipha.loadtest.stats import IntervalStats
+from sipha.loadtest.uac import planned_rate
+from sipha.loadtest.view import LiveView
+
+__all__ = ["Controller", "RunResult", "agent_command", "run_distributed", "run_local"]
+
+
+async def run_local(
+    plan: Plan,
+    *,
+    results_dir: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    jsonl_path: str | Path | None = None,
+    view: LiveView | None = None,
+    stop: asyncio.Event | None = None,
+    start_delay: float = 0.2,
+) -> RunResult:
+    """Run ``plan`` in this process (its ``start_at`` is reset to now + ``start_delay``).
+
+    Setting ``stop`` ends the run early (in-flight calls drain).  Raises ``OSError`` if the
+    local socket cannot be bound.
+    """
+    start_at = time.time() + start_delay
+    plan = msgspec.structs.replace(plan, start_at=start_at)
+    out = Path(results_dir) if results_dir is not None else None
+    sink = ResultsSink(
+        start_time=start_at,
+        csv_path=csv_path or (out / "stats.csv" if out else None),
+        jsonl_path=jsonl_path or (out / "stats.jsonl" if out else None),
+        events_path=out / "events.jsonl" if out else None,
+        view=view,
+    )
+
+    def on_second(second: int, stats: IntervalStats) -> None:
+        sink.add("local", second, stats)
+        sink.write(second, target_rate=planned_rate(plan, second))
+
+    runner = AgentRunner(plan, plan.options, on_second=on_second)
+    state = AgentState("local", "localhost", os.getpid(), b"local", time.time(), status="running")
+    watcher: asyncio.Task[None] | None = None
+    if stop is not None:
+
+        async def watch() -> None:
+            await stop.wait()
+            runner.stop()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        sink.event("run-started", at=time.time(), agents=1, start_at=start_at)
+        totals = await runner.run()
+        state.totals = totals
+        state.status = "done"
+        sink.event("run-finished", at=time.time(), done=["local"], lost=[])
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        seconds = sink.run.seconds()
+        duration = float(seconds[-1] + 1) if seconds else 0.0
+        sink.close(duration=duration)
+    return RunResult(run=sink.run, agents={"local": state}, events=sink.events,
+                     start_time=start_at, duration=duration)
+
+
+def agent_command(controller: str, agent_id: str) -> list[str]:
+    """The command line of one local agent process."""
+    return [sys.executable, "-m", "sipha.cli", "load", "agent", "--controller", controller,
+            "--id", agent_id]
+
+
+def _spawn_agents(
+    controller: str, agents: int, agent_log: str | Path | None
+) -> list[subprocess.Popen[bytes]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    for i in range(agents):
+        if agent_log is not None:
+            with open(agent_log, "ab") as log_file:
+                proc = subprocess.Popen(
+                    agent_command(controller, f"agent-{i + 1}"), stdout=log_file,
+                    stderr=log_file,
+                )
+        else:
+            proc = subprocess.Popen(
+                agent_command(controller, f"agent-{i + 1}"), stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        procs.append(proc)
+    return procs
+
+
+async def run_distributed(
+    plan: Plan,
+    *,
+    agents: int,
+    expect_agents: int | None = None,
+    bind: str = "127.0.0.1:0",
+    results_dir: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    jsonl_path: str | Path | None = None,
+    view: LiveView | None = None,
+    join_timeout: float = 30.0,
+    heartbeat_timeout: float = 3.5,
+    stop: asyncio.Event | None = None,
+    agent_log: str | Path | None = None,
+) -> RunResult:
+    """Run ``plan`` with a controller here and ``agents`` agent processes on this host.
+
+    ``expect_agents`` (default ``agents``) may exceed ``agents`` when remote agents join too.
+    Agent processes are killed by PID when the run ends, whatever happened.
+    """
+    controller = Controller(
+        plan,
+        expect_agents=expect_agents or agents,
+        bind=bind,
+        results_dir=results_dir,
+        csv_path=csv_path,
+        jsonl_path=jsonl_path,
+        view=view,
+        join_timeout=join_timeout,
+        heartbeat_timeout=heartbeat_timeout,
+    )
+    port = controller.bind()
+    host = bind.rpartition(":")[0].strip("[]") or "127.0.0.1"
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    procs: list[subprocess.Popen[bytes]] = []
+    watcher: asyncio.Task[None] | None = None
+    try:
+        procs = _spawn_agents(f"{host}:{port}", agents, agent_log)
+        if stop is not None:
+
+            async def watch() -> None:
+                await stop.wait()
+                controller.stop()
+
+            watcher = asyncio.get_running_loop().create_task(watch())
+        controller.agent_pids = {f"agent-{i + 1}": p.pid for i, p in enumerate(procs)}
+        return await controller.run()
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+        for proc in procs:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(terminate, proc, 5.0)

@@ -1,0 +1,285 @@
+"""``sipha load``: the load tester's command line, in SIPp's spirit.
+
+    sipha load call TARGET --rate 100 --ramp 10/10s --max-rate 500 --duration 60s --hold 5s \\
+        --users 1000 --csv out.csv
+    sipha load register TARGET --users 1000 --password secret --rate 200 --max-calls 1000
+    sipha load uas --listen 127.0.0.1:5070 --answer 0.8 --busy 0.2 --ring 1s
+    sipha load controller call TARGET --bind 0.0.0.0:5555 --expect 4 --rate 1000
+    sipha load agent --controller 10.0.0.5:5555
+    sipha load call TARGET --agents 2 --rate 4000      # controller + 2 local agent processes
+
+This module only parses arguments and calls :mod:`sipha.loadtest.api`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import sys
+import time
+from typing import Any
+
+import msgspec
+
+from sipha.common.loop import run as run_loop
+from sipha.loadtest.options import AnswerMix, ScenarioOptions
+from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
+
+__all__ = ["add_arguments", "build_plan", "main", "parse_duration"]
+
+RUN_SCENARIOS = ("call", "register", "options", "register+call")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"60s"``, ``"2m"``, ``"500ms"``, ``"1.5h"`` or plain seconds -> seconds."""
+    m = _DURATION.match(text)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 60s, 2m, 500ms)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def parse_ramp(text: str) -> tuple[float, float]:
+    """``"10/10s"`` -> (step 10 calls/s, every 10 s)."""
+    step, sep, interval = text.partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        return float(step), parse_duration(interval)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ramp: write STEP/INTERVAL such as 10/10s"
+        ) from None
+
+
+def _target(text: str) -> tuple[str, int]:
+    text = text.removeprefix("sip:")
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:
+        return text.strip("[]"), 5060
+    if not port.isdigit():
+        raise argparse.ArgumentTypeError(f"target {text!r}: expected HOST[:PORT]")
+    return host.strip("[]"), int(port)
+
+
+def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
+    g = p.add_argument_group("rate and bounds")
+    g.add_argument("--rate", "-r", type=float, default=10.0,
+                   help="calls (or transactions) per second; the ramp's start (default 10)")
+    g.add_argument("--ramp", type=parse_ramp, metavar="STEP/INTERVAL",
+                   help="raise the rate by STEP every INTERVAL, e.g. 10/10s")
+    g.add_argument("--max-rate", type=float, help="rate the ramp stops at (default: --rate)")
+    g.add_argument("--arrival", choices=("constant", "poisson"), default="constant",
+                   help="evenly spaced calls, or Poisson arrivals (default constant)")
+    g.add_argument("--duration", "-d", type=parse_duration,
+                   help="stop starting calls after this long (e.g. 60s, 10m)")
+    g.add_argument("--max-calls", "-m", type=int, help="stop after this many calls in total")
+    g.add_argument("--max-concurrent", "-l", type=int,
+                   help="cap on calls in progress; calls over the cap are skipped")
+    g.add_argument("--hold", type=parse_duration, default=0.0,
+                   help="call hold time before BYE (default 0)")
+    g.add_argument("--hold-dist", choices=("fixed", "exponential"), default="fixed",
+                   help="hold time fixed, or exponential with --hold as its mean")
+    g.add_argument("--drain-timeout", type=parse_duration, default=40.0,
+                   help="after the run, how long calls in progress may finish (default 40s, "
+                   "past Timer B/F at the default T1)")
+    s = p.add_argument_group("SIP")
+    s.add_argument("--transport", "-t", choices=("udp", "tcp"), default="udp",
+                   help="transport (default udp)")
+    s.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address to bind")
+    s.add_argument("--local-port", "-p", type=int, default=0,
+                   help="local port (default: any free one)")
+    s.add_argument("--uas-port", type=int, default=0,
+                   help="register+call: port of the agent's UAS (default: any)")
+    s.add_argument("--call-user", "-s", default="service",
+                   help="Request-URI user to call (default service, as SIPp)")
+    s.add_argument("--from-user", default="sipha", help="From user when --users is not given")
+    s.add_argument("--domain", default="", help="SIP domain (default: the target host)")
+    s.add_argument("--users", type=int, default=0,
+                   help="number of users PREFIX<first>..; they authenticate and register")
+    s.add_argument("--user-prefix", default="user", help="user name prefix (default user)")
+    s.add_argument("--user-first", type=int, default=1, help="first user number (default 1)")
+    s.add_argument("--password", default="", help="digest password of the users")
+    s.add_argument("--expires", type=int, default=3600, help="REGISTER expiry in seconds")
+    s.add_argument("--t1", type=parse_duration, default=0.5,
+                   help="RFC 3261 T1 (default 500ms); Timer B/F = 64*T1")
+    s.add_argument("--t2", type=parse_duration, default=4.0, help="RFC 3261 T2 (default 4s)")
+    s.add_argument("--ring-timeout", type=parse_duration, default=60.0,
+                   help="UAC: CANCEL calls still ringing after this long (default 60s)")
+    s.add_argument("--no-sdp", action="store_true", help="send INVITEs and 200s without SDP")
+    a = p.add_argument_group("UAS answers (uas, register+call)")
+    a.add_argument("--answer", type=float, default=1.0, help="share of calls answered (200)")
+    a.add_argument("--busy", type=float, default=0.0, help="share rejected with --busy-code")
+    a.add_argument("--no-answer", type=float, default=0.0,
+                   help="share left ringing until CANCEL")
+    a.add_argument("--busy-code", type=int, default=486, help="busy status code (default 486)")
+    a.add_argument("--ring", type=parse_duration, default=0.0,
+                   help="ring time between 180 and the final answer (default 0)")
+    o = p.add_argument_group("outputs")
+    o.add_argument("--csv", help="per-second CSV with SIPp -trace_stat column names")
+    o.add_argument("--jsonl", help="per-second JSON lines plus a final summary")
+    o.add_argument("--results", help="folder for stats.csv, stats.jsonl, events.jsonl")
+    o.add_argument("--quiet", "-q", action="store_true", help="no live view")
+    o.add_argument("--seed", type=int, default=0, help="random seed (default: from the clock)")
+    if not uas:
+        d = p.add_argument_group("distribution")
+        d.add_argument("--agents", type=int, default=0,
+                       help="spawn K local agent processes and a controller (use K cores)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``sipha load ...``: one sub-command per scenario, plus uas, controller and agent."""
+    sub = parser.add_subparsers(dest="load_command", metavar="SCENARIO", required=True)
+    helps = {
+        "call": "place calls: INVITE, ACK, hold, BYE",
+        "register": "REGISTER users (digest auth)",
+        "options": "send OPTIONS",
+        "register+call": "this agent's UAS registers the users, its UAC calls them",
+    }
+    for name in RUN_SCENARIOS:
+        p = sub.add_parser(name, help=helps[name], description=helps[name])
+        p.add_argument("target", type=_target, help="HOST[:PORT] of the target")
+        _add_run_options(p)
+    p = sub.add_parser("uas", help="answer calls (and register --users at --registrar)")
+    p.add_argument("--listen", default="", help="HOST:PORT to listen on (same as -i/-p)")
+    p.add_argument("--registrar", type=_target, help="register the users there")
+    _add_run_options(p, uas=True)
+    p = sub.add_parser("controller", help="run a plan over remote agents")
+    p.add_argument("scenario", choices=RUN_SCENARIOS)
+    p.add_argument("target", type=_target)
+    p.add_argument("--bind", default="0.0.0.0:5555", help="HOST:PORT for agents (default *:5555)")
+    p.add_argument("--expect", type=int, default=1, help="agents to wait for (default 1)")
+    p.add_argument("--join-timeout", type=parse_duration, default=120.0,
+                   help="how long to wait for the agents (default 120s)")
+    _add_run_options(p)
+    p = sub.add_parser("agent", help="run as an agent of a controller")
+    p.add_argument("--controller", required=True, help="HOST:PORT of the controller")
+    p.add_argument("--id", default=None, help="agent id (default: hostname-pid)")
+    # `sipha load --help` lists every option of the scenarios, as promised.
+    probe = argparse.ArgumentParser(prog="sipha load SCENARIO TARGET", add_help=False)
+    _add_run_options(probe)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);\n"
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller\n\n"
+        + probe.format_help()
+    )
+
+
+def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
+    """The :class:`Plan` the arguments describe.  Raises ``ValueError`` for contradictions."""
+    host, port = getattr(args, "target", None) or getattr(args, "registrar", None) or (
+        "127.0.0.1", 5060)
+    local_ip, local_port = args.local_ip, args.local_port
+    if getattr(args, "listen", ""):
+        lh, _, lp = args.listen.rpartition(":")
+        local_ip, local_port = lh.strip("[]") or local_ip, int(lp)
+    ramp = None
+    if args.ramp is not None:
+        step, interval = args.ramp
+        ramp = Ramp(start=args.rate, step=step, interval=interval,
+                    max=args.max_rate if args.max_rate is not None else args.rate)
+    elif args.max_rate is not None and args.max_rate != args.rate:
+        raise ValueError("--max-rate needs --ramp STEP/INTERVAL")
+    users = None
+    if args.users:
+        users = UserRange(prefix=args.user_prefix, first=args.user_first, count=args.users,
+                          domain=args.domain or host, password=args.password)
+    options = ScenarioOptions(
+        arrival=args.arrival, t1=args.t1, t2=args.t2, ring_timeout=args.ring_timeout,
+        call_user=args.call_user, from_user=args.from_user, domain=args.domain,
+        local_host=local_ip, local_port=local_port, uas_port=args.uas_port,
+        register_expires=args.expires, sdp=not args.no_sdp,
+        mix=AnswerMix(answer=args.answer, busy=args.busy, no_answer=args.no_answer,
+                      busy_code=args.busy_code),
+        ring_time=args.ring, drain_timeout=args.drain_timeout,
+    )
+    return Plan(
+        run_id="", scenario=scenario, target_host=host, target_port=port,
+        transport=args.transport, rate=args.rate, duration=args.duration, start_at=time.time(),
+        seed=args.seed or int(time.time() * 1000) % 2**31, ramp=ramp, max_calls=args.max_calls,
+        max_concurrent=args.max_concurrent,
+        hold=HoldTime(distribution=args.hold_dist, mean=args.hold), users=users,
+        options=options,
+    )
+
+
+async def _with_signals(coro_factory: Any, stop: asyncio.Event) -> Any:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    return await coro_factory()
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    command = args.load_command
+    if command == "agent":
+        return _agent(args)
+    from sipha.loadtest import api
+    from sipha.loadtest.view import make_view
+
+    scenario = args.scenario if command == "controller" else command
+    try:
+        plan = build_plan(args, scenario)
+    except (ValueError, msgspec.ValidationError) as exc:
+        print(f"sipha load: {exc}", file=sys.stderr)
+        return 2
+    if plan.duration is None and plan.max_calls is None and scenario != "uas":
+        print("sipha load: no bound: running until Ctrl-C", file=sys.stderr)
+    view = make_view(duration=plan.duration, quiet=args.quiet)
+    outputs: dict[str, Any] = {"results_dir": args.results, "csv_path": args.csv,
+                               "jsonl_path": args.jsonl, "view": view}
+    stop = asyncio.Event()
+
+    async def go() -> Any:
+        if command == "controller":
+            controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
+                                        join_timeout=args.join_timeout, **outputs)
+            watcher = asyncio.get_running_loop().create_task(stop.wait())
+            watcher.add_done_callback(lambda _: controller.stop())
+            try:
+                return await controller.run()
+            finally:
+                watcher.cancel()
+        if getattr(args, "agents", 0):
+            return await api.run_distributed(plan, agents=args.agents, stop=stop, **outputs)
+        return await api.run_local(plan, stop=stop, **outputs)
+
+    try:
+        result = run_loop(_with_signals(go, stop))
+    except (OSError, TimeoutError) as exc:
+        print(f"sipha load: {exc}", file=sys.stderr)
+        return 1
+    totals = result.totals
+    lost = result.lost_agents
+    print(
+        f"attempted {totals.calls_attempted} successful {totals.calls_successful} "
+        f"failed {totals.calls_failed} {dict(totals.failed_by_reason) or ''}"
+        + (f" lost agents: {', '.join(lost)}" if lost else "")
+    )
+    return 0 if totals.calls_failed == 0 and not lost else 3
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from sipha.loadtest.agent import Agent, AgentRefused
+
+    agent = Agent(args.controller, agent_id=args.id)
+    try:
+        totals = run_loop(agent.run())
+    except AgentRefused as exc:
+        print(f"sipha load agent: refused by the controller: {exc}", file=sys.stderr)
+        return 2
+    except TimeoutError:
+        print(f"sipha load agent: no controller answered at {args.controller}", file=sys.stderr)
+        return 1
+    print(f"agent {agent.agent_id}: attempted {totals.calls_attempted} "
+          f"successful {totals.calls_successful} failed {totals.calls_failed}")
+    return 0

@@ -1,0 +1,213 @@
+"""The pure router on virtual time: forwarding, affinity, failover, ghost calls, accounting."""
+
+from __future__ import annotations
+
+import random
+
+from sipha.dispatcher.health import HealthState
+from sipha.dispatcher.router import Router, RouterSettings, Send
+from sipha.dispatcher.servers import parse_server
+from sipha.dispatcher.state import DialogPhase, DispatcherState
+from sipha.sip import Request, Response, build_response, parse_message
+from sipha.transport import Peer
+
+UAC = Peer("udp", "127.0.0.9", 5099)
+SECRET = b"k" * 16
+
+
+def make_router(n: int = 3, **kw: object) -> Router:
+    settings = RouterSettings(algorithm="rr", **kw)  # type: ignore[arg-type]
+    r = Router(settings, advertise=("127.0.0.1", 5060), secret=SECRET, rng=random.Random(1))
+    for i in range(n):
+        r.add_server(parse_server(f"sip:127.0.0.1:{5071 + i};probe=off"))
+    return r
+
+
+def invite(call: str = "c1", branch: str = "z9hG4bKa1", method: str = "INVITE",
+           to_tag: str = "", cseq: int = 1) -> Request:
+    tag = f";tag={to_tag}" if to_tag else ""
+    data = (
+        f"{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.9:5099;branch={branch}\r\n"
+        "From: <sip:sipp@127.0.0.9:5099>;tag=f1\r\n"
+        f"To: <sip:service@127.0.0.1:5060>{tag}\r\n"
+        f"Call-ID: {call}\r\nCSeq: {cseq} {method}\r\n"
+        "Contact: <sip:sipp@127.0.0.9:5099>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def forwarded(send: Send) -> Request:
+    msg = parse_message(send.data)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def answer(req: Request, status: int, tag: str = "s1") -> Response:
+    resp = build_response(req, status, to_tag=tag, headers=[("Contact", "<sip:s@127.0.0.1>")])
+    return parse_message(bytes(resp))  # type: ignore[return-value]
+
+
+def test_initial_invite_gets_signed_via_record_route_and_pending_load() -> None:
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    fwd = forwarded(out)
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    assert fwd.via.host == "127.0.0.1"
+    assert fwd.max_forwards == 69
+    assert fwd.get("record-route") == f"<sip:ds{server.token}@127.0.0.1:5060;lr>"
+    assert server.pending == 1
+    assert server.dest.active_calls == 1
+
+
+def test_retransmission_goes_to_same_server_with_same_branch() -> None:
+    r = make_router()
+    [a] = r.on_request(invite(), UAC, now=0.0)
+    [b] = r.on_request(invite(), UAC, now=0.1)
+    assert a.peer == b.peer
+    assert forwarded(a).via.branch == forwarded(b).via.branch
+
+
+def test_response_pops_our_via_and_goes_back_by_the_next_via() -> None:
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    [back] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    assert back.peer == UAC
+    resp = parse_message(back.data)
+    assert len(resp.vias) == 1
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    assert (server.pending, server.dialogs) == (0, 1)
+
+
+def test_bye_without_route_follows_affinity_and_ends_accounting() -> None:
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    for i in range(3):  # other calls move the rr cursor
+        r.on_request(invite(call=f"x{i}", branch=f"z9hG4bKx{i}"), UAC, now=0.02)
+    [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert bye.peer == out.peer
+    assert r.dialog_phase("c1") is DialogPhase.IDLE
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    assert server.dialogs == 0
+
+
+def test_in_dialog_request_with_our_route_goes_to_named_server_without_lookup() -> None:
+    r = make_router()
+    target = r.servers()[2]
+    msg = invite(method="BYE", call="unknown", to_tag="s1", branch="z9hG4bKr")
+    msg.insert_header("Route", target.route)
+    [out] = r.on_request(msg, UAC, now=0.0)
+    assert out.peer == target.peer
+    assert not forwarded(out).has("route")
+
+
+def test_no_answer_within_failover_timeout_retries_next_server_and_marks_first() -> None:
+    r = make_router()
+    assert r.on_timer(0.0) == []  # first tick: nothing probed (probing off)
+    [first] = r.on_request(invite(), UAC, now=0.0)
+    assert r.next_deadline() == 0.2
+    assert r.on_timer(0.19) == []
+    sends = r.on_timer(0.2)
+    retry = [s for s in sends if forwarded(s).method == "INVITE"]
+    assert len(retry) == 1
+    assert retry[0].peer != first.peer
+    failed = r.find(f"{first.peer.host}:{first.peer.port}")
+    assert failed is not None
+    assert failed.state is HealthState.INACTIVE
+    assert "no response within 200 ms" in r.changes[-1].cause
+    assert failed.pending == 0
+    assert r.stats.failovers == 1
+
+
+def test_503_is_acked_and_failed_over() -> None:
+    r = make_router()
+    [first] = r.on_request(invite(), UAC, now=0.0)
+    sends = r.on_response(answer(forwarded(first), 503), first.peer, now=0.01)
+    methods = [(forwarded(s).method, s.peer) for s in sends]
+    assert ("ACK", first.peer) in methods
+    assert any(m == "INVITE" and p != first.peer for m, p in methods)
+
+
+def test_late_2xx_from_abandoned_server_after_winner_is_acked_and_byed() -> None:
+    r = make_router()
+    [first] = r.on_request(invite(), UAC, now=0.0)
+    [retry] = [s for s in r.on_timer(0.2) if forwarded(s).method == "INVITE"]
+    [up] = r.on_response(answer(forwarded(retry), 200, tag="win"), retry.peer, now=0.25)
+    assert up.peer == UAC
+    late = r.on_response(answer(forwarded(first), 200, tag="ghost"), first.peer, now=0.3)
+    assert sorted(forwarded(s).method for s in late) == ["ACK", "BYE"]
+    assert all(s.peer == first.peer for s in late)
+    assert r.stats.ghost_calls_ended == 1
+    winner = r.find(f"{retry.peer.host}:{retry.peer.port}")
+    assert winner is not None
+    assert winner.dialogs == 1
+
+
+def test_first_2xx_wins_even_from_the_abandoned_attempt() -> None:
+    r = make_router()
+    [first] = r.on_request(invite(), UAC, now=0.0)
+    r.on_timer(0.2)
+    [up] = r.on_response(answer(forwarded(first), 200), first.peer, now=0.21)
+    assert up.peer == UAC
+    slow = r.find(f"{first.peer.host}:{first.peer.port}")
+    assert slow is not None
+    assert slow.dialogs == 1
+    assert sum(s.pending for s in r.servers()) == 0
+
+
+def test_cancel_without_transaction_gets_481_and_forged_response_is_dropped() -> None:
+    r = make_router()
+    [out] = r.on_request(invite(method="CANCEL", call="nope", branch="z9hG4bKn"), UAC, 0.0)
+    assert parse_message(out.data).status == 481  # type: ignore[union-attr]
+    forged = answer(invite(), 200)
+    assert r.on_response(forged, UAC, now=0.0) == []
+    assert r.stats.foreign_responses == 1
+
+
+def test_no_usable_server_answers_503() -> None:
+    r = make_router(n=1)
+    r.set_state(r.servers()[0], HealthState.DRAINING, 0.0, "test")
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    assert parse_message(out.data).status == 503  # type: ignore[union-attr]
+
+
+def test_rate_limit_drops_excess_requests_per_source_but_not_servers() -> None:
+    r = make_router(rate_limit=2)
+    results = [r.on_request(invite(call=f"c{i}", branch=f"z9hG4bK{i}"), UAC, 0.0) for i in range(4)]
+    assert [len(x) for x in results] == [1, 1, 0, 0]
+    assert r.stats.rate_limited == 2
+    assert len(r.on_request(invite(call="c9", branch="z9hG4bK9"), UAC, 1.5)) == 1
+
+
+def test_dialogs_expire_and_snapshot_round_trips() -> None:
+    r = make_router(dialog_timeout=10.0)
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    snap = r.state.snapshot(now=1.0)
+    other = make_router()
+    other.state.apply(snap, now=100.0)
+    assert other.state.dialogs["c1"].phase is DialogPhase.CONFIRMED
+    assert sum(s.dialogs for s in other.servers()) == 1
+    r.on_timer(12.0)
+    assert "c1" not in r.state.dialogs
+    assert sum(s.dest.active_calls for s in r.servers()) == 0
+
+
+def test_journal_records_deltas_that_replay_on_a_standby() -> None:
+    active = make_router()
+    active.state.journal = True
+    [out] = active.on_request(invite(), UAC, now=0.0)
+    active.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    standby = DispatcherState()
+    for s in active.state.servers.values():
+        standby.servers[s.uid] = type(s)(s.uid, type(s.dest)(s.id), s.uri, s.peer,
+                                         probing=False, settings=s.health.settings)
+    for delta in active.state.drain_deltas():
+        standby.apply_delta(delta, now=5.0)
+    assert standby.dialogs["c1"].phase is DialogPhase.CONFIRMED

@@ -1,0 +1,144 @@
+"""The CI smoke plan end to end, and Ctrl-C in the middle of a run.
+
+Real processes on loopback: servers, dispatchers, a sipha load controller and agent.  Both runs
+must leave no process behind and a complete results folder with the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import msgspec
+import psutil
+import pytest
+
+from sipha.report.figures import FIGURES
+from sipha.testbed.plan import load_plan
+from sipha.testbed.progress import Progress
+from sipha.testbed.runner import run_plan
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = ROOT / "plans" / "smoke.toml"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _ha_available() -> bool:
+    out = subprocess.run([sys.executable, "-c", "from sipha.cli import main; main()",
+                          "dispatcher", "--help"], capture_output=True, text=True, timeout=30)
+    return "--ha-config" in out.stdout
+
+
+def _processes_of(folder: Path) -> list[psutil.Process]:
+    """Live processes whose command line names the results folder (every node's does)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and any(
+                str(folder) in arg for arg in p.info["cmdline"] or ()
+            ):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _assert_report_complete(folder: Path) -> None:
+    assert (folder / "report.html").stat().st_size > 0
+    for name in FIGURES:
+        png = (folder / "figures" / name).read_bytes()
+        assert png.startswith(PNG_MAGIC), name
+
+
+@pytest.mark.timeout(60)
+def test_smoke_plan(tmp_path: Path) -> None:
+    if not _ha_available():
+        pytest.skip("sipha dispatcher has no --ha-config yet (HA pair not integrated)")
+    plan = load_plan(SMOKE)
+    out = tmp_path / "smoke"
+    started = time.monotonic()
+    outcome = run_plan(plan, out, progress=Progress(every=100))
+    assert time.monotonic() - started < 30
+    assert outcome.status == "complete", outcome.detail
+    assert outcome.leftover_pids == []
+    assert _processes_of(out) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calls_attempted"] >= 0.9 * 20 * 8
+    # s2 dies with about hold x rate = 20 calls on it; new calls fail over inside the
+    # transaction and established ones end through the shared store: allow a few.
+    lost = summary["calls_failed"] + summary["calls_unfinished"]
+    assert lost <= 0.05 * summary["calls_attempted"], summary
+    assert summary["calls_per_server"]["s1"] > summary["calls_per_server"]["s2"] > 0
+    assert summary["profile"] == "default"
+    assert summary["plan"]["name"] == "smoke"
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert any(e["kind"] == "fault" and e["node"] == "s2" for e in events)
+    _assert_report_complete(out)
+
+
+SIGINT_PLAN = """
+name = "sigint"
+drain = 2
+[servers]
+count = 2
+[dispatchers]
+count = 1
+[[testers]]
+name = "t1"
+[[testers]]
+name = "t2"
+engine = "sipp"
+[[phases]]
+duration = 60
+rate = 10
+hold = 1
+"""
+
+
+@pytest.mark.timeout(90)
+def test_sigint_leaves_no_process_and_writes_partial_results(tmp_path: Path) -> None:
+    plan_path = tmp_path / "sigint.toml"
+    plan_path.write_text(SIGINT_PLAN)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from sipha.cli import main; sys.exit(main())",
+         "run", str(plan_path), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        started = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            meta = out / "meta.json"
+            if meta.exists() and msgspec.json.decode(meta.read_bytes()).get("started_at"):
+                # Let it run a few seconds of load so there is something to keep.
+                if (out / "servers.jsonl").exists() and len(
+                        (out / "servers.jsonl").read_text().splitlines()) >= 8:
+                    started = True
+                    break
+            time.sleep(0.2)
+        assert started, proc.stdout.read().decode() if proc.poll() is not None else "not started"
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=40)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = output.decode(errors="replace")
+    assert proc.returncode == 130, text
+    assert "interrupted" in text
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert meta["leftover_pids"] == []
+    assert _processes_of(out) == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["calls_attempted"] > 0
+    sources = {json.loads(line)["source"] for line in (out / "calls.jsonl").read_text().splitlines()}
+    assert sources == {"sipha", "sipp:t2"}
+    _assert_report_complete(out)
