@@ -83,7 +83,8 @@ def spawn_server(tmp: Path, n: int) -> Node:
     proc = _spawn(
         [
             "server", "--listen", f"udp:127.0.0.1:{sip}", "--answer", "service",
-            "--http", f"127.0.0.1:{http}", "--store", f"sqlite:{tmp / f's{n}.db'}",
+            # One store shared by every server, as in the cluster: any server can end any call.
+            "--http", f"127.0.0.1:{http}", "--store", f"sqlite:{tmp / 'cluster.db'}",
             "--server-id", f"s{n}",
         ],
         log,

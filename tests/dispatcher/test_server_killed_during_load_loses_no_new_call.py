@@ -1,7 +1,7 @@
 """One of four sipha servers is SIGKILLed during a 100 calls/s run: calls started after the
 kill all succeed (failover inside the INVITE transaction), the dispatcher marks the server
-inactive within one probe interval times the threshold, and only calls that were already
-established on it may fail."""
+inactive within one probe interval times the threshold, and the calls that were already
+established on it (counted separately) still end with a successful BYE through another server."""
 
 from __future__ import annotations
 
@@ -53,8 +53,12 @@ def test_sigkill_one_server_loses_only_its_established_calls(tmp_path: Path) -> 
         assert inactive_after is not None
         assert inactive_after <= PROBE_INTERVAL * THRESHOLD
         assert result.successful + result.failed == 800
-        # Every failure is a call that was already established on the killed server.
-        assert result.failed <= established, result.stdout
+        # Not even the calls established on the killed server fail: their BYEs go to another
+        # server (the dispatcher moves the dialog), which ends them from the shared store.
+        assert established >= 1
+        assert result.failed == 0, result.stdout
+        status_now = c.dispatcher.get("/status", c.token) if c.dispatcher else {}
+        assert status_now["stats"]["dialogs_rescued"] >= 1
         status = c.dispatcher.get("/status", c.token) if c.dispatcher else {}
         assert status["stats"]["failovers"] >= 1
         log = c.dispatcher.log.read_text() if c.dispatcher else ""

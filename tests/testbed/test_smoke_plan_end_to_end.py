@@ -114,13 +114,12 @@ def test_sigint_leaves_no_process_and_writes_partial_results(tmp_path: Path) -> 
         deadline = time.monotonic() + 40
         started = False
         while time.monotonic() < deadline and proc.poll() is None:
-            meta = out / "meta.json"
-            if meta.exists() and msgspec.json.decode(meta.read_bytes()).get("started_at"):
-                # Let it run a few seconds of load so there is something to keep.
-                if (out / "servers.jsonl").exists() and len(
-                        (out / "servers.jsonl").read_text().splitlines()) >= 8:
-                    started = True
-                    break
+            meta, samples = out / "meta.json", out / "servers.jsonl"
+            # Let it run a few seconds of load so there is something to keep.
+            if (meta.exists() and msgspec.json.decode(meta.read_bytes()).get("started_at")
+                    and samples.exists() and len(samples.read_text().splitlines()) >= 8):
+                started = True
+                break
             time.sleep(0.2)
         assert started, proc.stdout.read().decode() if proc.poll() is not None else "not started"
         os.kill(proc.pid, signal.SIGINT)
@@ -139,6 +138,7 @@ def test_sigint_leaves_no_process_and_writes_partial_results(tmp_path: Path) -> 
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["calls_attempted"] > 0
-    sources = {json.loads(line)["source"] for line in (out / "calls.jsonl").read_text().splitlines()}
+    lines = (out / "calls.jsonl").read_text().splitlines()
+    sources = {json.loads(line)["source"] for line in lines}
     assert sources == {"sipha", "sipp:t2"}
     _assert_report_complete(out)

@@ -114,6 +114,7 @@ class RouterStats:
     foreign_responses: int = 0
     local_replies: int = 0
     no_server: int = 0
+    dialogs_rescued: int = 0
     rate_limited: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -151,6 +152,7 @@ class Router:
         self._by_addr: dict[tuple[str, int], Server] = {}
         self._by_dest: dict[int, Server] = {}
         self._failover_q: deque[tuple[float, Pending]] = deque()
+        self._outbox: list[Send] = []  # sends decided outside a request, timer or response
         self._peers: dict[tuple[str, str, int], Peer] = {}
         self.prober = Prober(
             settings.probe,
@@ -242,6 +244,25 @@ class Router:
         self.changes.append(change)
         if self.state.journal:
             self.state.deltas.append(ServerStateSet(server.uid, change.new.value))
+        if change.new is HealthState.INACTIVE:
+            self._rescue(server, now)
+
+    def _rescue(self, server: Server, now: float) -> None:
+        """Fail over the transactions still waiting on a server that just went down.
+
+        An INVITE the dead server had answered only provisionally would otherwise hang until
+        the caller's Timer B: it goes to the next server now (the caller takes whichever final
+        answer comes; the late CANCEL to the dead attempt costs nothing).
+        """
+        seen: set[int] = set()
+        for p in list(self.state.pending.values()):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            if p.final or p.cancelled or not p.attempts or p.attempts[-1] is not server:
+                continue
+            p.deadline = 0.0
+            self._failover(p, now, f"{server.id} went down", self._outbox)
 
     # -- timers -----------------------------------------------------------------------------
     def next_deadline(self) -> float:
@@ -252,11 +273,14 @@ class Router:
         while q and q[0][1].deadline != q[0][0]:
             q.popleft()
         soonest = q[0][0] if q else float("inf")
+        if self._outbox:
+            return 0.0
         probe = self._probe_at
         return probe if probe < soonest else soonest
 
     def on_timer(self, now: float) -> list[Send]:
-        out: list[Send] = []
+        out: list[Send] = self._outbox
+        self._outbox = []
         q = self._failover_q
         timeout = self.settings.failover_timeout
         while q and q[0][0] <= now:
@@ -405,7 +429,13 @@ class Router:
     def _failover(self, p: Pending, now: float, cause: str, out: list[Send]) -> bool:
         """Retry ``p`` on the next server; False when there is none or attempts ran out."""
         failed = p.attempts[-1]
+        retried = self._retry(p, now, out)
+        # Health after the retry: a server going down fails over what still waits on it
+        # (`_rescue`), and this transaction has already moved on.
         self._health(failed, HealthInput.PASSIVE_FAILURE, now, cause)
+        return retried
+
+    def _retry(self, p: Pending, now: float, out: list[Send]) -> bool:
         if len(p.attempts) >= self.settings.max_attempts:
             return False
         msg = parse_message(p.raw)
@@ -472,6 +502,18 @@ class Router:
                 if target is None:
                     self.stats.no_server += 1
                     return [] if msg.method == "ACK" else [self._reply(msg, 503, source)]
+        if peer is None and not target.dest.usable:
+            # The server holding this dialog is down. Any other server can take the call's
+            # in-dialog requests (they route statelessly, and answered calls are in the shared
+            # store), so the BYE of a call set up on a dead server still ends with a 200.
+            dest = self._scheduler.pick(
+                key=self._request_key(msg, source), now=now, exclude=frozenset((target.id,))
+            )
+            alternative = self._server_of(dest)
+            if alternative is not None:
+                self.stats.dialogs_rescued += 1
+                self.state.dialog_move(msg.call_id, alternative, now)
+                target = alternative
         if msg.method == "BYE":
             self.state.dialog_idle(msg.call_id, now, self.settings.linger)
         if peer is None:

@@ -329,6 +329,20 @@ class DispatcherState:
         self._note(call_id, d, now)
         return True
 
+    def dialog_move(self, call_id: str, server: Server, now: float) -> None:
+        """The server holding this dialog died: it lives on at ``server`` (the shared store
+        lets any server end it), keeping its phase and counting there from now on."""
+        d = self.dialogs.get(call_id)
+        if d is None or d.server is server:
+            return
+        self._uncount(d)
+        d.server = server
+        if d.phase is DialogPhase.EARLY:
+            server.add_pending(1)
+        elif d.phase is DialogPhase.CONFIRMED:
+            server.add_dialogs(1)
+        self._note(call_id, d, now)
+
     def dialog_idle(self, call_id: str, now: float, linger: float) -> None:
         """The INVITE failed or the BYE went by: stop counting, keep routing for ``linger``."""
         d = self.dialogs.get(call_id)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sipha.common.config import ConfigError
 from sipha.report.render import render_comparison
-from sipha.testbed.plan import PROFILES, apply_profile, load_plan
+from sipha.testbed.plan import PROFILES, Profile, apply_profile, load_plan
 from sipha.testbed.progress import Progress
 from sipha.testbed.runner import RunAborted, RunOutcome, run_plan
 
@@ -47,9 +47,11 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"sipha run: {exc}\n")
         return 2
-    profiles = list(PROFILES[::-1]) if args.profile == "both" else [args.profile or plan.profile]
+    chosen: list[Profile] = (
+        ["paper", "default"] if args.profile == "both" else [args.profile or plan.profile]
+    )
     outcomes: list[RunOutcome] = []
-    for profile in profiles:
+    for profile in chosen:
         run = apply_profile(plan, profile)
         if args.profile == "both":
             base = Path(args.out or plan.out or "results")

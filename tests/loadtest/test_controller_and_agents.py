@@ -1,0 +1,122 @@
+"""Controller + agents over ZeroMQ: merged totals equal the sum of the agents' own counts; a
+killed agent is reported lost and the run still completes and writes its outputs; an agent of
+another protocol version is refused with a clear reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sipha.common.loop import run
+from sipha.common.process import terminate
+from sipha.loadtest.agent import Agent, AgentRefused
+from sipha.loadtest.api import agent_command, run_distributed
+from sipha.loadtest.controller import Controller, share_plan
+from sipha.loadtest.protocol import UserRange
+from sipha.loadtest.stats import IntervalStats
+from sipha.loadtest.stats_output import read_sipp_stat_csv
+from tests.loadtest.helpers import make_plan
+from tests.sipp import uas
+
+
+def test_share_plan_splits_rates_bounds_and_users_exactly() -> None:
+    plan = make_plan(5060, rate=100, max_calls=1001,
+                     users=UserRange(prefix="u", first=1, count=10, domain="d"))
+    shares = [share_plan(plan, agents=3, index=i, start_at=5.0) for i in range(3)]
+    assert sum(s.rate for s in shares) == pytest.approx(100)
+    assert sum(s.max_calls or 0 for s in shares) == 1001
+    assert [(s.users.first, s.users.count) for s in shares if s.users] == [(1, 4), (5, 3), (8, 3)]
+    assert len({s.seed for s in shares}) == 3 and {s.start_at for s in shares} == {5.0}
+
+
+def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) -> None:
+    with uas() as (port, _proc):
+        time.sleep(0.3)
+        plan = make_plan(port, rate=300, duration=3.0)
+        result = run(run_distributed(plan, agents=2, results_dir=tmp_path))
+    assert sorted(result.agents) == ["agent-1", "agent-2"]
+    assert all(a.status == "done" for a in result.agents.values())
+    own = IntervalStats()
+    for a in result.agents.values():
+        assert a.totals is not None and a.totals.calls_attempted > 0
+        own.merge(a.totals)
+    merged = result.totals
+    assert merged.calls_attempted == own.calls_attempted == 900
+    assert merged.calls_successful == own.calls_successful == 900
+    assert merged.histogram("setup_200").get_total_count() == 900  # type: ignore[union-attr]
+    rows = read_sipp_stat_csv(tmp_path / "stats.csv")
+    assert sum(r.stats.calls_attempted for r in rows) == 900
+    summary = json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])
+    assert summary["type"] == "summary" and summary["calls_successful"] == 900
+
+
+def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> None:
+    with uas() as (port, _proc):
+        time.sleep(0.3)
+        plan = make_plan(port, rate=100, duration=5.0)
+
+        async def scenario() -> tuple[object, float]:
+            controller = Controller(plan, expect_agents=2, results_dir=tmp_path,
+                                    heartbeat_timeout=2.0, join_timeout=20)
+            cport = controller.bind()
+            procs = [
+                subprocess.Popen(agent_command(f"127.0.0.1:{cport}", f"agent-{i}"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for i in (1, 2)
+            ]
+            killed_at = 0.0
+
+            async def kill_one() -> None:
+                nonlocal killed_at
+                while controller.start_at == 0.0 or time.time() < controller.start_at + 2.2:
+                    await asyncio.sleep(0.05)
+                killed_at = time.time()
+                os.kill(procs[0].pid, signal.SIGKILL)
+
+            try:
+                killer = asyncio.get_running_loop().create_task(kill_one())
+                result = await controller.run()
+                await killer
+            finally:
+                for p in procs:
+                    await asyncio.to_thread(terminate, p)
+            return result, killed_at
+
+        result, killed_at = run(scenario())
+    lost = result.agents["agent-1"]  # type: ignore[attr-defined]
+    assert lost.status == "lost" and result.agents["agent-2"].status == "done"  # type: ignore[attr-defined]
+    assert lost.lost_at is not None and abs(lost.lost_at - killed_at) < 1.5
+    # What the lost agent reported before dying is kept: ~2 s of its 50 calls/s.
+    assert 80 <= lost.reported.calls_attempted <= 160
+    totals = result.totals  # type: ignore[attr-defined]
+    assert totals.calls_attempted == lost.reported.calls_attempted + 250
+    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    lost_events = [e for e in events if e["event"] == "agent-lost"]
+    assert [e["agent"] for e in lost_events] == ["agent-1"]
+    assert events[-1]["event"] == "run-finished" and events[-1]["lost"] == ["agent-1"]
+    assert len(read_sipp_stat_csv(tmp_path / "stats.csv")) >= 5
+
+
+def test_agent_of_another_protocol_version_is_refused() -> None:
+    plan = make_plan(5060)
+
+    async def scenario() -> str:
+        controller = Controller(plan, expect_agents=1, join_timeout=3)
+        cport = controller.bind()
+        agent = Agent(f"127.0.0.1:{cport}", agent_id="old", version=99, join_timeout=5)
+        ctask = asyncio.get_running_loop().create_task(controller.run())
+        with pytest.raises(AgentRefused) as refused:
+            await agent.run()
+        with pytest.raises(TimeoutError):
+            await ctask
+        return str(refused.value)
+
+    reason = run(scenario())
+    assert "version 99" in reason and "version 1" in reason
