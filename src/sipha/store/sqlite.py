@@ -131,7 +131,17 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         self._conn = conn
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        # Switching a new file to WAL needs an exclusive lock and SQLite does not run the busy
+        # handler for it: when several servers open a fresh store at once, wait our turn here.
+        deadline = time.monotonic() + busy_timeout_ms / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
         # NORMAL is safe in WAL mode (no corruption); a power cut may lose the last commits,
         # which registrations survive (UAs re-register).
         conn.execute("PRAGMA synchronous = NORMAL")
