@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 
 import harness as h
-
 from sipha.common.process import free_port, wait_sip_options
 
 

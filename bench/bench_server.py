@@ -20,7 +20,6 @@ import asyncio
 import time
 
 import harness as h
-
 from sipha.common.process import free_port, wait_sip_options
 from sipha.store import BindingChange, open_store
 

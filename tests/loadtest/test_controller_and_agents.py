@@ -18,7 +18,7 @@ from sipha.common.loop import run
 from sipha.common.process import terminate
 from sipha.loadtest.agent import Agent, AgentRefused
 from sipha.loadtest.api import agent_command, run_distributed
-from sipha.loadtest.controller import Controller, share_plan
+from sipha.loadtest.controller import Controller, RunResult, share_plan
 from sipha.loadtest.protocol import UserRange
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.stats_output import read_sipp_stat_csv
@@ -33,7 +33,8 @@ def test_share_plan_splits_rates_bounds_and_users_exactly() -> None:
     assert sum(s.rate for s in shares) == pytest.approx(100)
     assert sum(s.max_calls or 0 for s in shares) == 1001
     assert [(s.users.first, s.users.count) for s in shares if s.users] == [(1, 4), (5, 3), (8, 3)]
-    assert len({s.seed for s in shares}) == 3 and {s.start_at for s in shares} == {5.0}
+    assert len({s.seed for s in shares}) == 3
+    assert {s.start_at for s in shares} == {5.0}
 
 
 def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) -> None:
@@ -45,7 +46,8 @@ def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) 
     assert all(a.status == "done" for a in result.agents.values())
     own = IntervalStats()
     for a in result.agents.values():
-        assert a.totals is not None and a.totals.calls_attempted > 0
+        assert a.totals is not None
+        assert a.totals.calls_attempted > 0
         own.merge(a.totals)
     merged = result.totals
     assert merged.calls_attempted == own.calls_attempted == 900
@@ -54,7 +56,16 @@ def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) 
     rows = read_sipp_stat_csv(tmp_path / "stats.csv")
     assert sum(r.stats.calls_attempted for r in rows) == 900
     summary = json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])
-    assert summary["type"] == "summary" and summary["calls_successful"] == 900
+    assert summary["type"] == "summary"
+    assert summary["calls_successful"] == 900
+
+
+def spawn_agents(port: int) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(agent_command(f"127.0.0.1:{port}", f"agent-{i}"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for i in (1, 2)
+    ]
 
 
 def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> None:
@@ -62,21 +73,20 @@ def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> 
         time.sleep(0.3)
         plan = make_plan(port, rate=100, duration=5.0)
 
-        async def scenario() -> tuple[object, float]:
+        async def scenario() -> tuple[RunResult, float]:
             controller = Controller(plan, expect_agents=2, results_dir=tmp_path,
                                     heartbeat_timeout=2.0, join_timeout=20)
             cport = controller.bind()
-            procs = [
-                subprocess.Popen(agent_command(f"127.0.0.1:{cport}", f"agent-{i}"),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                for i in (1, 2)
-            ]
+            procs = spawn_agents(cport)
             killed_at = 0.0
 
             async def kill_one() -> None:
+                # The controller sets start_at when it sends the plans; kill agent-1 2.2 s
+                # into the run (polling a plain attribute: no event to wait on).
                 nonlocal killed_at
-                while controller.start_at == 0.0 or time.time() < controller.start_at + 2.2:
+                while controller.start_at == 0.0:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
+                await asyncio.sleep(controller.start_at + 2.2 - time.time())
                 killed_at = time.time()
                 os.kill(procs[0].pid, signal.SIGKILL)
 
@@ -90,17 +100,20 @@ def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> 
             return result, killed_at
 
         result, killed_at = run(scenario())
-    lost = result.agents["agent-1"]  # type: ignore[attr-defined]
-    assert lost.status == "lost" and result.agents["agent-2"].status == "done"  # type: ignore[attr-defined]
-    assert lost.lost_at is not None and abs(lost.lost_at - killed_at) < 1.5
+    lost = result.agents["agent-1"]
+    assert lost.status == "lost"
+    assert result.agents["agent-2"].status == "done"
+    assert lost.lost_at is not None
+    assert abs(lost.lost_at - killed_at) < 1.5
     # What the lost agent reported before dying is kept: ~2 s of its 50 calls/s.
     assert 80 <= lost.reported.calls_attempted <= 160
-    totals = result.totals  # type: ignore[attr-defined]
+    totals = result.totals
     assert totals.calls_attempted == lost.reported.calls_attempted + 250
     events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
     lost_events = [e for e in events if e["event"] == "agent-lost"]
     assert [e["agent"] for e in lost_events] == ["agent-1"]
-    assert events[-1]["event"] == "run-finished" and events[-1]["lost"] == ["agent-1"]
+    assert events[-1]["event"] == "run-finished"
+    assert events[-1]["lost"] == ["agent-1"]
     assert len(read_sipp_stat_csv(tmp_path / "stats.csv")) >= 5
 
 
@@ -119,4 +132,5 @@ def test_agent_of_another_protocol_version_is_refused() -> None:
         return str(refused.value)
 
     reason = run(scenario())
-    assert "version 99" in reason and "version 1" in reason
+    assert "version 99" in reason
+    assert "version 1" in reason

@@ -34,7 +34,8 @@ def test_busy_callee_yields_failed_486() -> None:
 
     totals = run(scenario()).totals
     assert totals.calls_attempted == 10
-    assert totals.failed_by_reason == {"486": 10} and totals.calls_successful == 0
+    assert totals.failed_by_reason == {"486": 10}
+    assert totals.calls_successful == 0
 
 
 def test_silent_target_yields_failed_timeout_after_timer_b() -> None:

@@ -92,7 +92,8 @@ def test_register_against_kamailio_with_a_password_check(tmp_path: Path) -> None
         good = register(port, "s3cret")
         bad = register(port, "wrong")
     assert (good.calls_successful, good.calls_failed, good.transactions_ok) == (3, 0, 3)
-    assert bad.calls_successful == 0 and bad.failed_by_reason == {"401": 3}
+    assert bad.calls_successful == 0
+    assert bad.failed_by_reason == {"401": 3}
     assert bad.transactions_failed == 3
 
 
@@ -106,4 +107,5 @@ def test_register_against_a_sipha_server(tmp_path: Path) -> None:
         bad = register(srv.port, "nope")
     assert (good.calls_successful, good.calls_failed) == (3, 0)
     # The sipha registrar refuses a wrong password with 403 (no new challenge).
-    assert bad.calls_successful == 0 and bad.failed_by_reason == {"403": 3}
+    assert bad.calls_successful == 0
+    assert bad.failed_by_reason == {"403": 3}

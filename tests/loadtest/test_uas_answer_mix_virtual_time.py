@@ -37,16 +37,20 @@ def test_answered_call_rings_answers_and_ends_on_bye() -> None:
     e = uas(AnswerMix(answer=1.0), ring=1.0)
     e.on_message(request("INVITE", 1), PEER, 0.0)
     (ringing,) = replies(e)
-    assert ringing.status == 180 and ringing.to_tag
+    assert ringing.status == 180
+    assert ringing.to_tag
     e.advance(1.01)
     (ok,) = replies(e)
-    assert ok.status == 200 and ok.body.startswith(b"v=0") and ok.to_tag == ringing.to_tag
+    assert ok.status == 200
+    assert ok.body.startswith(b"v=0")
+    assert ok.to_tag == ringing.to_tag
     e.on_message(request("ACK", 1, to_tag=ok.to_tag.decode()), PEER, 1.02)
     e.advance(5.0)
     assert replies(e) == []  # ACKed: no 2xx retransmission
     e.on_message(request("BYE", 1, cseq=2, to_tag=ok.to_tag.decode()), PEER, 5.0)
     (bye_ok,) = replies(e)
-    assert bye_ok.status == 200 and bye_ok.cseq_method == b"BYE"
+    assert bye_ok.status == 200
+    assert bye_ok.cseq_method == b"BYE"
     e.flush_partial_second()
     assert sum(s.calls_successful for _, s in e.reports) == 1
     assert e.idle
@@ -100,7 +104,8 @@ def test_mix_shares_are_drawn_from_the_seeded_rng() -> None:
     for n in range(400):
         e.on_message(request("INVITE", 100 + n), PEER, 0.0)
         finals.append(replies(e)[-1].status)
-    assert 160 <= finals.count(200) <= 240 and finals.count(200) + finals.count(486) == 400
+    assert 160 <= finals.count(200) <= 240
+    assert finals.count(200) + finals.count(486) == 400
 
 
 def test_options_gets_200_and_unknown_methods_501() -> None:

@@ -18,11 +18,15 @@ MSG = (
 
 def test_scan_reads_compact_forms_tags_and_route_headers() -> None:
     s = scan(MSG)
-    assert s.status == 200 and s.call_id == b"abc@x"
+    assert s.status == 200
+    assert s.call_id == b"abc@x"
     assert (s.cseq_num, s.cseq_method) == (7, b"INVITE")
-    assert s.to_tag == b"zz" and s.from_tag == b"1"
-    assert len(s.vias) == 2 and s.contact_uri() == "sip:b@10.0.0.9:5070"
-    assert s.record_routes == [b"<sip:p1;lr>", b"<sip:p2;lr>"] and s.body == b"body"
+    assert s.to_tag == b"zz"
+    assert s.from_tag == b"1"
+    assert len(s.vias) == 2
+    assert s.contact_uri() == "sip:b@10.0.0.9:5070"
+    assert s.record_routes == [b"<sip:p1;lr>", b"<sip:p2;lr>"]
+    assert s.body == b"body"
 
 
 @settings(max_examples=200, deadline=None)

@@ -119,9 +119,16 @@ class Message(ABC):
         return out
 
     # -- editing: each one touches only the lines it names --------------------------------------
-    def _touch(self) -> None:
+    def _touch(self, key: str | None = None) -> None:
+        # Only the edited header's parsed value goes stale: a proxy that pushes a Via still
+        # reads the CSeq it parsed before without parsing it again.
         self._raw = None
-        self._cache = None
+        cache = self._cache
+        if cache is not None:
+            if key is None:
+                self._cache = None
+            else:
+                cache.pop(key, None)
 
     @staticmethod
     def _line(name: str, value: str) -> str:
@@ -129,9 +136,10 @@ class Message(ABC):
 
     def add_header(self, name: str, value: str) -> None:
         """Append a header line after all others."""
-        self._names.append(normalize_name(name))
+        key = normalize_name(name)
+        self._names.append(key)
         self._lines.append(self._line(name, value))
-        self._touch()
+        self._touch(key)
 
     def insert_header(self, name: str, value: str) -> None:
         """Insert a header line above the first one of the same name (or at the top)."""
@@ -147,7 +155,7 @@ class Message(ABC):
                     i += 1
         self._names.insert(i, key)
         self._lines.insert(i, self._line(name, value))
-        self._touch()
+        self._touch(key)
 
     def set_header(self, name: str, value: str) -> None:
         """Replace the first header of that name (keeping its spelling), drop the others."""
@@ -172,13 +180,13 @@ class Message(ABC):
         if removed:
             self._names = [self._names[i] for i in keep]
             self._lines = [self._lines[i] for i in keep]
-            self._touch()
+            self._touch(key)
         return removed
 
     def _replace_value(self, i: int, value: str) -> None:
         line = self._lines[i]
         self._lines[i] = f"{line[: line.index(':')]}: {value}"
-        self._touch()
+        self._touch(self._names[i])
 
     def _pop_first_value(self, key: str) -> str | None:
         # Removes the topmost value of a multi-valued header, whether it is alone on its line
@@ -191,7 +199,7 @@ class Message(ABC):
         if len(parts) <= 1:
             del self._names[i]
             del self._lines[i]
-            self._touch()
+            self._touch(key)
         else:
             self._replace_value(i, ", ".join(parts[1:]))
         return parts[0]
@@ -241,7 +249,7 @@ class Message(ABC):
         self.set_header("content-length", str(len(body)))
         if content_type is not None:
             self.set_header("content-type", content_type)
-        self._touch()
+        self._touch("content-length")
 
     # -- serialization ------------------------------------------------------------------------
     def __bytes__(self) -> bytes:
@@ -436,7 +444,7 @@ class Request(Message):
         """Retarget the request (RFC 3261 §16.6 step 2)."""
         self.ruri = str(uri)
         self._ruri = None if isinstance(uri, str) else uri
-        self._touch()
+        self._raw = None  # no parsed header depends on the Request-URI
 
     def copy(self) -> Request:
         """An independent copy (a proxy forks or retries from a pristine request)."""
