@@ -113,7 +113,12 @@ def sipp_uas(procs: Procs, ip: str = "127.0.0.1") -> int:
 
 
 def run_step(
-    target: str, rate: float, seconds: float, measure_pids: Sequence[int], *, extra: Sequence[str] = ()
+    target: str,
+    rate: float,
+    seconds: float,
+    measure_pids: Sequence[int],
+    *,
+    extra: Sequence[str] = (),
 ) -> StepResult:
     """SIPp's uac against ``target`` at ``rate`` for ``seconds``; SIPp's counters decide."""
     calls = max(1, int(rate * seconds))

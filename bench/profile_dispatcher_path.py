@@ -21,7 +21,10 @@ from sipha.sip import Request, build_response, parse_message
 from sipha.transport import Peer
 
 UAC = Peer("udp", "127.0.0.9", 5099)
-SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+SDP = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.9\r\ns=-\r\nc=IN IP4 127.0.0.9\r\nt=0 0\r\n"
+    "m=audio 6000 RTP/AVP 0\r\n"
+)
 
 
 def request(method: str, call: str, branch: str, to_tag: str = "", body: str = "") -> bytes:
