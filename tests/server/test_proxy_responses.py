@@ -29,9 +29,6 @@ def test_unknown_user_404_unregistered_480_max_forwards_483_loop_482(tmp_path: P
         assert _final_after_trying(ua).status == 404
         ua.request("INVITE", ruri.format("idle"), body=SDP)
         assert _final_after_trying(ua).status == 480
-        ua.request("INVITE", ruri.format("idle"), body=SDP, headers=["Max-Forwards: 0"])
-        # (the helper's own Max-Forwards: 70 comes first; send a clean one)
-        ua.recv_final()
         lines = [
             f"INVITE {ruri.format('idle')} SIP/2.0",
             f"Via: SIP/2.0/UDP 127.0.0.1:{ua.port};branch=z9hG4bKmf0",
@@ -59,36 +56,37 @@ def test_cancel_reaches_the_callee_and_the_caller_gets_487(tmp_path: Path) -> No
         assert callee.register("ringer", "pw").status == 200
         call_id = ua.request("INVITE", f"sip:ringer@127.0.0.1:{srv.port}", body=SDP)
         invite = callee.recv()
-        assert isinstance(invite, Request) and invite.method == "INVITE"
+        assert isinstance(invite, Request)
+        assert invite.method == "INVITE"
         assert invite.get_all("record-route") == [f"<sip:127.0.0.1:{srv.port};lr>"]
         assert invite.max_forwards == 69
         _answer(callee, invite, 180)
         got = ua.recv()
-        assert isinstance(got, Response) and got.status == 100
+        assert isinstance(got, Response)
+        assert got.status == 100
         got = ua.recv()
-        assert isinstance(got, Response) and got.status == 180
-        # CANCEL: same branch, Call-ID and CSeq number as the INVITE (§9.1).
-        branch = ua.sock and f"z9hG4bKcl{ua.port}x1x"
-        lines = [
-            f"CANCEL sip:ringer@127.0.0.1:{srv.port} SIP/2.0",
-            got.get_all("via")[0],
-        ]
-        assert branch in lines[1]
-        lines = [lines[0], f"Via: {lines[1]}", f"From: {got.get('from')}",
+        assert isinstance(got, Response)
+        assert got.status == 180
+        # CANCEL: the INVITE's Via (same branch), Call-ID and CSeq number (§9.1); the 180
+        # carries that Via back unchanged.
+        lines = [f"CANCEL sip:ringer@127.0.0.1:{srv.port} SIP/2.0",
+                 f"Via: {got.get_all('via')[0]}", f"From: {got.get('from')}",
                  f"To: <sip:ringer@127.0.0.1:{srv.port}>", f"Call-ID: {call_id}",
                  "CSeq: 1 CANCEL", "Max-Forwards: 70", "Content-Length: 0"]
         ua.send("\r\n".join(lines) + "\r\n\r\n")
         cancel_ok = ua.recv_final()
         assert (cancel_ok.status, cancel_ok.method) == (200, "CANCEL")
         cancel = callee.recv()
-        assert isinstance(cancel, Request) and cancel.method == "CANCEL"
+        assert isinstance(cancel, Request)
+        assert cancel.method == "CANCEL"
         assert cancel.via.branch == invite.via.branch  # matches the INVITE downstream
         _answer(callee, cancel, 200)
         _answer(callee, invite, 487)
         final = ua.recv_final()
         assert (final.status, final.method) == (487, "INVITE")
         ack = callee.recv()  # the proxy's client transaction ACKs the 487 hop by hop
-        assert isinstance(ack, Request) and ack.method == "ACK"
+        assert isinstance(ack, Request)
+        assert ack.method == "ACK"
 
 
 def test_timer_c_gives_408_and_cancels_the_ringing_callee(tmp_path: Path) -> None:
@@ -105,7 +103,8 @@ def test_timer_c_gives_408_and_cancels_the_ringing_callee(tmp_path: Path) -> Non
         final = ua.recv_final(timeout=5)
         assert final.status == 408
         cancel = callee.recv()
-        assert isinstance(cancel, Request) and cancel.method == "CANCEL"
+        assert isinstance(cancel, Request)
+        assert cancel.method == "CANCEL"
 
 
 def test_invite_authentication_407(tmp_path: Path) -> None:
@@ -118,7 +117,6 @@ def test_invite_authentication_407(tmp_path: Path) -> None:
         challenge = ua.recv_final()
         assert challenge.status == 407
         parsed = parse_challenge(challenge.get("proxy-authenticate") or "")
-        ua.sock.sendto(b"", ua.server)  # (nothing; keeps the socket API honest)
         wrong = build_credentials(parsed, method="INVITE", uri=ruri, username="alice",
                                   password="bad", cnonce="c1")
         ua.request("INVITE", ruri, body=SDP, from_user="alice",
@@ -129,7 +127,8 @@ def test_invite_authentication_407(tmp_path: Path) -> None:
         ua.request("INVITE", ruri, body=SDP, from_user="alice",
                    headers=[f"Proxy-Authorization: {good}"])
         ok = ua.recv_final()
-        assert ok.status == 200 and ok.body.startswith(b"v=0")
+        assert ok.status == 200
+        assert ok.body.startswith(b"v=0")
 
 
 def test_options_is_answered_200_with_allow(tmp_path: Path) -> None:

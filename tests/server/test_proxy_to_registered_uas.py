@@ -44,7 +44,7 @@ def test_proxied_calls_reach_the_registered_uas_and_bye_follows_record_route(
         assert status["proxy_pending"] == 0
     text = trace.read_text(errors="replace")
     # The uas got its BYEs from the proxy: addressed to its Contact, with the proxy's Via on top.
-    byes = [block for block in text.split("\n\n") if f"BYE sip:" in block]
+    byes = [block for block in text.split("\n\n") if "BYE sip:" in block]
     assert len(byes) == 200
     assert all(f"Via: SIP/2.0/UDP 127.0.0.1:{srv.port};branch=z9hG4bK" in b for b in byes)
     invites = [block for block in text.split("\n\n") if "INVITE sip:" in block]

@@ -50,7 +50,8 @@ def test_registrar_rules(tmp_path: Path) -> None:
 
         # Too brief: 423 with Min-Expires (§10.3 step 7).
         r = ua.register("bob", "pw", contact="<sip:bob@127.0.0.1:7000>", expires=10)
-        assert r.status == 423 and r.get("min-expires") == "60"
+        assert r.status == 423
+        assert r.get("min-expires") == "60"
 
         # Two contacts; the longer expiry is clamped to max_expires; 200 lists both.
         ok = ua.register("bob", "pw", contact="<sip:bob@127.0.0.1:7000>;expires=100",
@@ -73,7 +74,8 @@ def test_registrar_rules(tmp_path: Path) -> None:
         bad = ua.register("bob", "pw", contact="*", expires=300, call_id="reg-bob", cseq=30)
         assert bad.status == 400
         gone = ua.register("bob", "pw", contact="*", expires=0, call_id="reg-bob", cseq=40)
-        assert gone.status == 200 and gone.get_all("contact") == []
+        assert gone.status == 200
+        assert gone.get_all("contact") == []
 
         # Unknown user: 404; another user's credentials for this AOR: 403.
         assert ua.register("nobody", "pw").status == 404

@@ -32,6 +32,7 @@ from sipha.server.local import Local, destination
 from sipha.server.status import NodeStats
 from sipha.sip.address import parse_name_addr
 from sipha.sip.dialog import Dialog
+from sipha.sip.errors import SipParseError
 from sipha.sip.message import Request, Response, build_response
 from sipha.sip.transaction import ServerInviteTransaction, ServerTransaction, TimerConfig
 from sipha.store import DialogRecord, Store
@@ -244,7 +245,12 @@ class AnsweringService:
     def _send_bye(self, call: AnsweredCall) -> None:
         self._forget(call)
         invite = call.invite
-        dialog = Dialog.from_uas_request(invite, call.local_tag)
+        try:
+            dialog = Dialog.from_uas_request(invite, call.local_tag)
+        except SipParseError:
+            # A Contact or Record-Route we cannot route a BYE by: only forget the call.
+            self.spawn(self._delete(invite.call_id))
+            return
         peer = call.peer
         if dialog.route_set:
             first = destination(_uri_of(dialog.route_set[0]), peer.transport)

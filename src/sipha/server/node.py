@@ -146,12 +146,18 @@ class ServerNode:
             "proxy_pending": len(self.proxy.pending),
             "transactions": len(self.layer),
             "tcp_connections": 0 if self.endpoint is None else self.endpoint.tcp_connections,
+            "draining": int(self.draining),
         }
 
     # -- TransactionUser ----------------------------------------------------------------------
     def on_request(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         method = request.method
         self.stats.request(method)
+        # Read now what later steps (some in tasks) rely on: a malformed From/To/URI raises
+        # SipParseError here, where the endpoint turns it into a 400.
+        request.from_  # noqa: B018
+        request.uri  # noqa: B018
+        request.max_forwards  # noqa: B018
         if method == "CANCEL":
             self._cancel(request, txn)
             return

@@ -163,7 +163,15 @@ class TransactionLayer:
                 new = ServerNonInviteTransaction(msg, reliable=reliable, timers=self.timers)
             self._meta[new] = (peer, None)
             table.add(new, self.now())  # server transactions send nothing on start
-            self.tu.on_request(msg, new, peer)
+            try:
+                self.tu.on_request(msg, new, peer)
+            except BaseException:
+                # The TU could not take the request (a malformed header it read raises
+                # SipParseError, which the endpoint answers with 400): forget the
+                # transaction, or it would wait in Proceeding for ever.
+                table.remove(new)
+                self._meta.pop(new, None)
+                raise
             return
         ctxn = table.find_client(msg)
         if ctxn is None:
