@@ -6,7 +6,7 @@ STAMP     := $(VENV)/.installed
 DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps
 DEB_BINS  := sipp kamailio redis-server keepalived ip ps
 
-.PHONY: test lint typecheck unit setup deps venv bench clean
+.PHONY: test demo lint typecheck unit setup deps venv bench clean
 
 setup: deps venv
 
@@ -39,6 +39,11 @@ unit: setup
 	$(BIN)/python -bb -m pytest
 
 test: setup lint typecheck unit
+
+# The paper's case C: two testers at 100 calls/s through the dispatcher pair; the active
+# dispatcher is killed and restarted. Prints the summary and where the report is.
+demo: setup
+	$(BIN)/sipha run plans/case-c-dispatcher-failure.toml --out results/demo
 
 bench: setup
 	$(BIN)/python bench/bench_parser.py

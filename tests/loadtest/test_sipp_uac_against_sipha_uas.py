@@ -21,7 +21,7 @@ def test_sipp_uac_2000_calls_to_sipha_uas_all_succeed(tmp_path: Path) -> None:
         )
     try:
         wait_sip_options("127.0.0.1", port, timeout=15)
-        result = run_uac(f"127.0.0.1:{port}", rate=1000, calls=2000, timeout=60)
+        result = run_uac(f"127.0.0.1:{port}", rate=500, calls=2000, timeout=60)
     finally:
         terminate(proc)
     assert result.created == 2000, result.stdout

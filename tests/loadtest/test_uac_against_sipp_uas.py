@@ -18,7 +18,7 @@ def test_2000_calls_to_sipp_uas_all_succeed_on_both_sides(tmp_path: Path) -> Non
     stat = tmp_path / "uas.csv"
     with uas(extra=("-trace_stat", "-stf", str(stat), "-fd", "1")) as (port, _proc):
         time.sleep(0.3)
-        plan = make_plan(port, rate=1000, duration=None, max_calls=2000)
+        plan = make_plan(port, rate=500, duration=None, max_calls=2000)
         result = run(run_local(plan, results_dir=tmp_path / "out"))
         # SIPp's uas ends each call 4 s after the BYE (its time-wait) and writes its counters
         # once a second: wait for the last calls to be counted.
@@ -33,8 +33,9 @@ def test_2000_calls_to_sipp_uas_all_succeed_on_both_sides(tmp_path: Path) -> Non
             time.sleep(0.5)
     totals = result.totals
     assert (totals.calls_attempted, totals.calls_successful, totals.calls_failed) == (2000, 2000, 0)
-    assert int(sipp["SuccessfulCall(C)"]) == 2000, {k: v for k, v in sipp.items() if k.startswith(("Failed", "Dead", "Out", "Retr")) and v not in ("0", "")}
-    assert int(sipp["FailedCall(C)"]) == 0, sipp
+    failures = {k: v for k, v in sipp.items() if k.startswith("Failed") and v not in ("0", "")}
+    assert int(sipp["SuccessfulCall(C)"]) == 2000, failures
+    assert int(sipp["FailedCall(C)"]) == 0, failures
     # The CSV is SIPp-shaped: SIPp's own reader takes it.
     rows = read_sipp_stat_csv(tmp_path / "out" / "stats.csv")
     assert sum(r.stats.calls_successful for r in rows) == 2000

@@ -123,16 +123,17 @@ class AnsweringService:
         self.dialog_ttl = dialog_ttl
         self.respond = respond
         self.calls: dict[str, AnsweredCall] = {}
+        self.unanswered = 0  # calls in `calls` still ringing (no final response yet)
         self._by_txn: dict[ServerInviteTransaction, AnsweredCall] = {}
 
     @property
     def active(self) -> int:
         """Calls answered and not yet ended (the "active calls" the test bed graphs)."""
-        return sum(1 for c in self.calls.values() if c.answered)
+        return len(self.calls) - self.unanswered
 
     @property
     def ringing(self) -> int:
-        return sum(1 for c in self.calls.values() if not c.answered)
+        return self.unanswered
 
     # -- new INVITE -------------------------------------------------------------------------
     def invite(
@@ -150,6 +151,7 @@ class AnsweringService:
             return
         call = AnsweredCall(request, txn, peer, tag, action)
         self.calls[call_id] = call
+        self.unanswered += 1
         self._by_txn[txn] = call
         contact = self.local.contact(
             request.uri.user if hasattr(request.uri, "user") else None, peer.transport
@@ -214,6 +216,7 @@ class AnsweringService:
         )
         call.ok = ok
         call.answered = True
+        self.unanswered -= 1
         self.stats.calls_answered += 1
         self.respond(call.txn, ok)
         loop = self.layer.loop
@@ -273,6 +276,8 @@ class AnsweringService:
         call.stop_timers()
         if self.calls.get(call.invite.call_id) is call:
             del self.calls[call.invite.call_id]
+            if not call.answered:
+                self.unanswered -= 1
         self._by_txn.pop(call.txn, None)
 
     # -- CANCEL, ACK and in-dialog requests -------------------------------------------------

@@ -75,7 +75,8 @@ class ServerNode:
         self.registrar = Registrar(store, verifier, cfg.registrar, cfg.domain)
         self.server_id = cfg.server_id or f"server-{os.getpid()}"
         self.draining = False
-        self.idle = asyncio.Event()  # set once draining and no transaction is left
+        self.idle = asyncio.Event()  # set once draining and every request has its answer
+        self._inflight = 0  # spawned request-handling tasks not finished
         self._spawn_task = spawn
         self._tasks: set[asyncio.Task[Any]] = set()
         self.endpoint: SipEndpoint | None = None
@@ -113,6 +114,7 @@ class ServerNode:
     # -- plumbing -----------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> object:
         """Run ``coro`` as a task whose exceptions are logged, never propagated."""
+        self._inflight += 1  # counted from now: the task may not start before a drain check
         guarded = self._guard(coro)
         if self._spawn_task is not None:
             return self._spawn_task(guarded)
@@ -121,12 +123,14 @@ class ServerNode:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    @staticmethod
-    async def _guard(coro: Coroutine[Any, Any, Any]) -> None:
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
         except Exception:
             log.exception("request handling task failed")
+        finally:
+            self._inflight -= 1
+            self._check_idle()
 
     def respond(self, txn: ServerTransaction, response: Response) -> None:
         self.stats.response(response.status)
@@ -135,6 +139,8 @@ class ServerNode:
         except TransactionUsageError as exc:
             # A late answer racing a final one (e.g. a CANCEL's 487 after a 200): drop it.
             log.debug("response dropped: %s", exc)
+        if self.draining:
+            self._check_idle()
 
     def gauges(self) -> dict[str, int]:
         pending = sum(1 for t in self.proxy.pending if isinstance(t, ServerInviteTransaction))
@@ -227,8 +233,8 @@ class ServerNode:
         self.proxy.forward_stray(response)
 
     def on_terminated(self, txn: AnyTransaction, reason: TerminationReason, owner: Any) -> None:
-        if self.draining and not len(self.layer):
-            self.idle.set()
+        if self.draining:
+            self._check_idle()
         if isinstance(owner, Branch):
             self.proxy.on_terminated(owner, reason)
         elif isinstance(owner, AnsweredCall):
@@ -353,10 +359,21 @@ class ServerNode:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start_draining(self) -> None:
-        """Refuse new calls and registrations (503); :attr:`idle` is set when the last
-        transaction ends."""
+        """Refuse new calls and registrations (503); :attr:`idle` is set once every request
+        received has had its final response."""
         self.draining = True
-        if not len(self.layer):
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        # Transactions that only wait out Timer J/K/L absorb retransmissions; what must finish
+        # is every request still without a final answer: proxied ones, ringing calls, and
+        # requests waiting on the store.
+        if (
+            self.draining
+            and not self.proxy.pending
+            and not self.answering.unanswered
+            and not self._inflight
+        ):
             self.idle.set()
 
     async def wait_tasks(self) -> None:

@@ -50,22 +50,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     store = args.store
+    out = sys.stdout  # read now, not at import (users_cli binds its default then)
     try:
         match args.users_command:
             case "add":
                 return users_cli.cmd_add(
-                    store, args.username, args.domain, args.password, args.realm
+                    store, args.username, args.domain, args.password, args.realm, out=out
                 )
             case "del":
-                return users_cli.cmd_del(store, args.aor)
+                return users_cli.cmd_del(store, args.aor, out=out)
             case "list":
-                return users_cli.cmd_list(store, limit=args.limit, offset=args.offset)
+                return users_cli.cmd_list(store, limit=args.limit, offset=args.offset, out=out)
             case "import":
-                users_cli.cmd_import(store, args.file, args.domain)
+                users_cli.cmd_import(store, args.file, args.domain, out=out)
                 return 0
             case "generate":
                 users_cli.cmd_generate(
-                    store, args.count, args.prefix, args.password, args.domain, start=args.start
+                    store,
+                    args.count,
+                    args.prefix,
+                    args.password,
+                    args.domain,
+                    start=args.start,
+                    out=out,
                 )
                 return 0
     except (ValueError, OSError, sqlite3.Error) as exc:
