@@ -14,7 +14,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "server": ("sipha.server.cli", "run a SIP server node (registrar, proxy, answering services)"),
     "users": ("sipha.store.cli", "manage users in the store: add, del, list, import, generate"),
-    "dispatcher": ("sipha.dispatcher.cli", "run a SIP load balancer, or control one (ctl)"),
+    # sipha.ha.cli adds the --ha-* flags to the dispatcher's and runs it as an HA pair member.
+    "dispatcher": ("sipha.ha.cli", "run a SIP load balancer, or control one (ctl)"),
     "load": ("sipha.loadtest.cli", "generate SIP load: calls, registrations, options"),
     "run": ("sipha.testbed.cli", "run a test plan: cluster + load + faults, then a report"),
     "report": ("sipha.report.cli", "render the report of a results folder"),

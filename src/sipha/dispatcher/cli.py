@@ -40,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ctl.add_argument("--http", dest="ctl_http", required=True, metavar="HOST:PORT")
     ctl.add_argument("--token", dest="ctl_token")
     ctl.add_argument(
-        "action", choices=["list", "status", "state", "weight", "add", "remove", "reload"]
+        "action",
+        choices=[
+            "list", "status", "state", "weight", "add", "remove", "reload",
+            "promote", "demote", "ha",
+        ],
     )
     ctl.add_argument("args", nargs="*")
 
@@ -161,6 +165,10 @@ def ctl_main(args: argparse.Namespace) -> int:
             result = _call(base, token, "POST", "/servers", {"uri": a[0]})
         elif args.action == "remove":
             result = _call(base, token, "DELETE", f"/servers/{q}")
+        elif args.action in ("promote", "demote"):  # the HA endpoints (sipha.ha)
+            result = _call(base, token, "POST", f"/ha/{args.action}", {})
+        elif args.action == "ha":
+            result = _call(base, token, "GET", "/ha")
         else:
             result = _call(base, token, "POST", "/reload")
     except (RuntimeError, OSError, ValueError) as exc:

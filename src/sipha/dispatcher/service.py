@@ -13,8 +13,10 @@ import logging
 import os
 import random
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
+from sipha.common.http import HttpApi
 from sipha.sip import Request, Response
 from sipha.sip.parser import Limits
 from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig
@@ -58,17 +60,20 @@ class DispatcherService:
         specs: list[ServerSpec],
         *,
         config_path: str | None = None,
+        bind_on_start: bool = True,
     ) -> None:
         self.cfg = cfg
         self.specs = specs
         self.config_path = config_path
-        self.endpoint = SipEndpoint(
-            [ListenSpec.parse(text) for text in cfg.listen],
-            self._on_message,
-            config=TransportConfig(
-                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
-            ),
-        )
+        self.bind_on_start = bind_on_start
+        """False for an HA standby in local mode: it binds the service address when promoted."""
+        self.endpoint = self._new_endpoint()
+        self.passive = False
+        """An HA standby: no probes, no failover timers (the active's state is replicated)."""
+        self.after_batch: Callable[[], None] | None = None
+        """Called after each batch of forwarded messages (HA streams its replication then)."""
+        self.api_routes: list[Callable[[HttpApi], None]] = []
+        """Extra routes added to the HTTP API before it starts (the HA endpoints)."""
         self.router: Router | None = None
         self.api: DispatcherApi | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -76,14 +81,39 @@ class DispatcherService:
         self._armed = float("inf")
         self._stopped = asyncio.Event()
 
+    def _new_endpoint(self) -> SipEndpoint:
+        cfg = self.cfg
+        return SipEndpoint(
+            [ListenSpec.parse(text) for text in cfg.listen],
+            self._on_message,
+            config=TransportConfig(
+                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
+            ),
+        )
+
+    async def bind(self) -> None:
+        """Bind the listen addresses (HA promotion); raises OSError while one is taken."""
+        if self.endpoint.bound:
+            return
+        endpoint = self._new_endpoint()
+        await endpoint.start()
+        self.endpoint = endpoint
+
+    async def unbind(self) -> None:
+        """Close the listen sockets (HA demotion); the service keeps its state."""
+        old = self.endpoint
+        self.endpoint = self._new_endpoint()
+        await old.close()
+
     async def start(self) -> None:
         loop = self._loop = asyncio.get_running_loop()
-        await self.endpoint.start()
+        if self.bind_on_start:
+            await self.endpoint.start()
         if self.cfg.advertise:
             host, _, port = self.cfg.advertise.rpartition(":")
             advertise = (host, int(port))
         else:
-            first = self.endpoint.bound[0]
+            first = self.endpoint.bound[0] if self.endpoint.bound else self.endpoint.listens[0]
             advertise = (first.host, first.port)
         secret = self.cfg.secret.encode() if self.cfg.secret else secrets.token_bytes(16)
         router = Router(
@@ -97,6 +127,8 @@ class DispatcherService:
         self.router = router
         if self.cfg.http:
             self.api = DispatcherApi(self, self.cfg.http, token=self.cfg.token or None)
+            for add_routes in self.api_routes:
+                add_routes(self.api.http)
             await self.api.start()
         log.info(
             "dispatcher on %s (advertised %s:%d), %d servers, algorithm %s",
@@ -138,6 +170,8 @@ class DispatcherService:
         send = self.endpoint.send
         for data, to in out:
             send(data, to)
+        if out and self.after_batch is not None:
+            self.after_batch()
         if router.changes:
             self._log_changes()
         if router.next_deadline() < self._armed:
@@ -162,6 +196,8 @@ class DispatcherService:
         assert loop is not None
         self._timer = None
         self._armed = float("inf")
+        if self.passive:
+            return  # re-armed by kick() on promotion
         try:
             out = router.on_timer(loop.time())
             send = self.endpoint.send

@@ -37,11 +37,14 @@ class Fencer(Protocol):
 def _looks_like_sipha(pid: int, marker: str) -> bool | None:
     """True/False from /proc, None when the process is gone."""
     try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return None
     except OSError:
         return False
+    if stat.rpartition(")")[2].split()[:1] == ["Z"]:
+        return None  # a zombie: exited, sockets closed, only its parent's wait() is missing
     return marker.encode() in cmdline
 
 

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -59,17 +60,6 @@ class Forwarder(Protocol):
         """Call ``hook`` after each batch of forwarded messages."""
 
 
-class _HeartbeatProtocol(asyncio.DatagramProtocol):
-    def __init__(self, node: HaNode) -> None:
-        self.node = node
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.node._on_datagram(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # the peer is down: ICMP unreachable; silence is what the token measures
-
-
 class HaNode:
     """One node of the pair (see the module docstring)."""
 
@@ -98,11 +88,12 @@ class HaNode:
         self.first_forward = 0.0
         self._awaiting_first_forward = False
         self._became_active_at = 0.0
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._acquiring: asyncio.Task[None] | None = None
         self._closed = False
+        self._role = Role.STARTING
 
     def _address_owner(self) -> AddressOwner:
         if self.mode is AddressMode.LOCAL:
@@ -139,10 +130,14 @@ class HaNode:
         self.sink = ReplicationSink(
             state, cluster=cfg.cluster, clock=loop.time, on_caught_up=self._caught_up
         )
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _HeartbeatProtocol(self), local_addr=self.listen, reuse_port=False
-        )
-        self._transport = transport
+        # A plain socket read by add_reader, not a DatagramProtocol: the timer drains it before
+        # judging the peer, so our own stall (libuv runs timers before polling I/O) is never
+        # mistaken for the peer's silence while its heartbeats wait in our buffer.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        sock.bind(self.listen)
+        self._sock = sock
+        loop.add_reader(sock.fileno(), self._drain)
         self.forwarder.set_after_batch(self._after_batch)
         log.info("HA node %s (priority %d, %s mode, %s failback) heartbeats %s:%d -> %s:%d",
                  cfg.node_id, cfg.priority, self.mode.value, cfg.failback, *self.listen,
@@ -166,13 +161,27 @@ class HaNode:
         ):
             with contextlib.suppress(OSError):
                 await self.address.release()
-        if self._transport is not None:
-            self._transport.close()
+        if self._sock is not None and self.loop is not None:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
 
     # -- inputs -------------------------------------------------------------------------------
     def _now(self) -> float:
         assert self.loop is not None
         return self.loop.time()
+
+    def _drain(self) -> None:
+        sock = self._sock
+        while sock is not None:
+            try:
+                data, addr = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # ICMP unreachable from a dead peer: silence is what the token measures
+            self._on_datagram(data, addr)
+            sock = self._sock
 
     def _on_datagram(self, data: bytes, addr: tuple[str, int]) -> None:
         m = self.membership
@@ -222,6 +231,7 @@ class HaNode:
 
     def _fire(self) -> None:
         self._timer = None
+        self._drain()
         if self.membership is not None:
             self._run(self.membership.handle_timer(self._now()))
 
@@ -230,7 +240,6 @@ class HaNode:
         m = self.membership
         if m is None or self._closed:
             return
-        before = m.role
         for action in actions:
             if isinstance(action, SendHeartbeat):
                 self._send_heartbeat()
@@ -244,7 +253,8 @@ class HaNode:
             log.warning("HA %s: %s -> %s (%s)", self.cfg.node_id, change.old.value,
                         change.new.value, change.cause)
         m.changes.clear()
-        if m.role is not before:
+        if m.role is not self._role:
+            before, self._role = self._role, m.role
             self._role_entered(before, m.role)
         self._follow_peer()
         self._arm()
@@ -257,7 +267,7 @@ class HaNode:
 
     def _send_heartbeat(self) -> None:
         m = self.membership
-        if m is None or self._transport is None:
+        if m is None or self._sock is None:
             return
         self.seq += 1
         hb = Heartbeat(
@@ -266,7 +276,7 @@ class HaNode:
             self.source.port if self.source is not None else 0, self.api_address,
         )
         with contextlib.suppress(OSError):
-            self._transport.sendto(self.codec.encode(hb), self.peer_addr)
+            self._sock.sendto(self.codec.encode(hb), self.peer_addr)
 
     async def _fence(self, action: Fence) -> None:
         ok, detail = await self.fencer.fence(action.node_id, action.pid)
