@@ -164,7 +164,8 @@ def test_operator_demote_hands_over_and_promote_takes_back() -> None:
     a.demote_requested(1.0)
     assert a.role is Role.RELEASING
     a.address_released(1.01)
-    assert a.role is Role.STANDBY and a.held
+    assert a.role is Role.STANDBY
+    assert a.held
     b = Membership(settings(node_id="b", priority=100), now=0.0)
     b.heartbeat_received(peer(Role.ACTIVE, priority=200, node_id="a", term=1), 0.5)
     b.heartbeat_received(peer(Role.STANDBY, priority=200, node_id="a", term=1, held=True), 1.02)

@@ -286,6 +286,8 @@ class ReplicationSink:
         self.peer_last_forward = 0.0
         """The active's last forwarding time as it streamed it (wall clock)."""
         self.target: tuple[str, int] | None = None
+        self.ended = asyncio.Event()
+        """Set when the active closed the stream (it released: everything it sent is applied)."""
         self._task: asyncio.Task[None] | None = None
 
     def follow(self, host: str, port: int) -> None:
@@ -314,10 +316,12 @@ class ReplicationSink:
         async with asyncio.timeout(2.0):
             reader, writer = await asyncio.open_connection(host, port)
         decoder = FrameDecoder()
+        self.ended.clear()
         try:
             while True:
                 data = await reader.read(256 * 1024)
                 if not data:
+                    self.ended.set()
                     return
                 for msg in decoder.feed(data):
                     self._apply(msg)

@@ -291,6 +291,14 @@ class HaNode:
 
     async def _acquire(self, action: Acquire) -> None:
         started = time.time()
+        m = self.membership
+        sink = self.sink
+        if m is not None and sink is not None and sink.target is not None and not m.peer_lost:
+            # A handover (the live peer released to our claim): apply its last changes first;
+            # it closes the stream right after flushing them.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await sink.ended.wait()
         await self.address.acquire()
         log.warning("HA %s: address %s acquired in %.1f ms (term %d)", self.cfg.node_id,
                     self.cfg.vip, (time.time() - started) * 1000, action.term)
