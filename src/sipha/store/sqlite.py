@@ -124,6 +124,20 @@ class SqliteStore:
         except BaseException:
             self._executor.shutdown(wait=False)
             raise
+        # The hot reads (location lookup, user, dialog record) run right on the caller's
+        # thread: in WAL mode a reader never waits for a writer, and a hop to the worker thread
+        # and back costs more than the query. Writes stay on the worker (they may wait for
+        # another process's lock).
+        self._reader: sqlite3.Connection | None = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+        )
+        self._reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+
+    @property
+    def _rdb(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise RuntimeError("store is closed")
+        return self._reader
 
     # --- worker-thread plumbing --------------------------------------------------------------
     def _open(self, busy_timeout_ms: int) -> None:
@@ -201,14 +215,11 @@ class SqliteStore:
         return await self._run(self._write, op)
 
     async def get_user(self, aor: str) -> User | None:
-        def op() -> User | None:
-            row = self._db.execute(
-                "SELECT aor, username, realm, ha1_md5, ha1_sha256 FROM users WHERE aor = ?",
-                (aor,),
-            ).fetchone()
-            return None if row is None else User(*row)
-
-        return await self._run(op)
+        row = self._rdb.execute(
+            "SELECT aor, username, realm, ha1_md5, ha1_sha256 FROM users WHERE aor = ?",
+            (aor,),
+        ).fetchone()
+        return None if row is None else User(*row)
 
     async def delete_user(self, aor: str) -> bool:
         def op() -> bool:
@@ -317,7 +328,7 @@ class SqliteStore:
         return await self._run(self._write, op)
 
     async def get_bindings(self, aor: str, now: float) -> list[Binding]:
-        return list(await self._run(lambda: self._current(self._db, aor, now)))
+        return list(self._current(self._rdb, aor, now))
 
     async def purge_expired(self, now: float) -> int:
         def op(db: sqlite3.Connection) -> int:
@@ -348,13 +359,10 @@ class SqliteStore:
     async def get_dialog(self, call_id: str) -> DialogRecord | None:
         now = self._clock()
 
-        def op() -> DialogRecord | None:
-            row = self._db.execute(
-                "SELECT record FROM dialogs WHERE call_id = ? AND purge_at > ?", (call_id, now)
-            ).fetchone()
-            return None if row is None else dialog_from_json(row[0])
-
-        return await self._run(op)
+        row = self._rdb.execute(
+            "SELECT record FROM dialogs WHERE call_id = ? AND purge_at > ?", (call_id, now)
+        ).fetchone()
+        return None if row is None else dialog_from_json(row[0])
 
     async def delete_dialog(self, call_id: str) -> bool:
         now = self._clock()
@@ -388,6 +396,10 @@ class SqliteStore:
     async def close(self) -> None:
         if self._conn is None:
             return
+
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
         def op() -> None:
             if self._conn is not None:
