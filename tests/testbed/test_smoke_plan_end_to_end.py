@@ -28,12 +28,6 @@ SMOKE = ROOT / "plans" / "smoke.toml"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _ha_available() -> bool:
-    out = subprocess.run([sys.executable, "-c", "from sipha.cli import main; main()",
-                          "dispatcher", "--help"], capture_output=True, text=True, timeout=30)
-    return "--ha-config" in out.stdout
-
-
 def _processes_of(folder: Path) -> list[psutil.Process]:
     """Live processes whose command line names the results folder (every node's does)."""
     found = []
@@ -57,8 +51,6 @@ def _assert_report_complete(folder: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_smoke_plan(tmp_path: Path) -> None:
-    if not _ha_available():
-        pytest.skip("sipha dispatcher has no --ha-config yet (HA pair not integrated)")
     plan = load_plan(SMOKE)
     out = tmp_path / "smoke"
     started = time.monotonic()

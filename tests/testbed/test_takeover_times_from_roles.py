@@ -55,3 +55,35 @@ def test_faults_on_the_standby_do_not_count() -> None:
     r.fault("d1", "cont", 2.0)
     r.observe("d1", "down", 3.0)
     assert _takeovers(r.observe("d2", "active", 3.5)) == [("d1 -> d2", pytest.approx(500.0))]
+
+
+def test_reported_figure_replaces_the_polled_one() -> None:
+    r = RoleTracker(["d1", "d2"], wait_reported=2.0)
+    r.observe("d1", "active", 0.0)
+    assert r.reported("d1", 11, [None], 0.0) == []  # the start: nothing held
+    r.fault("d1", "kill", 5.0)
+    assert _takeovers(r.observe("d2", "active", 5.4)) == []  # held for d2's own figure
+    assert r.reported("d2", 22, [], 5.4) == []
+    assert r.expire(5.5) == []
+    events = r.reported("d2", 22, [312.5], 5.6)
+    assert _takeovers(events) == [("d1 -> d2 (reported; polled 400 ms)", 312.5)]
+    assert events[0].t == 5.4
+
+
+def test_no_report_falls_back_to_polling_and_restarts_start_over() -> None:
+    r = RoleTracker(["d1", "d2"], wait_reported=2.0)
+    r.observe("d1", "active", 0.0)
+    r.reported("d1", 11, [None, 40.0], 0.0)  # old records of d1's first process
+    r.fault("d1", "kill", 5.0)
+    r.observe("d2", "active", 5.3)
+    assert r.expire(6.0) == []
+    assert _takeovers(r.expire(7.3)) == [("d1 -> d2 (polled)", pytest.approx(300.0))]
+    # d1 restarted (a new pid) and preempts: its first record is new although it is the first.
+    r.observe("d1", "standby", 9.0)
+    r.observe("d2", "standby", 10.0)
+    r.observe("d1", "active", 10.1)
+    events = r.reported("d1", 33, [55.0], 10.1)
+    assert _takeovers(events) == [("d2 -> d1 (reported; polled 100 ms)", 55.0)]
+    r.fault("d1", "kill", 12.0)
+    r.observe("d2", "active", 12.2)
+    assert _takeovers(r.expire(12.2, all_=True)) == [("d1 -> d2 (polled)", pytest.approx(200.0))]

@@ -386,6 +386,13 @@ class DispatcherState:
         for b in p.branches:
             if pend.get(b) is p:
                 del pend[b]
+        if p.final:
+            # The expiry wheel keeps the object until its bucket comes due (minutes for an
+            # INVITE); the request bytes are what weighs, and a finished one needs them no more.
+            p.raw = b""
+            p.key = b""
+            p.branches.clear()
+            p.responded.clear()
 
     # -- expiry ---------------------------------------------------------------------------
     def sweep(self, now: float) -> tuple[int, list[Pending]]:

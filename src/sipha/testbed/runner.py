@@ -65,6 +65,7 @@ __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 _ROLE_POLL = 0.1
 _SAMPLE = 1.0
 _START_TIMEOUT = 20.0
+_REPORT_WAIT = 2.0
 
 
 class RunAborted(Exception):
@@ -119,7 +120,9 @@ class Runner:
         self.procs = ProcessSet()
         self.http: dict[str, str] = {}  # node -> HOST:PORT of its API
         self.testers: list[_TesterRun] = []
-        self.roles = RoleTracker(dispatcher_names(plan))
+        # A pair reports its own takeover times (the forwarding gap); wait that long for them.
+        self.roles = RoleTracker(dispatcher_names(plan),
+                                 wait_reported=_REPORT_WAIT if plan.dispatchers.count == 2 else 0)
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._t0 = 0.0
@@ -208,6 +211,7 @@ class Runner:
             # Shutdown blocks (waits for processes): keep it off the loop, but finish it even
             # if this task is cancelled.
             await asyncio.shield(asyncio.to_thread(self._stop_all))
+            self._flush_takeovers(self.now(), all_=True)
             leftovers = self.procs.leftovers()
             self._set_t0(self._t0 or time.time())  # flush what was held back
             self._write_calls()
@@ -426,17 +430,30 @@ class Runner:
         names = [n.name for n in self.procs.of_kind("dispatcher")]
         if not names:
             return
-        roles = await asyncio.gather(*(
-            self._poller.dispatcher_role(self.procs[n], self.http[n]) for n in names
+        ha = self.plan.dispatchers.count == 2
+        answers = await asyncio.gather(*(
+            self._poller.dispatcher_role(self.procs[n], self.http[n], ha=ha) for n in names
         ))
         t = round(self.now(), 3)
-        for name, role in zip(names, roles, strict=True):
+        for name, (role, status) in zip(names, answers, strict=True):
             changed = self.roles.role_of(name) != role
-            for e in self.roles.observe(name, role, t):
+            events = self.roles.observe(name, role, t)
+            if status is not None:
+                records = status.get("takeovers") or []
+                events += self.roles.reported(
+                    name, int(status.get("pid") or 0),
+                    [r.get("takeover_ms") for r in records if isinstance(r, dict)], t)
+            for e in events:
                 self._write(EVENTS, e)
                 self._log_event(e)
             if changed:
                 self._write(ROLES, RoleSample(t=t, node=name, role=role))
+        self._flush_takeovers(t)
+
+    def _flush_takeovers(self, t: float, *, all_: bool = False) -> None:
+        for e in self.roles.expire(t, all_=all_):
+            self._write(EVENTS, e)
+            self._log_event(e)
 
     async def _sample(self, t: float) -> None:
         t = round(t, 3)

@@ -1,8 +1,8 @@
 """Sampling the running nodes: active calls and roles over HTTP, CPU and memory with psutil.
 
 The nodes are asked the way an operator's monitoring would ask them: ``GET /status`` on each
-server (``active_calls``, ``calls.answered + calls.proxied``) and on each dispatcher (its HA
-``role``), with short timeouts so a stopped node costs one timeout, not the sampling cadence.
+server (``active_calls``, ``calls.answered + calls.proxied``) and on each dispatcher (``GET /ha``
+of a node of the pair: its ``role`` and takeovers), with short timeouts so a stopped node costs one timeout, not the sampling cadence.
 CPU and RSS cover the node's whole process tree (a load controller's agents count as the
 controller's), the paper's "CPU loading".
 """
@@ -75,13 +75,20 @@ class HttpPoller:
         return ServerSample(t=t, node=node.name, up=True,
                             active_calls=int(status.get("active_calls", 0)), calls_total=total)
 
-    async def dispatcher_role(self, node: NodeProcess, http: str) -> str:
+    async def dispatcher_role(
+        self, node: NodeProcess, http: str, *, ha: bool = False
+    ) -> tuple[str, dict[str, Any] | None]:
+        """The role and, for a node of an HA pair, its whole ``GET /ha`` answer (which holds
+        its own takeover measurements); a lone dispatcher's role comes from ``/status``."""
         if node.state is NodeState.EXITED or node.state is NodeState.NOT_STARTED:
-            return "down"
+            return "down", None
         if node.state is NodeState.STOPPED:
-            return "down"  # hung: holds its sockets, forwards nothing
+            return "down", None  # hung: holds its sockets, forwards nothing
+        if ha:
+            status = await self.get_json(http, "/ha")
+            return ("unknown", None) if status is None else (str(status.get("role")), status)
         status = await self.get_json(http, "/status")
-        return "unknown" if status is None else role_from_status(status)
+        return ("unknown" if status is None else role_from_status(status)), None
 
 
 class CpuSampler:

@@ -1,0 +1,67 @@
+"""``ip`` mode between the test's own hosts (network namespaces on a bridge, see `netns`).
+
+Two dispatchers in ip mode (d1 active), two sipha servers, SIPp uac in a client namespace
+calling the service address. The active is SIGKILLed mid-run; the standby, after the heartbeat
+token, fences it (kills the PID, takes the address off its interface), adds the address to its
+own eth0 and announces it with gratuitous ARP. Checked: the address moved, the client
+namespace saw the new active's gratuitous ARP and its ARP cache now points at the new active,
+and SIPp counts zero failed calls.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .netns import VIP, arp_watch, available, garps, ns_pair, run_sipp, topology
+
+pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+
+RATE = 100
+SECONDS = 8
+HOLD_MS = 1000
+KILL_AT = 3.0
+
+
+def test_sigkilled_active_address_moves_with_gratuitous_arp_losing_no_call(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    with topology(tmp_path) as topo, ns_pair(topo, mode="ip") as p:
+        assert p.holder() == ["d1"]
+        mac_d1, mac_d2 = topo.mac("d1"), topo.mac("d2")
+        arp_log = arp_watch(topo, "c", VIP)
+        out: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: out.setdefault("r", run_sipp(
+            topo, "c", p.target, rate=RATE, calls=RATE * SECONDS, hold_ms=HOLD_MS,
+            timeout=SECONDS + 30)))
+        t.start()
+        time.sleep(KILL_AT)
+        assert topo.neighbour("c", VIP) == mac_d1, "the client was not calling d1"
+        killed_at = time.time()
+        p.procs["d1"].send_signal(signal.SIGKILL)
+        p.procs["d1"].wait(timeout=5)
+        t.join()
+        r = out["r"]
+
+        assert p.holder() == ["d2"], "the address did not move (or d1 was not fenced)"
+        ha = p.ha("d2")
+        assert ha["role"] == "active"
+        [takeover] = ha["takeovers"]
+        seen = [(op, mac) for ts, op, mac in garps(arp_log) if ts >= killed_at]
+        assert (1, mac_d2) in seen and (2, mac_d2) in seen, seen
+        assert all(mac == mac_d2 for _, mac in seen), seen
+        assert topo.neighbour("c", VIP) == mac_d2
+        print(f"ip mode: takeover {takeover['takeover_ms']} ms; {r.successful} calls ok")
+        # token (300 ms) after the last heartbeat + fence + ip addr + first message
+        assert takeover["takeover_ms"] is not None
+        assert 0 < takeover["takeover_ms"] <= 500
+        assert r.created == RATE * SECONDS, r.stdout
+        assert r.failed == 0, r.stdout
+        assert r.successful == RATE * SECONDS, r.stdout
+    assert time.monotonic() - started < 60
