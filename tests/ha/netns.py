@@ -252,15 +252,21 @@ def _dispatcher_argv(node: str, peer: str, priority: int, mode: str, topo: Topol
     return argv
 
 
-def _keepalived_conf(topo: Topology, node: str, peer: str, priority: int) -> Path:
-    """contrib/keepalived/keepalived.conf for this network, unicast VRRP between d1 and d2."""
+def _keepalived_conf(topo: Topology, node: str, peer: str, priority: int, notify_by: str) -> Path:
+    """contrib/keepalived/keepalived.conf for this network, unicast VRRP between d1 and d2.
+    ``notify_by``: ``sipha`` (contrib's sipha-notify.sh, i.e. ``sipha dispatcher ctl``) or
+    ``curl`` (the same HTTP call without starting Python)."""
     tmp = topo.tmp
     notify = tmp / f"notify-{node}.sh"
-    notify.write_text(
-        "#!/bin/sh\n"
-        f"SIPHA_HTTP=127.0.0.1:{HTTP_PORT} SIPHA_TOKEN={TOKEN} SIPHA_BIN={SIPHA} "
-        f'exec sh {NOTIFY} "$1" >>{tmp / f"notify-{node}.log"} 2>&1\n'
-    )
+    log = tmp / f"notify-{node}.log"
+    if notify_by == "curl":
+        body = (f'case "$1" in master) action=promote ;; *) action=demote ;; esac\n'
+                f"exec curl -fsS -m 2 -X POST -H 'Authorization: Bearer {TOKEN}' "
+                f'http://127.0.0.1:{HTTP_PORT}/ha/$action >>{log} 2>&1\n')
+    else:
+        body = (f"SIPHA_HTTP=127.0.0.1:{HTTP_PORT} SIPHA_TOKEN={TOKEN} SIPHA_BIN={SIPHA} "
+                f'exec sh {NOTIFY} "$1" >>{log} 2>&1\n')
+    notify.write_text("#!/bin/sh\n" + body)
     notify.chmod(0o755)
     conf = tmp / f"keepalived-{node}.conf"
     conf.write_text(f"""
@@ -275,7 +281,7 @@ vrrp_instance SIPHA {{
     virtual_router_id 60
     priority {priority}
     advert_int 0.1
-    vrrp_version 3
+    version 3               # VRRPv3: advert_int below 1 s (centiseconds)
     unicast_src_ip {topo.addr(node)}
     unicast_peer {{
         {topo.addr(peer)}
@@ -293,7 +299,9 @@ vrrp_instance SIPHA {{
 
 
 @contextlib.contextmanager
-def ns_pair(topo: Topology, *, mode: str = "ip", n_servers: int = 2) -> Iterator[NsPair]:
+def ns_pair(
+    topo: Topology, *, mode: str = "ip", n_servers: int = 2, notify_by: str = "sipha"
+) -> Iterator[NsPair]:
     """sipha servers in ``s``, dispatchers d1 (priority 200) and d2 in ``mode`` (``ip``, or
     ``external`` with keepalived moving the address), settled: d1 active, d2 caught up."""
     tmp = topo.tmp
@@ -313,11 +321,14 @@ def ns_pair(topo: Topology, *, mode: str = "ip", n_servers: int = 2) -> Iterator
         log = p.logs[node] = tmp / f"{node}.log"
         p.procs[node] = topo.spawn(node, _dispatcher_argv(node, peer, prio, ha_mode, topo,
                                                           servers), log)
-    for node in ("d1", "d2"):
+        # d1 first, so it is the one that starts active (whoever hears no peer takes over).
         wait_for(f"{node} API", lambda n=node: p.ha(n), 20, logs=p.all_logs())
+        if node == "d1" and ha_mode == "ip":
+            wait_for("d1 active", lambda: p.ha("d1")["role"] == "active", 10,
+                     logs=p.all_logs())
     if mode == "external":
         for node, peer, prio in (("d1", "d2", 200), ("d2", "d1", 100)):
-            conf = _keepalived_conf(topo, node, peer, prio)
+            conf = _keepalived_conf(topo, node, peer, prio, notify_by)
             log = p.logs[f"keepalived-{node}"] = tmp / f"keepalived-{node}.log"
             p.procs[f"keepalived-{node}"] = topo.spawn(node, [
                 KEEPALIVED, "-n", "-l", "-D", "-P", "-f", str(conf),

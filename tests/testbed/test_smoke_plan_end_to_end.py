@@ -62,12 +62,20 @@ def test_smoke_plan(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["calls_attempted"] >= 0.9 * 20 * 8
     # s2 dies with about hold x rate = 20 calls on it; new calls fail over inside the
-    # transaction and established ones end through the shared store: allow a few.
-    lost = summary["calls_failed"] + summary["calls_unfinished"]
-    assert lost <= 0.05 * summary["calls_attempted"], summary
+    # transaction and established ones end through the shared store and the dispatcher's
+    # re-routing: nothing is lost in the default profile (one allowed for a loaded CI host).
+    # A call still in progress at the end counts as failed (drain-timeout), never unfinished.
+    assert summary["calls_failed"] <= 1, summary
+    assert summary["calls_unfinished"] == 0, summary
+    assert summary["calls_successful"] + summary["calls_failed"] == summary["calls_attempted"]
     assert summary["calls_per_server"]["s1"] > summary["calls_per_server"]["s2"] > 0
     assert summary["profile"] == "default"
     assert summary["plan"]["name"] == "smoke"
+    # The pair was up as a pair: d1 active, d2 standby (roles from GET /ha), no switch.
+    roles = [json.loads(line) for line in (out / "roles.jsonl").read_text().splitlines()]
+    assert {(r["node"], r["role"]) for r in roles if r["t"] >= 0} >= {
+        ("d1", "active"), ("d2", "standby")}
+    assert summary["takeover_ms"] == []
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert any(e["kind"] == "fault" and e["node"] == "s2" for e in events)
     _assert_report_complete(out)

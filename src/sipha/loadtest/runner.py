@@ -396,7 +396,11 @@ class AgentRunner:
                 if drain_until is None:
                     drain_until = now + self.options.drain_timeout
                     self.stopped_at = now
-                if uac.finished or now >= drain_until:
+                if uac.finished:
+                    break
+                if now >= drain_until:
+                    # Calls still in progress count as failed (drain-timeout), not lost.
+                    uac.abandon(now)
                     break
             elif uac is None:
                 # The UAS role runs for the duration (or until stopped).

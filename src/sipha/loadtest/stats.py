@@ -93,6 +93,9 @@ class FailureReason(enum.Enum):
     ``BYE_FAILED``            ``bye-failed``  call set up but its BYE got no 2xx
     ``OTHER``                 ``other``       anything else (e.g. SIPp regexp/test failures
                                               read from a SIPp stat file)
+    ``DRAIN_TIMEOUT``         ``drain-timeout``  still in progress when ``--drain-timeout``
+                                              ended the run (so attempted = successful +
+                                              failed always holds)
     ========================  ==============  ===============================================
 
     A final error response is keyed by its decimal status code, "300" .. "699": see
@@ -105,6 +108,7 @@ class FailureReason(enum.Enum):
     UNEXPECTED_MESSAGE = "unexpected"
     BYE_FAILED = "bye-failed"
     OTHER = "other"
+    DRAIN_TIMEOUT = "drain-timeout"
 
 
 _ENUM_KEYS: Final = frozenset(r.value for r in FailureReason)

@@ -88,6 +88,7 @@ class UacEngine(EngineBase):
         self.throttled = 0
         self.stopped = False
         self.stop_reason = ""
+        self._abandoning = False
         self._hold_mean = plan.hold.mean
         self._hold_exp = plan.hold.distribution == "exponential"
 
@@ -124,6 +125,27 @@ class UacEngine(EngineBase):
     def finished(self) -> bool:
         """Stopped and nothing in flight."""
         return self.stopped and self.active == 0
+
+    def abandon(self, now: float) -> int:
+        """Stop, and count every call still in progress as failed with reason
+        ``drain-timeout`` (the drain timeout is over): every attempt then ends counted,
+        successful or failed.  Returns how many were abandoned."""
+        self.stop(self.stop_reason or "drain-timeout")
+        before = self.stats.calls_failed
+        self._abandoning = True
+        try:
+            for handler in list(self.dialogs.values()):
+                if isinstance(handler, InviteCall):
+                    handler.abandon()
+                elif isinstance(handler, RequestTxn) and not handler.done:
+                    handler.abort(now)
+        finally:
+            self._abandoning = False
+        # Anything in flight that no table holds (none expected) still gets counted.
+        while self.active > 0:
+            self.active -= 1
+            self.stats.record_failure(FailureReason.DRAIN_TIMEOUT)
+        return self.stats.calls_failed - before
 
     def _run_until(self, t: float) -> None:
         if not self.stopped:
@@ -188,7 +210,8 @@ class UacEngine(EngineBase):
             stats.record_success(now - txn.started)
             stats.transactions_ok += 1
         else:
-            stats.record_failure(status if status >= 300 else FailureReason.TIMEOUT_F)
+            timeout = FailureReason.DRAIN_TIMEOUT if self._abandoning else FailureReason.TIMEOUT_F
+            stats.record_failure(status if status >= 300 else timeout)
             stats.transactions_failed += 1
 
     # -- requests from the far end --------------------------------------------------------------

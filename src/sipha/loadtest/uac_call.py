@@ -360,6 +360,15 @@ class InviteCall:
 
     # -- endings --------------------------------------------------------------------------------
 
+    def abandon(self) -> bool:
+        """The run ends with this call in progress: count it failed (``drain-timeout``).
+
+        Returns False for a call already counted (lingering for Timer D, or ended)."""
+        if self.state is COMPLETED or self.state is ENDED:
+            return False
+        self._fail(FailureReason.DRAIN_TIMEOUT)
+        return True
+
     def _succeed(self) -> None:
         e = self.e
         e.stats.record_success(

@@ -167,6 +167,11 @@ class RequestTxn:
         self.interval = min(self.interval * 2, e.t2)
         e.schedule(self, min(now + self.interval, self.deadline))
 
+    def abort(self, now: float) -> None:
+        """End the transaction unanswered now (the run is over); reported as not ok."""
+        if not self.done:
+            self._finish(False, 0, now)
+
     def _finish(self, ok: bool, status: int, now: float) -> None:
         self.done = True
         e = self.e

@@ -1,8 +1,9 @@
 """Sampling the running nodes: active calls and roles over HTTP, CPU and memory with psutil.
 
 The nodes are asked the way an operator's monitoring would ask them: ``GET /status`` on each
-server (``active_calls``, ``calls.answered + calls.proxied``) and on each dispatcher (``GET /ha``
-of a node of the pair: its ``role`` and takeovers), with short timeouts so a stopped node costs one timeout, not the sampling cadence.
+server (``active_calls``, ``calls.answered + calls.proxied``) and ``GET /ha`` on each dispatcher
+of a pair (its ``role`` and its own takeover measurements; ``/status`` for a lone one), with
+short timeouts so a stopped node costs one timeout, not the sampling cadence.
 CPU and RSS cover the node's whole process tree (a load controller's agents count as the
 controller's), the paper's "CPU loading".
 """
