@@ -14,7 +14,8 @@ One asyncio task drives a run through its stages:
    faults (:class:`.faults.FaultInjector`), starts the testers of a phase that begins and checks
    for crashed nodes; every second it samples active calls per server and CPU per node and
    redraws the live view;
-3. *drain*: after the last phase, testers get ``drain`` seconds to finish their calls;
+3. *drain*: after the last phase, testers get ``drain`` seconds to finish their calls (and a
+   few more to count what is left as failed and report it);
 4. *stop*: always, whatever happened before (Ctrl-C, a crashed node, a bug): every process
    group is terminated then killed, the testers' outputs are read into ``calls.jsonl``,
    ``meta.json`` records the status and any process left over, and the report is rendered.
@@ -66,6 +67,7 @@ _ROLE_POLL = 0.1
 _SAMPLE = 1.0
 _START_TIMEOUT = 20.0
 _REPORT_WAIT = 2.0
+_TESTER_SLACK = 3.0
 
 
 class RunAborted(Exception):
@@ -371,7 +373,9 @@ class Runner:
                 if self._stage == "load":
                     self._stage = "drain"
                     self.event("phase", detail="load ends, draining")
-                if testers_done or now >= end_of_load + plan.drain:
+                # The testers drain for ``plan.drain`` themselves, then count what is left
+                # (drain-timeout) and report: give them the slack to do so before stopping.
+                if testers_done or now >= end_of_load + plan.drain + _TESTER_SLACK:
                     break
             await self._sleep(_ROLE_POLL)
         await self._sample(self.now())
