@@ -266,7 +266,11 @@ def _keepalived_conf(topo: Topology, node: str, peer: str, priority: int, notify
     else:
         body = (f"SIPHA_HTTP=127.0.0.1:{HTTP_PORT} SIPHA_TOKEN={TOKEN} SIPHA_BIN={SIPHA} "
                 f'exec sh {NOTIFY} "$1" >>{log} 2>&1\n')
-    notify.write_text("#!/bin/sh\n" + body)
+    # keepalived forks a notify script per transition and does not wait: at start-up the
+    # "backup" call (init) can finish after the "master" one and demote the new master. A
+    # lock per node keeps them in the order they were started.
+    lock = tmp / f"notify-{node}.lock"
+    notify.write_text(f'#!/bin/sh\nexec 9>{lock}\nflock 9\n' + body.replace("exec ", ""))
     notify.chmod(0o755)
     conf = tmp / f"keepalived-{node}.conf"
     conf.write_text(f"""

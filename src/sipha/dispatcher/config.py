@@ -79,6 +79,7 @@ class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
     failover_timeout: float = 0.2
     failover_codes: list[int] = msgspec.field(default_factory=lambda: [503])
     max_attempts: int = 3
+    dialog_aware: bool = True  # false: IPVS-like, no failover, no passive health, no rescue
     dialog_timeout: float = 7200.0
     rate_limit: int = 0
     rate_window: float = 1.0

@@ -84,6 +84,9 @@ class RouterSettings:
     failover_timeout: float = 0.2
     failover_codes: frozenset[int] = frozenset({503})
     max_attempts: int = 3
+    dialog_aware: bool = True
+    """False models IPVS behind ldirectord (the paper's profile): no failover inside the
+    transaction, no passive health marking, no moving of a dead server's dialogs."""
     dialog_timeout: float = 7200.0
     """Seconds a confirmed dialog with no BYE stays accounted (a call's longest hold)."""
     linger: float = 32.0
@@ -244,7 +247,7 @@ class Router:
         self.changes.append(change)
         if self.state.journal:
             self.state.deltas.append(ServerStateSet(server.uid, change.new.value))
-        if change.new is HealthState.INACTIVE:
+        if change.new is HealthState.INACTIVE and self.settings.dialog_aware:
             self._rescue(server, now)
 
     def _rescue(self, server: Server, now: float) -> None:
@@ -428,6 +431,8 @@ class Router:
 
     def _failover(self, p: Pending, now: float, cause: str, out: list[Send]) -> bool:
         """Retry ``p`` on the next server; False when there is none or attempts ran out."""
+        if not self.settings.dialog_aware:
+            return False
         failed = p.attempts[-1]
         retried = self._retry(p, now, out)
         # Health after the retry: a server going down fails over what still waits on it
@@ -502,7 +507,7 @@ class Router:
                 if target is None:
                     self.stats.no_server += 1
                     return [] if msg.method == "ACK" else [self._reply(msg, 503, source)]
-        if peer is None and not target.dest.usable:
+        if peer is None and not target.dest.usable and self.settings.dialog_aware:
             # The server holding this dialog is down. Any other server can take the call's
             # in-dialog requests (they route statelessly, and answered calls are in the shared
             # store), so the BYE of a call set up on a dead server still ends with a 200.

@@ -42,6 +42,7 @@ def router_settings(cfg: DispatcherConfig) -> RouterSettings:
         failover_timeout=cfg.failover_timeout,
         failover_codes=frozenset(cfg.failover_codes),
         max_attempts=cfg.max_attempts,
+        dialog_aware=cfg.dialog_aware,
         dialog_timeout=cfg.dialog_timeout,
         rate_limit=cfg.rate_limit,
         rate_window=cfg.rate_window,

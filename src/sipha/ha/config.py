@@ -49,6 +49,7 @@ class HaConfig(msgspec.Struct, forbid_unknown_fields=True):
     prefix: int = 32
     fence_command: str = ""
     batch_interval: float = 0.02
+    replicate: bool = True  # false: the standby starts with no state (the paper's profile)
 
     @property
     def address_mode(self) -> AddressMode:

@@ -345,6 +345,7 @@ class HaNode:
             and not m.peer_lost
             and peer.role is Role.ACTIVE
             and self.peer_replication_port > 0
+            and self.cfg.replicate
         )
         if want:
             sink.follow(self.peer_addr[0], self.peer_replication_port)

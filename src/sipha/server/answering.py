@@ -191,7 +191,8 @@ class AnsweringService:
             expires_at=now + call.action.max_hold,
         )
         try:
-            await self.store.put_dialog(invite.call_id, record, self.dialog_ttl)
+            if self.dialog_ttl > 0:
+                await self.store.put_dialog(invite.call_id, record, self.dialog_ttl)
         except Exception:
             # Availability first: the call still works, only its failover is lost.
             self.stats.store_errors += 1

@@ -94,6 +94,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     nonce_lifetime: float = 300.0
     drain_time: float = 5.0
     dialog_ttl: float = 7200.0
+    share_dialogs: bool = True  # answered calls in the shared store: any server can end them
     registrar: RegistrarConfig = msgspec.field(default_factory=RegistrarConfig)
     answer: list[AnswerRule] = msgspec.field(default_factory=list)
     timers: TimersConfig = msgspec.field(default_factory=TimersConfig)

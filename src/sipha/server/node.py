@@ -101,7 +101,9 @@ class ServerNode:
             **common,  # type: ignore[arg-type]
             server_id=self.server_id,
             timers=self.cfg.timer_config,
-            dialog_ttl=self.cfg.dialog_ttl,
+            # 0: answered calls are not written to the store (the paper's servers did not share
+            # call state); a BYE reaching another server then gets 481.
+            dialog_ttl=self.cfg.dialog_ttl if self.cfg.share_dialogs else 0.0,
         )
         self.proxy = Proxy(
             **common,  # type: ignore[arg-type]

@@ -124,6 +124,8 @@ def server_command(
         "store": url,
         "http": f"{host}:{HTTP_PORT}",
         "answer": [{"pattern": p, "action": "answer", "max_hold": s.max_hold} for p in s.answer],
+        # The paper's servers shared users, not calls: a call dies with its server.
+        "share_dialogs": plan.profile != "paper",
     }
     path = config_dir / f"{name}.toml"
     path.write_text(to_toml(cfg), encoding="utf-8")
@@ -155,6 +157,7 @@ def dispatcher_command(
         "http": f"{own}:{HTTP_PORT}",
         "failover_timeout": d.failover_timeout,
         "max_attempts": 3 if d.failover else 1,
+        "dialog_aware": d.failover,
         "probe": {
             "enabled": True,
             "interval": d.probe.interval,
@@ -179,6 +182,8 @@ def dispatcher_command(
             "heartbeat_interval": d.heartbeat_interval,
             "token": d.token,
             "key": f"sipha-testbed-{plan.name}",
+            # Pacemaker moved only the address: the standby knew nothing of the calls.
+            "replicate": plan.profile != "paper",
         }
         ha_path = config_dir / f"{name}-ha.toml"
         ha_path.write_text(to_toml(ha), encoding="utf-8")
