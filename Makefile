@@ -3,8 +3,8 @@ PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
-DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps
-DEB_BINS  := sipp kamailio redis-server keepalived ip ps
+DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl
+DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean
 

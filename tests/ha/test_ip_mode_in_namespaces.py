@@ -16,11 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from .netns import VIP, arp_watch, available, garps, ns_pair, run_sipp, topology
-
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
 
 RATE = 100
 SECONDS = 8
@@ -31,6 +27,8 @@ KILL_AT = 3.0
 def test_sigkilled_active_address_moves_with_gratuitous_arp_losing_no_call(
     tmp_path: Path,
 ) -> None:
+    missing = available()
+    assert missing is None, f"namespace test bed unavailable: {missing} (make test installs it)"
     started = time.monotonic()
     with topology(tmp_path) as topo, ns_pair(topo, mode="ip") as p:
         assert p.holder() == ["d1"]

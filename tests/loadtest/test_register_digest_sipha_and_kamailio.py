@@ -10,8 +10,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from sipha.common.loop import run
 from sipha.common.process import free_port, wait_sip_options
 from sipha.loadtest.api import run_local
@@ -98,7 +96,6 @@ def test_register_against_kamailio_with_a_password_check(tmp_path: Path) -> None
 
 
 def test_register_against_a_sipha_server(tmp_path: Path) -> None:
-    pytest.importorskip("sipha.server.cli")
     store = f"sqlite:{tmp_path / 'users.db'}"
     for n in (1, 2, 3):
         add_user(store, f"user{n}", "pw")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from sipha.common.loop import run
 from sipha.loadtest.api import run_local
 from sipha.loadtest.protocol import UserRange
@@ -15,7 +13,6 @@ from tests.server.helpers import add_user, server
 
 
 def test_users_register_then_receive_the_calls(tmp_path: Path) -> None:
-    pytest.importorskip("sipha.server.cli")
     store = f"sqlite:{tmp_path / 'users.db'}"
     for n in (1, 2):
         add_user(store, f"user{n}", "pw")

@@ -32,7 +32,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(timeout=5)
 
 
-@pytest.mark.skipif(SIPP is None, reason="sipp not installed")
 def test_real_sipp_uac_run_reads_back_100_successful_calls(tmp_path: Path) -> None:
     assert SIPP is not None
     uas_port, uac_port = _free_udp_port(), _free_udp_port()

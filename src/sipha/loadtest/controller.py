@@ -354,8 +354,39 @@ class Controller:
             state.last_second = max(state.last_second, msg.second)
         elif isinstance(msg, p.Done):
             state.totals = IntervalStats.from_wire(msg.totals)
+            self._reconcile(state)
             state.status = "done"
             self.sink.event("agent-done", at=now, agent=state.agent_id)
+
+    def _reconcile(self, state: AgentState) -> None:
+        """Make the merged counts add up to the agent's own totals.
+
+        A per-second report can miss its row (an agent starved of CPU reports after the row was
+        written): whatever its Done totals hold beyond what was merged goes into the next row,
+        so totals stay exact and only the timing of those counts shifts.
+        """
+        assert self.sink is not None
+        own, seen = state.totals, state.reported
+        if own is None:
+            return
+        gap = IntervalStats()
+        for name in ("calls_attempted", "calls_successful", "calls_failed", "retransmissions",
+                     "transactions_ok", "transactions_failed"):
+            setattr(gap, name, max(0, getattr(own, name) - getattr(seen, name)))
+        for key, n in own.failed_by_reason.items():
+            extra = n - seen.failed_by_reason.get(key, 0)
+            if extra > 0:
+                gap.failed_by_reason[key] = extra
+        if sum(gap.failed_by_reason.values()) != gap.calls_failed:
+            return  # not a clean difference: leave the run as reported
+        if gap.is_empty():
+            return
+        second = max(state.last_second, self.sink.last_written) + 1
+        if self.sink.run.add(state.agent_id, second, gap):
+            state.reported.extend(gap)
+            state.last_second = second
+            self.sink.event("agent-reconciled", at=time.time(), agent=state.agent_id, second=second,
+                            attempted=gap.calls_attempted)
 
     def _write_ready(self, now: float | None) -> None:
         """Write every second all running agents have reported (``now`` None: all of them)."""
