@@ -15,8 +15,6 @@ Run: ``.venv/bin/python bench/bench_dispatcher.py [--seconds 5] [--rates 500,100
 
 from __future__ import annotations
 
-import argparse
-
 import harness as h
 from sipha.common.process import free_port, wait_sip_options
 
@@ -35,11 +33,10 @@ def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple
             cmd += ["--server", f"sip:127.0.0.1:{p}"]
         disp = procs.start(cmd, log="dispatcher.log")
         wait_sip_options("127.0.0.1", port, timeout=15)
-        target = f"127.0.0.1:{port}"
-        print("  sipha dispatcher (hash-callid):", flush=True)
-        best, _ = h.highest_clean_rate(target, rates, seconds, [disp.pid])
-        cpu = h.run_step(target, common_rate, seconds, [disp.pid])
-        return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+        return h.measure(
+            "sipha dispatcher (hash-callid)", f"127.0.0.1:{port}", [disp.pid], rates, seconds,
+            common_rate,
+        )
 
 
 def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
@@ -53,30 +50,17 @@ def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tu
             list_file=dlist,
         )
         kam = h.start_kamailio(procs, cfg, ip="127.0.0.1", port=port)
-        target = f"127.0.0.1:{port}"
-        print("  Kamailio 5.6 dispatcher (alg 0, tm failure route):", flush=True)
-        best, _ = h.highest_clean_rate(target, rates, seconds, [kam.pid])
-        cpu = h.run_step(target, common_rate, seconds, [kam.pid])
-        return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+        return h.measure(
+            "Kamailio 5.6 dispatcher (alg 0, tm failure route)", f"127.0.0.1:{port}",
+            [kam.pid], rates, seconds, common_rate,
+        )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="seconds per rate step")
-    ap.add_argument("--rates", default="500,1000,1500,2000,2500,3000,3500,4000")
-    ap.add_argument("--cpu-rate", type=float, default=500.0, help="rate of the CPU measurement")
-    args = ap.parse_args()
-    rates = [float(r) for r in args.rates.split(",")]
-    s_best, s_cpu = bench_sipha(rates, args.seconds, args.cpu_rate)
-    k_best, k_cpu = bench_kamailio(rates, args.seconds, args.cpu_rate)
-    print()
-    print(f"{'':24} {'sipha':>10} {'Kamailio':>10} {'ratio':>8}")
-    print(f"{'highest clean calls/s':24} {s_best:10.0f} {k_best:10.0f} {s_best / k_best:7.2f}x")
-    print(
-        f"{'CPU s per 1000 calls':24} {s_cpu:10.3f} {k_cpu:10.3f} {s_cpu / k_cpu:7.2f}x"
-        f"   (at {args.cpu_rate:.0f} calls/s; target <= 1.0x)"
+    return h.compare_main(
+        __doc__, rates="500,1000,1500,2000,2500,3000,3500,4000", cpu_rate=500.0, target="<= 1.0x",
+        ours=bench_sipha, peer=bench_kamailio,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Run: ``.venv/bin/python bench/bench_server.py [--seconds 5] [--rates 200,400,...
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 
@@ -49,11 +48,10 @@ def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple
             log="server.log",
         )
         wait_sip_options("127.0.0.1", port, timeout=15)
-        target = f"127.0.0.1:{port}"
-        print("  sipha server (stateful proxy):", flush=True)
-        best, _ = h.highest_clean_rate(target, rates, seconds, [server.pid])
-        cpu = h.run_step(target, common_rate, seconds, [server.pid])
-        return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+        return h.measure(
+            "sipha server (stateful proxy)", f"127.0.0.1:{port}", [server.pid], rates, seconds,
+            common_rate,
+        )
 
 
 def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
@@ -65,30 +63,18 @@ def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tu
             callee=f"127.0.0.1:{uas}",
         )
         kam = h.start_kamailio(procs, cfg, ip="127.0.0.1", port=port)
-        target = f"127.0.0.1:{port}"
-        print("  Kamailio 5.6 (tm + rr):", flush=True)
-        best, _ = h.highest_clean_rate(target, rates, seconds, [kam.pid])
-        cpu = h.run_step(target, common_rate, seconds, [kam.pid])
-        return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+        return h.measure(
+            "Kamailio 5.6 (tm + rr)", f"127.0.0.1:{port}", [kam.pid], rates, seconds,
+            common_rate,
+        )
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=5.0, help="seconds per rate step")
-    ap.add_argument("--rates", default="200,400,600,800,1000,1300,1600,2000,2500,3000")
-    ap.add_argument("--cpu-rate", type=float, default=300.0, help="rate of the CPU measurement")
-    args = ap.parse_args()
-    rates = [float(r) for r in args.rates.split(",")]
-    s_best, s_cpu = bench_sipha(rates, args.seconds, args.cpu_rate)
-    k_best, k_cpu = bench_kamailio(rates, args.seconds, args.cpu_rate)
-    print()
-    print(f"{'':24} {'sipha':>10} {'Kamailio':>10} {'ratio':>8}")
-    print(f"{'highest clean calls/s':24} {s_best:10.0f} {k_best:10.0f} {s_best / k_best:7.2f}x")
-    print(
-        f"{'CPU s per 1000 calls':24} {s_cpu:10.3f} {k_cpu:10.3f} {s_cpu / k_cpu:7.2f}x"
-        f"   (at {args.cpu_rate:.0f} calls/s; target <= 2x)"
+    return h.compare_main(
+        __doc__, rates="200,400,600,800,1000,1300,1600,2000,2500,3000", cpu_rate=300.0,
+        target="<= 2x",
+        ours=bench_sipha, peer=bench_kamailio,
     )
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ Every process started here is killed by PID when the benchmark ends.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import os
@@ -22,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,3 +194,54 @@ def start_kamailio(procs: Procs, cfg_text: str, *, ip: str, port: int) -> subpro
         print((procs.tmp / f"kamailio-{port}.log").read_text()[-3000:], file=sys.stderr)
         raise
     return proc
+
+
+def measure(
+    label: str, target: str, pids: Sequence[int], rates: Sequence[float], seconds: float,
+    cpu_rate: float,
+) -> tuple[float, float]:
+    """CPU s per 1000 calls at ``cpu_rate`` (nan if not clean), then the highest clean rate.
+
+    The CPU step comes first: after an overloaded step a node still works off its backlog
+    (retransmissions, timers), which would be billed to the next step.
+    """
+    print(f"  {label}:", flush=True)
+    cpu = run_step(target, cpu_rate, seconds, pids)
+    print(f"    CPU step at {cpu_rate:.0f} calls/s: {cpu.successful} ok {cpu.failed} failed, "
+          f"{cpu.cpu_per_1000:.3f} CPU s/1000 calls", flush=True)
+    time.sleep(1.0)
+    best, _ = highest_clean_rate(target, rates, seconds, pids)
+    return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:7.2f}x" if b else "      -"
+
+
+def compare_main(
+    doc: str,
+    *,
+    rates: str,
+    cpu_rate: float,
+    target: str,
+    ours: Callable[[list[float], float, float], tuple[float, float]],
+    peer: Callable[[list[float], float, float], tuple[float, float]],
+    peer_name: str = "Kamailio",
+) -> int:
+    """The command line and the side-by-side table every peer benchmark prints."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=5.0, help="seconds per rate step")
+    ap.add_argument("--rates", default=rates, help="comma-separated call rates to step through")
+    ap.add_argument("--cpu-rate", type=float, default=cpu_rate, help="rate of the CPU measurement")
+    args = ap.parse_args()
+    steps = [float(r) for r in args.rates.split(",")]
+    s_best, s_cpu = ours(steps, args.seconds, args.cpu_rate)
+    k_best, k_cpu = peer(steps, args.seconds, args.cpu_rate)
+    print()
+    print(f"{'':24} {'sipha':>10} {peer_name:>10} {'ratio':>8}")
+    print(f"{'highest clean calls/s':24} {s_best:10.0f} {k_best:10.0f} {_ratio(s_best, k_best)}")
+    print(
+        f"{'CPU s per 1000 calls':24} {s_cpu:10.3f} {k_cpu:10.3f} {_ratio(s_cpu, k_cpu)}"
+        f"   (at {args.cpu_rate:.0f} calls/s; target {target})"
+    )
+    return 0
