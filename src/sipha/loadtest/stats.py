@@ -35,6 +35,8 @@ from typing import Final, Literal
 import msgspec
 from hdrh.histogram import HdrHistogram
 
+from sipha.loadtest.histmath import percentile_values
+
 __all__ = [
     "HIST_HIGHEST_US",
     "HIST_LOWEST_US",
@@ -168,8 +170,7 @@ def percentile_summary(hist: HdrHistogram | None) -> dict[str, float]:
     """
     if hist is None or hist.get_total_count() == 0:
         return {label: 0.0 for label, _ in PERCENTILES} | {"max": 0.0}
-    # One pass over the buckets for all percentiles (get_value_at_percentile walks them each time).
-    values = hist.get_percentile_to_value_dict([p for _, p in PERCENTILES])
+    values = percentile_values(hist, [p for _, p in PERCENTILES])
     out = {label: values[p] / 1000.0 for label, p in PERCENTILES}
     out["max"] = hist.get_max_value() / 1000.0
     return out

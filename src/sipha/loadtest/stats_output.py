@@ -39,6 +39,7 @@ from typing import Final, TextIO
 
 import msgspec
 
+from sipha.loadtest.histmath import mean_stddev
 from sipha.loadtest.stats import (
     PERCENTILES,
     FailureReason,
@@ -144,7 +145,8 @@ def _mean_std_s(stats: IntervalStats) -> tuple[float, float]:
     hist = stats.histogram("setup_200")
     if hist is None or hist.get_total_count() == 0:
         return 0.0, 0.0
-    return hist.get_mean_value() / 1e6, hist.get_stddev() / 1e6
+    mean, std = mean_stddev(hist)
+    return mean / 1e6, std / 1e6
 
 
 def _sipp_view(stats: IntervalStats) -> dict[str, int]:
