@@ -44,11 +44,38 @@ def test_passive_failure_is_immediate_and_held_when_not_probed() -> None:
     h = ServerHealth(HealthSettings(suspect_hold=5.0))
     change = observe(h, HealthInput.PASSIVE_FAILURE, now=1.0, probing=False)
     assert change is not None
-    assert change.new is HealthState.INACTIVE
+    assert change.new is HealthState.SUSPECT
     assert h.hold_until == 6.0
     change = observe(h, HealthInput.HOLD_EXPIRED, now=6.0, probing=False)
     assert change is not None
     assert change.new is HealthState.ACTIVE
+    assert h.hold_until is None
+
+
+def test_one_failed_probe_confirms_a_suspect() -> None:
+    h = ServerHealth(HealthSettings(probing_threshold=3))
+    observe(h, HealthInput.PASSIVE_FAILURE)
+    assert h.state is HealthState.SUSPECT
+    assert h.hold_until is None  # probed: the probes decide, not a hold
+    change = observe(h, HealthInput.PROBE_FAILED)
+    assert change is not None
+    assert (change.old, change.new) == (HealthState.SUSPECT, HealthState.INACTIVE)
+
+
+def test_good_probes_clear_a_suspect_after_inactive_threshold() -> None:
+    h = ServerHealth(HealthSettings(inactive_threshold=2))
+    observe(h, HealthInput.PASSIVE_FAILURE)
+    assert observe(h, HealthInput.PASSIVE_FAILURE) is None  # still suspect, nothing new
+    assert observe(h, HealthInput.PROBE_OK) is None
+    change = observe(h, HealthInput.PROBE_OK)
+    assert change is not None
+    assert change.new is HealthState.ACTIVE
+
+
+def test_an_inactive_server_is_not_returned_by_a_hold() -> None:
+    h = ServerHealth(HealthSettings(), HealthState.INACTIVE)
+    assert observe(h, HealthInput.HOLD_EXPIRED, probing=False) is None
+    assert h.state is HealthState.INACTIVE
 
 
 @pytest.mark.parametrize("state", [HealthState.DISABLED, HealthState.DRAINING])

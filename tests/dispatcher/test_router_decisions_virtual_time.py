@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from sipha.dispatcher.health import HealthState
 from sipha.dispatcher.router import Router, RouterSettings, Send
 from sipha.dispatcher.servers import parse_server
@@ -119,7 +121,7 @@ def test_no_answer_within_failover_timeout_retries_next_server_and_marks_first()
     assert retry[0].peer != first.peer
     failed = r.find(f"{first.peer.host}:{first.peer.port}")
     assert failed is not None
-    assert failed.state is HealthState.INACTIVE
+    assert failed.state is HealthState.SUSPECT
     assert "no response within 200 ms" in r.changes[-1].cause
     assert failed.pending == 0
     assert r.stats.failovers == 1
@@ -211,3 +213,83 @@ def test_journal_records_deltas_that_replay_on_a_standby() -> None:
     for delta in active.state.drain_deltas():
         standby.apply_delta(delta, now=5.0)
     assert standby.dialogs["c1"].phase is DialogPhase.CONFIRMED
+
+
+def test_new_active_learns_a_dialog_it_never_heard_of_from_the_signed_response() -> None:
+    # The old active forwarded the INVITE and died before replicating it: the new active (same
+    # secret, same servers) sees only the server's answers. The signed branch names the server,
+    # so the caller's ACK and BYE (no Route) go there and the call is counted there.
+    old, new = make_router(), make_router()
+    for _ in range(2):  # move the old active's rr cursor off the new one's
+        old.on_request(invite(call="warm", branch="z9hG4bKw"), UAC, now=0.0)
+    [out] = old.on_request(invite(), UAC, now=0.0)
+    fwd = forwarded(out)
+    [ringing] = new.on_response(answer(fwd, 180), out.peer, now=0.01)
+    assert ringing.peer == UAC
+    assert new.dialog_phase("c1") is DialogPhase.EARLY
+    [ok] = new.on_response(answer(fwd, 200), out.peer, now=0.02)
+    assert ok.peer == UAC
+    assert new.dialog_phase("c1") is DialogPhase.CONFIRMED
+    server = new.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    assert (server.pending, server.dialogs) == (0, 1)
+    for i in range(3):  # other calls move the new active's rr cursor
+        new.on_request(invite(call=f"x{i}", branch=f"z9hG4bKx{i}"), UAC, now=0.03)
+    [ack] = new.on_request(invite(method="ACK", branch="z9hG4bKk", to_tag="s1"), UAC, 0.04)
+    [bye] = new.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert ack.peer == bye.peer == out.peer
+    assert server.dialogs == 0
+
+
+def _confirmed_call(r: Router) -> Send:
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    return out
+
+
+@pytest.mark.parametrize("state", [HealthState.SUSPECT, HealthState.DRAINING,
+                                   HealthState.DISABLED])
+def test_a_server_not_known_down_keeps_its_dialogs(state: HealthState) -> None:
+    r = make_router()
+    out = _confirmed_call(r)
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    server.health.state = state
+    server.dest.usable = False
+    [ack] = r.on_request(invite(method="ACK", branch="z9hG4bKk", to_tag="s1"), UAC, 0.5)
+    [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert ack.peer == bye.peer == out.peer
+    assert r.stats.dialogs_rescued == 0
+
+
+def test_a_server_known_down_hands_its_dialogs_to_another() -> None:
+    r = make_router()
+    out = _confirmed_call(r)
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    r.set_state(server, HealthState.INACTIVE, 0.5, "test")
+    [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert bye.peer != out.peer
+    assert r.stats.dialogs_rescued == 1
+
+
+def test_a_suspect_is_probed_at_once_and_a_failed_probe_confirms_it() -> None:
+    r = make_router(n=3)
+    for s in r.servers():
+        s.probing = True
+    for probe in r.on_timer(0.0):  # the first round of probes, all answered
+        r.on_response(answer(forwarded(probe), 200), probe.peer, now=0.01)
+    [first] = r.on_request(invite(), UAC, now=0.05)
+    # No answer within 200 ms: failover, suspicion, and a probe in the same tick (the next
+    # round is due at 0.5).
+    sends = r.on_timer(0.25)
+    server = r.find(f"{first.peer.host}:{first.peer.port}")
+    assert server is not None
+    assert server.state is HealthState.SUSPECT
+    probes = [s for s in sends if forwarded(s).method == "OPTIONS" and s.peer == first.peer]
+    assert len(probes) == 1
+    [retry] = [s for s in sends if forwarded(s).method == "INVITE"]
+    r.on_response(answer(forwarded(retry), 200), retry.peer, now=0.26)
+    r.on_timer(0.25 + r.settings.probe.timeout)  # unanswered: the suspicion is confirmed
+    assert server.state is HealthState.INACTIVE
+    assert [s.state for s in r.servers() if s is not server] == [HealthState.ACTIVE] * 2

@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from sipha.common.config import ConfigError
 from sipha.common.http import HttpApi, metrics_handler
 
-from .health import HealthState
+from .health import OPERATOR_STATES, HealthState
 from .servers import parse_server
 from .state import Server
 
@@ -193,14 +193,12 @@ class DispatcherApi:
     async def set_state(self, request: web.Request) -> web.StreamResponse:
         server = self._server(request)
         body = await self._body(request)
-        try:
-            state = HealthState(body.get("state"))
-        except ValueError:
-            names = ", ".join(s.value for s in HealthState)
-            return self._bad(f"state must be one of {names}")
+        names = {s.value: s for s in OPERATOR_STATES}
+        state = names.get(str(body.get("state")))
+        if state is None:
+            return self._bad(f"state must be one of {', '.join(names)}")
         router = self._router()
-        loop_time = self.service._loop.time() if self.service._loop else 0.0
-        router.set_state(server, state, loop_time, "via the HTTP API")
+        router.set_state(server, state, self.service.now(), "via the HTTP API")
         self.service._log_changes()
         self.service.kick()
         return web.json_response(server_json(server))

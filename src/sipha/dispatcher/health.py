@@ -10,10 +10,16 @@ state; there is no pair without an answer (a test walks all of them).
 
 Thresholds work like Kamailio's dispatcher: an active server turns inactive after
 `probing_threshold` consecutive failed probes (``ds_probing_threshold``) and an inactive one turns
-active again after `inactive_threshold` consecutive good probes (``ds_inactive_threshold``). A
-passive failure needs no count: a server that let an INVITE time out is taken out at once, and
-probing brings it back. A server with probing off has nothing to bring it back, so a passive
-failure holds it inactive for `suspect_hold` seconds and the `HOLD_EXPIRED` input returns it.
+active again after `inactive_threshold` consecutive good probes (``ds_inactive_threshold``).
+
+A passive failure (an INVITE unanswered within the failover time, or a 503) makes an active
+server `SUSPECT` at once: it gets no new call, but its dialogs and open transactions stay with
+it, because one silent transaction is weak evidence (a lost datagram, or our own stall) and
+moving a live server's dialogs sends their ACKs and BYEs where nobody knows them. The router
+probes a suspect server at once: a failed probe confirms it (`INACTIVE`: its dialogs move to
+the others, its ringing transactions fail over), `inactive_threshold` good probes clear it. A
+server with probing off has nothing to confirm or clear it, so the passive failure holds it
+suspect for `suspect_hold` seconds and the `HOLD_EXPIRED` input returns it.
 
 Operators own `DISABLED` and `DRAINING`: probes and passive failures never move a server out of
 them (a draining server keeps its dialogs whatever its probes say); only a command does.
@@ -25,6 +31,7 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "OPERATOR_STATES",
     "TABLE",
     "Effect",
     "HealthChange",
@@ -38,12 +45,22 @@ __all__ = [
 class HealthState(enum.Enum):
     ACTIVE = "active"
     """Receives new calls."""
+    SUSPECT = "suspect"
+    """Failed one transaction (passive detection): no new calls, keeps its dialogs; probed at
+    once to confirm (inactive) or clear (active) it."""
     INACTIVE = "inactive"
-    """Failed (probes or passive detection); probed until it recovers."""
+    """Down, by probes or an operator: no new calls, its dialogs move; probed until it
+    recovers."""
     DISABLED = "disabled"
     """Taken out by an operator: no new calls, no probes."""
     DRAINING = "draining"
     """Set by an operator: no new calls; existing dialogs continue."""
+
+
+OPERATOR_STATES = (
+    HealthState.ACTIVE, HealthState.INACTIVE, HealthState.DISABLED, HealthState.DRAINING
+)
+"""The states an operator may set (a suspicion is the router's to raise)."""
 
 
 class HealthInput(enum.Enum):
@@ -79,12 +96,16 @@ def _build_table() -> dict[tuple[HealthState, HealthInput], tuple[Effect, Health
         table[(s, _I.SET_DRAINING)] = (_E.RESET, _S.DRAINING)
     table[(_S.ACTIVE, _I.PROBE_OK)] = (_E.COUNT_SUCCESS, _S.ACTIVE)
     table[(_S.ACTIVE, _I.PROBE_FAILED)] = (_E.COUNT_FAILURE, _S.INACTIVE)
-    table[(_S.ACTIVE, _I.PASSIVE_FAILURE)] = (_E.RESET, _S.INACTIVE)
+    table[(_S.ACTIVE, _I.PASSIVE_FAILURE)] = (_E.RESET, _S.SUSPECT)
     table[(_S.ACTIVE, _I.HOLD_EXPIRED)] = (_E.NONE, _S.ACTIVE)
+    table[(_S.SUSPECT, _I.PROBE_OK)] = (_E.COUNT_SUCCESS, _S.ACTIVE)
+    table[(_S.SUSPECT, _I.PROBE_FAILED)] = (_E.RESET, _S.INACTIVE)  # the suspicion confirmed
+    table[(_S.SUSPECT, _I.PASSIVE_FAILURE)] = (_E.NONE, _S.SUSPECT)
+    table[(_S.SUSPECT, _I.HOLD_EXPIRED)] = (_E.RESET, _S.ACTIVE)
     table[(_S.INACTIVE, _I.PROBE_OK)] = (_E.COUNT_SUCCESS, _S.ACTIVE)
     table[(_S.INACTIVE, _I.PROBE_FAILED)] = (_E.COUNT_FAILURE, _S.INACTIVE)
     table[(_S.INACTIVE, _I.PASSIVE_FAILURE)] = (_E.RESET, _S.INACTIVE)
-    table[(_S.INACTIVE, _I.HOLD_EXPIRED)] = (_E.RESET, _S.ACTIVE)
+    table[(_S.INACTIVE, _I.HOLD_EXPIRED)] = (_E.NONE, _S.INACTIVE)  # holds are for suspects
     # Operator states ignore everything but commands (counters still track probe results so
     # the API can show whether a draining server still answers).
     for s in (_S.DISABLED, _S.DRAINING):
@@ -106,7 +127,7 @@ class HealthSettings:
     inactive_threshold: int = 2
     """Good probes in a row that make an inactive server active (ds_inactive_threshold)."""
     suspect_hold: float = 5.0
-    """Seconds a passive failure holds an unprobed server inactive."""
+    """Seconds a passive failure holds an unprobed server suspect."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,9 +174,9 @@ class ServerHealth:
             self.successes = 0
             self.failures = 0
             new = target
-        if event is HealthInput.PASSIVE_FAILURE and new is HealthState.INACTIVE and not probing:
+        if event is HealthInput.PASSIVE_FAILURE and new is HealthState.SUSPECT and not probing:
             self.hold_until = now + self.settings.suspect_hold
-        elif new is not HealthState.INACTIVE:
+        elif new is not HealthState.SUSPECT:
             self.hold_until = None
         if new is old:
             return None

@@ -69,6 +69,11 @@ class Prober:
             if s is server:
                 del self._outstanding[branch]
 
+    def probe_soon(self, server: Server, now: float) -> None:
+        """Probe ``server`` at the next tick (a suspect is confirmed or cleared at once)."""
+        if server.probing:
+            self._next[server.uid] = now
+
     def tick(
         self, servers: Iterable[Server], now: float
     ) -> tuple[list[ProbeResult], list[tuple[Server, bytes]]]:

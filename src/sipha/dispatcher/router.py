@@ -232,6 +232,22 @@ class Router:
         self._health(server, event, now, cause)
         self._probe_at = 0.0
 
+    def adopt_replicated_health(self, now: float) -> None:
+        """After an HA promotion: replicated health arrives as states only, so make the
+        scheduler agree with them, probe the suspects at once, and give an unprobed suspect
+        the hold that returns it (its holder's clock did not travel)."""
+        for server in self.servers():
+            usable = server.state is HealthState.ACTIVE and not server.removed
+            if server.dest.usable != usable:
+                server.dest.usable = usable
+                self._scheduler.on_health_change(dest=server.dest, usable=usable)
+            if server.state is HealthState.SUSPECT:
+                if server.probing:
+                    self.prober.probe_soon(server, now)
+                elif server.health.hold_until is None:
+                    server.health.hold_until = now + self.settings.health.suspect_hold
+        self._probe_at = now
+
     def _destinations_changed(self) -> None:
         self._scheduler.on_destinations_changed(destinations=[s.dest for s in self.servers()])
 
@@ -247,6 +263,10 @@ class Router:
         self.changes.append(change)
         if self.state.journal:
             self.state.deltas.append(ServerStateSet(server.uid, change.new.value))
+        if change.new is HealthState.SUSPECT and server.probing:
+            # Confirm or clear the suspicion now, not at the next probe interval.
+            self.prober.probe_soon(server, now)
+            self._probe_at = now
         if change.new is HealthState.INACTIVE and self.settings.dialog_aware:
             self._rescue(server, now)
 
@@ -507,10 +527,16 @@ class Router:
                 if target is None:
                     self.stats.no_server += 1
                     return [] if msg.method == "ACK" else [self._reply(msg, 503, source)]
-        if peer is None and not target.dest.usable and self.settings.dialog_aware:
+        if (
+            peer is None
+            and target.health.state is HealthState.INACTIVE
+            and self.settings.dialog_aware
+        ):
             # The server holding this dialog is down. Any other server can take the call's
             # in-dialog requests (they route statelessly, and answered calls are in the shared
             # store), so the BYE of a call set up on a dead server still ends with a 200.
+            # A suspect, draining or disabled server keeps its dialogs: it may well be alive,
+            # and only it knows a call whose ACK has not reached it yet.
             dest = self._scheduler.pick(
                 key=self._request_key(msg, source), now=now, exclude=frozenset((target.id,))
             )
@@ -584,13 +610,30 @@ class Router:
         p = self.state.pending.get(branch)
         if p is not None and msg.cseq.method == p.method:
             return self._transaction_response(p, msg, branch, now)
-        status = msg.status
-        if 200 <= status < 300 and msg.method == "INVITE":
-            d = self.state.dialogs.get(msg.call_id)
-            server = self._server_by_token(token)
-            if d is not None and server is not None and d.server is not server:
-                return self._end_ghost(msg, server)
+        if msg.method == "INVITE" and msg.status < 300:
+            ghost = self._learn_dialog(msg, token, now)
+            if ghost:
+                return ghost
         return [self._upstream(msg)]
+
+    def _learn_dialog(self, msg: Response, token: str, now: float) -> list[Send]:
+        """An INVITE's 1xx/2xx with no open transaction here: a takeover happened after the
+        old active forwarded the INVITE but before it replicated it (the last batch). Our
+        signed branch names the server, so the affinity is learnt from the response: the
+        caller's ACK and BYE (no Route, SIPp's ``uac``) reach that server, and the server's
+        call counts stay right. A 2xx from another server than the dialog's is a ghost."""
+        server = self._server_by_token(token)
+        if server is None:
+            return []
+        st = self.state
+        d = st.dialogs.get(msg.call_id)
+        if msg.status >= 200:
+            if d is not None and d.server is not server:
+                return self._end_ghost(msg, server)  # the dialog went to its last attempt
+            st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
+        elif msg.status > 100 and d is None:
+            st.dialog_early(msg.call_id, server, now, self.settings.invite_timeout)
+        return []
 
     def _upstream(self, msg: Response) -> Send:
         via = msg.via

@@ -156,6 +156,11 @@ class DispatcherService:
             await self.api.close()
         await self.endpoint.close()
 
+    def now(self) -> float:
+        """The loop's clock: the time base of every router decision."""
+        assert self._loop is not None, "start the dispatcher first"
+        return self._loop.time()
+
     # -- hot path ---------------------------------------------------------------------------
     def _on_message(self, msg: Request | Response, peer: Peer) -> None:
         router = self.router
@@ -200,6 +205,9 @@ class DispatcherService:
         if self.passive:
             return  # re-armed by kick() on promotion
         try:
+            # Read what has already arrived before judging anyone's silence (failover, probe
+            # timeouts): after our own stall the loop runs timers before it polls the sockets.
+            self.endpoint.drain()
             out = router.on_timer(loop.time())
             send = self.endpoint.send
             for data, to in out:

@@ -21,7 +21,6 @@ import msgspec
 
 from sipha.common.config import ConfigError, convert
 from sipha.dispatcher import cli as dispatcher_cli
-from sipha.dispatcher.health import HealthState
 from sipha.dispatcher.service import DispatcherService
 from sipha.transport import ListenSpec
 
@@ -100,12 +99,7 @@ class DispatcherForwarder:
         service.passive = not active
         router = service.router
         if active and router is not None:
-            # Replicated health arrives as states only: make the scheduler agree with them.
-            for server in router.servers():
-                usable = server.state is HealthState.ACTIVE and not server.removed
-                if server.dest.usable != usable:
-                    server.dest.usable = usable
-                    router.scheduler.on_health_change(dest=server.dest, usable=usable)
+            router.adopt_replicated_health(service.now())
             service.kick()
 
     def set_after_batch(self, hook: Callable[[], None] | None) -> None:

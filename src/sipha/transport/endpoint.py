@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -260,6 +261,8 @@ class SipEndpoint:
         self.config = config or TransportConfig()
         self.counters = TransportCounters()
         self._udp: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+        # A second handle on each UDP socket (a dup of its fd) for `drain`.
+        self._udp_drains: list[tuple[socket.socket, _UdpProtocol]] = []
         self._udp_default: asyncio.DatagramTransport | None = None
         self._tcp: dict[tuple[str, int], _TcpConnection] = {}
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
@@ -276,9 +279,11 @@ class SipEndpoint:
                 sock = make_socket(spec, freebind=self.config.freebind)
                 host, port = sock.getsockname()[:2]
                 if spec.transport == "udp":
-                    transport, _ = await loop.create_datagram_endpoint(
+                    drain = socket.socket(fileno=os.dup(sock.fileno()))
+                    transport, proto = await loop.create_datagram_endpoint(
                         lambda: _UdpProtocol(self._receiver), sock=sock
                     )
+                    self._udp_drains.append((drain, proto))
                     udp = transport
                     self._udp[(host, port)] = udp
                     if self._udp_default is None:
@@ -294,6 +299,30 @@ class SipEndpoint:
             raise
         if self._servers:
             self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    def drain(self, limit: int = 100_000) -> int:
+        """Receive, now, every datagram already queued on the UDP sockets; return how many.
+
+        A node calls this before judging a peer's silence on a timer: after a stall of its
+        own (a busy callback, the OS scheduling others), the event loop runs due timers
+        before it polls the sockets, so an answer waiting in our buffer would look missing.
+        """
+        n = 0
+        for sock, proto in self._udp_drains:
+            recv = sock.recvfrom
+            while n < limit:
+                try:
+                    data, addr = recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionError:
+                    n += 1
+                    continue  # a queued ICMP error: the next datagram may be fine
+                except OSError:
+                    break
+                n += 1
+                proto.datagram_received(data, addr)
+        return n
 
     def local(self, transport: str = "udp") -> ListenSpec:
         """The first bound address of that transport (its real port when 0 was asked)."""
@@ -391,6 +420,9 @@ class SipEndpoint:
         for t in self._udp.values():
             t.close()
         self._udp.clear()
+        for sock, _ in self._udp_drains:
+            sock.close()
+        self._udp_drains.clear()
         self._udp_default = None
         for server in self._servers:
             with contextlib.suppress(Exception):
