@@ -107,7 +107,8 @@ def test_sigint_leaves_no_process_and_writes_partial_results(tmp_path: Path) -> 
     out = tmp_path / "out"
     proc = subprocess.Popen(
         [sys.executable, "-c", "import sys; from sipha.cli import main; sys.exit(main())",
-         "run", str(plan_path), "--out", str(out)],
+         # A relative --out, as `make demo` passes it: nodes run inside the results folder.
+         "run", str(plan_path), "--out", "out"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path,
     )
     try:

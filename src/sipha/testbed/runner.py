@@ -116,7 +116,9 @@ class Runner:
         block: AddressBlock | None = None,
     ) -> None:
         self.plan = plan
-        self.out = out
+        # Absolute: every node runs with the results folder as its working directory, so a
+        # relative path (the CLI's default) would name a folder inside itself.
+        self.out = out.resolve()
         self.progress = progress or Progress()
         self.block = block
         self.procs = ProcessSet()
