@@ -131,6 +131,14 @@ def test_preempt_waits_for_sync_then_claims_and_acquires_after_release() -> None
     assert Acquire(term=3) in actions
 
 
+def test_preempt_without_replication_claims_at_once() -> None:
+    # The paper's pair shares no state: there is nothing to catch up with before preempting.
+    m = Membership(settings(priority=200, failback=Failback.PREEMPT, replicated=False), now=0.0)
+    m.heartbeat_received(peer(Role.ACTIVE, priority=100, term=2), 0.01)
+    m.heartbeat_received(peer(Role.ACTIVE, priority=100, term=2), 0.11)
+    assert m.role is Role.CLAIMING
+
+
 def test_active_releases_to_a_claim_and_then_stays_held() -> None:
     m = Membership(settings(priority=100), now=0.0)
     m.handle_timer(0.3)

@@ -255,6 +255,9 @@ class MembershipSettings:
     claim_timeout: float = 2.0
     automatic: bool = True
     """False in ``external`` mode: only operator commands move the role (keepalived decides)."""
+    replicated: bool = True
+    """False when the pair shares no state (the paper's Pacemaker): nothing to catch up with
+    before preempting."""
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0 or self.token <= self.heartbeat_interval:
@@ -418,7 +421,7 @@ class Membership:
         if (
             self.settings.failback is Failback.PREEMPT
             and peer.role is Role.ACTIVE
-            and self.caught_up
+            and (self.caught_up or not self.settings.replicated)
             and not self.held
             and self.settings.priority > peer.priority
         ):

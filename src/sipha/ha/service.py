@@ -119,6 +119,7 @@ class HaNode:
             startup_wait=cfg.startup_wait or None,
             failback=cfg.failback_policy,
             automatic=self.mode is not AddressMode.EXTERNAL,
+            replicated=cfg.replicate,
         )
         self.membership = Membership(settings, loop.time())
         state = self.forwarder.state
