@@ -71,6 +71,49 @@ def _partial(method: str | None, names: list[str], lines: list[str]) -> PartialM
     )
 
 
+_MANDATORY_RAW = {
+    b"via": "via", b"v": "via", b"from": "from", b"f": "from", b"to": "to", b"t": "to",
+    b"call-id": "call-id", b"i": "call-id", b"cseq": "cseq",
+}
+
+
+def _salvage_raw(data: bytes, method: str | None) -> PartialMessage:
+    """What a 400 needs, read from the raw bytes when the header section as a whole is
+    unusable (a NUL, a byte that is not UTF-8, a bare CR or LF, a bad start line). Only clean
+    lines are taken: a mandatory header that is itself damaged leaves the field empty, and the
+    message is then not answered (we never reflect bytes we could not read)."""
+    if method is None:
+        return PartialMessage()
+    end = data.find(b"\r\n\r\n")
+    head = data[: end if end >= 0 else len(data)]
+    found: dict[str, list[str]] = {}
+    for raw in head.split(b"\n")[1:]:
+        line = raw[:-1] if raw.endswith(b"\r") else raw
+        colon = line.find(b":")
+        if colon <= 0 or line[:1] in (b" ", b"\t"):
+            continue
+        key = _MANDATORY_RAW.get(line[:colon].strip().lower())
+        if key is None:
+            continue
+        value = line[colon + 1 :]
+        if b"\x00" in value or b"\r" in value:
+            continue
+        try:
+            text = value.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            continue
+        found.setdefault(key, []).append(text)
+
+    def first(key: str) -> str | None:
+        values = found.get(key)
+        return values[0] if values else None
+
+    return PartialMessage(
+        method=method, vias=tuple(found.get("via", ())), from_=first("from"), to=first("to"),
+        call_id=first("call-id"), cseq=first("cseq"),
+    )
+
+
 def salvage(message: Request | Response) -> PartialMessage:
     """What a 400 needs from a parsed message whose lazily read header turned out malformed."""
     method = message.method if isinstance(message, Request) else None
@@ -146,6 +189,17 @@ def _content_length_value(names: list[str], lines: list[str]) -> int | None:
     return int(text)
 
 
+def _early(data: bytes, reason: str) -> SipParseError:
+    """An error found before the header lines were split: salvage from the raw bytes, for a
+    request whose start line reads as one."""
+    start = data[: data.find(b"\r\n")].split(b" ")
+    method: str | None = None
+    if len(start) == 3 and start[2].upper() == b"SIP/2.0":
+        token = start[0].decode("ascii", "replace")
+        method = token if _is_token(token) else None
+    return SipParseError(reason, partial=_salvage_raw(data, method))
+
+
 def parse_message(
     data: bytes, *, limits: Limits = DEFAULT_LIMITS, stream: bool = False
 ) -> Request | Response:
@@ -169,14 +223,14 @@ def parse_message(
     try:
         head = data[:end].decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise SipParseError(f"header section is not UTF-8 (byte {exc.start})") from None
+        raise _early(data, f"header section is not UTF-8 (byte {exc.start})") from None
     if "\x00" in head:
-        raise SipParseError("NUL byte in the header section")
+        raise _early(data, "NUL byte in the header section")
     head_lines = head.split("\r\n")
     breaks = len(head_lines) - 1
     if head.count("\n") != breaks or head.count("\r") != breaks:
         # A bare CR or LF inside a line would let a header hide inside another one.
-        raise SipParseError("bare CR or LF in the header section")
+        raise _early(data, "bare CR or LF in the header section")
     start = head_lines[0]
 
     method: str | None = None
@@ -201,13 +255,14 @@ def parse_message(
         if not _is_token(method):
             raise SipParseError(f"bad method {method[:20]!r}")
         if version.upper() != "SIP/2.0":
-            partial = PartialMessage(method=method)
+            # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
             raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
-                                partial=partial)
+                                partial=_salvage_raw(data, method))
         colon = ruri.find(":")
         if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
             # The scheme is all we insist on here; the rest of the URI is parsed on demand.
-            raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400)
+            raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
+                                partial=_salvage_raw(data, method))
 
     folded = "\r\n " in head or "\r\n\t" in head
     names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
