@@ -293,3 +293,20 @@ def test_a_suspect_is_probed_at_once_and_a_failed_probe_confirms_it() -> None:
     r.on_timer(0.25 + r.settings.probe.timeout)  # unanswered: the suspicion is confirmed
     assert server.state is HealthState.INACTIVE
     assert [s.state for s in r.servers() if s is not server] == [HealthState.ACTIVE] * 2
+
+
+def test_after_a_takeover_a_retransmitted_invite_reaches_the_same_server_same_branch() -> None:
+    # The standby learnt only the streamed deltas (the INVITE's early dialog), not the open
+    # transaction itself. The branch we send is derived from the client's transaction key and
+    # the server, so the new active's retry is a retransmission to the server, not a new call.
+    active = make_router()
+    active.state.journal = True
+    for i in range(2):  # the standby's rr cursor must not happen to agree
+        active.on_request(invite(call=f"warm{i}", branch=f"z9hG4bKw{i}"), UAC, now=0.0)
+    [first] = active.on_request(invite(), UAC, now=0.0)
+    standby = make_router()
+    for delta in active.state.drain_deltas():
+        standby.state.apply_delta(delta, now=0.3)
+    [again] = standby.on_request(invite(), UAC, now=0.5)
+    assert again.peer == first.peer
+    assert forwarded(again).via.branch == forwarded(first).via.branch

@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ha-key", metavar="SECRET", help="authenticates heartbeats")
     g.add_argument("--ha-cluster", metavar="NAME")
     g.add_argument("--interface", metavar="DEV", help="ip mode: where the address goes")
-    g.add_argument("--fence-command", metavar="CMD", help="fence with {node} {pid}")
+    g.add_argument("--fence-command", metavar="CMD",
+                   help="fence the peer before taking the address: a command with {node} and "
+                   "{pid} substituted, exit 0 = fenced (required in ip mode; \"none\" = no "
+                   "fencing); local mode kills the peer's PID")
 
 
 def build_ha_config(args: argparse.Namespace) -> HaConfig | None:

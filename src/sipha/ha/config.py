@@ -13,7 +13,8 @@ Both nodes of a pair share everything but ``node_id``, ``priority``, ``listen`` 
     heartbeat_interval = 0.1
     token = 0.3
     key = "shared secret"       # authenticates heartbeats (recommended)
-    # ip mode: interface = "eth0"; other than local: fence_command = "..."
+    # ip mode: interface = "eth0" and fence_command = "..." ({node}, {pid} substituted;
+    # "none" takes the address without fencing, at the risk of a split brain)
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def validate_ha(cfg: HaConfig, *, source: str = "ha config") -> None:
     check(cfg.mode != "ip" or bool(cfg.interface), "interface", "is required in ip mode",
           'e.g. interface = "eth0"')
     check(1 <= cfg.prefix <= 32, "prefix", "must be 1..32", "usually 32")
+    # Across hosts the peer's PID names nothing here: fencing it by PID would report success
+    # (or kill a stranger) and let two nodes hold the address. Make the operator choose.
+    check(cfg.mode != "ip" or bool(cfg.fence_command), "fence_command",
+          "is required in ip mode (the peer's PID means nothing on another host)",
+          "a STONITH-like command that powers off or isolates the peer, with {node} and {pid} "
+          'substituted, or fence_command = "none" to take the address unfenced')
 
 
 def load_ha_config(path: str | Path) -> HaConfig:

@@ -6,7 +6,8 @@
   command line does not look like a sipha process is refused: a stale or forged PID must not
   kill an innocent process. A PID that no longer exists is already fenced.
 * `CommandFencer` (other modes): runs a configured command, like Pacemaker's STONITH agents,
-  with ``{node}`` and ``{pid}`` substituted; exit status 0 means fenced.
+  with ``{node}`` and ``{pid}`` substituted; exit status 0 means fenced. `ip` mode requires one
+  (or ``none``, `NoFencer`): a PID means nothing on another host.
 * `PidWatcher`: in local mode the standby also watches the active's PID through a pidfd, so a
   SIGKILLed active is noticed at once instead of after the heartbeat token.
 """
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-__all__ = ["CommandFencer", "Fencer", "PidFencer", "PidWatcher"]
+__all__ = ["CommandFencer", "Fencer", "NoFencer", "PidFencer", "PidWatcher"]
 
 log = logging.getLogger("sipha.ha.fence")
 
@@ -99,6 +100,13 @@ class PidFencer:
         if await _wait_exit(pid, self.timeout):
             return True, f"SIGKILLed pid {pid} of {node_id}"
         return False, f"pid {pid} still there {self.timeout} s after SIGKILL"
+
+
+class NoFencer:
+    """``fence_command = "none"``: the operator accepts the split-brain risk."""
+
+    async def fence(self, node_id: str, pid: int) -> tuple[bool, str]:
+        return True, f"{node_id} not fenced (fence_command = none)"
 
 
 class CommandFencer:

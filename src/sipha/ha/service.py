@@ -27,7 +27,7 @@ from sipha.common.http import HttpApi, parse_host_port
 
 from .address import AddressMode, AddressOwner, ExternalAddress, IpAddress, LocalAddress
 from .config import HaConfig
-from .fence import CommandFencer, Fencer, PidFencer, PidWatcher
+from .fence import CommandFencer, Fencer, NoFencer, PidFencer, PidWatcher
 from .heartbeat import PROTOCOL_VERSION, Heartbeat, HeartbeatCodec, HeartbeatError
 from .membership import (
     Acquire,
@@ -76,7 +76,9 @@ class HaNode:
         self.membership: Membership | None = None
         self.address: AddressOwner = self._address_owner()
         self.fencer: Fencer = (
-            CommandFencer(cfg.fence_command) if cfg.fence_command else PidFencer()
+            NoFencer() if cfg.fence_command == "none"
+            else CommandFencer(cfg.fence_command) if cfg.fence_command
+            else PidFencer()
         )
         self.watcher = PidWatcher(self._peer_exited)
         self.source: ReplicationSource | None = None
