@@ -176,3 +176,22 @@ def test_run_stats_sealed_seconds_still_merge_exactly() -> None:
     assert [s for s, _ in run.series()] == [0, 1]
     assert dict(run.series())[1] == _fed([0.02])
     assert run.totals() == _fed([0.01, 0.04, 0.02])
+
+
+def test_answered_slots_are_the_union_and_travel_on_the_wire() -> None:
+    from sipha.loadtest.stats import IntervalStats, StatsDecodeError, decode_slots
+
+    a, b = IntervalStats(), IntervalStats()
+    a.record_answered(0.005)   # slot 0
+    a.record_answered(0.999)   # slot 99
+    b.record_answered(0.5)     # slot 50
+    b.record_answered(1.7)     # clamped into the interval: slot 99
+    a.merge(b)
+    assert a.answered_slots == (1 << 0) | (1 << 50) | (1 << 99)
+    back = IntervalStats.from_wire(a.to_wire())
+    assert back.answered_slots == a.answered_slots
+    assert back == a
+    assert decode_slots("") == 0
+    for bad in ("xyz", format(1 << 100, "x")):
+        with pytest.raises(StatsDecodeError, match="answered_slots"):
+            decode_slots(bad)

@@ -71,6 +71,8 @@ def test_answered_call_acks_holds_byes_and_succeeds() -> None:
     hist = done.histogram("setup_200")
     assert hist is not None
     assert 39_900 <= hist.get_max_value() <= 40_100
+    # Answered 50 ms into second 0: its 10 ms slot (bit 5) is marked there and only there.
+    assert [(sec, s.answered_slots) for sec, s in e.reports if s.answered_slots] == [(0, 1 << 5)]
 
 
 def test_busy_callee_fails_the_call_with_486_and_is_acked_on_the_invite_branch() -> None:

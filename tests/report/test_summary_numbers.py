@@ -10,6 +10,7 @@ from sipha.report.model import CallsSecond, ServerSample, load_results
 from sipha.report.summary import (
     MergedSecond,
     calls_per_second,
+    longest_answer_gap_ms,
     longest_gap_ms,
     server_shares,
     summarize,
@@ -47,6 +48,36 @@ def test_gap_ignores_seconds_without_load_and_counts_missing_seconds() -> None:
            4: MergedSecond(attempted=1, successful=1), 9: MergedSecond()}
     assert longest_gap_ms(per) == 2000.0  # seconds 2 and 3 missing inside the load
     assert longest_gap_ms({}) == 0.0
+
+
+def _slots(*ranges: tuple[int, int]) -> str:
+    bits = 0
+    for lo, hi in ranges:
+        for n in range(lo, hi):
+            bits |= 1 << n
+    return format(bits, "x")
+
+
+def test_answer_gap_to_10_ms_is_the_union_of_the_testers_slots() -> None:
+    # Tester a answers in every slot but 30..59 of second 1 and 0..14 of second 2; tester b
+    # fills 40..49 of second 1. The union's longest hole: second 1 slots 50..99 and second 2
+    # slots 0..14 = 65 slots = 650 ms (it crosses the second boundary).
+    calls = [
+        CallsSecond(t=0.0, source="sipha", attempted=100, answered_slots=_slots((0, 100))),
+        CallsSecond(t=1.0, source="sipha", attempted=100, answered_slots=_slots((0, 30))),
+        CallsSecond(t=1.0, source="sipha-b", attempted=10, answered_slots=_slots((40, 50))),
+        CallsSecond(t=2.0, source="sipha", attempted=100, answered_slots=_slots((15, 100))),
+        CallsSecond(t=2.0, source="sipp:t2", attempted=100, successful=100),  # no slots
+    ]
+    assert longest_answer_gap_ms(calls) == 650.0
+    assert longest_answer_gap_ms([CallsSecond(t=0, source="sipp:t", attempted=5)]) is None
+
+
+def test_answer_gap_runs_to_the_end_of_the_load_when_answers_stop() -> None:
+    # Answers stop after slot 9 of second 0 while attempts go on through second 3.
+    calls = [CallsSecond(t=0.0, source="sipha", attempted=10, answered_slots=_slots((0, 10)))]
+    calls += [CallsSecond(t=float(s), source="sipha", attempted=10) for s in (1, 2, 3)]
+    assert longest_answer_gap_ms(calls) == 2910.0  # slot 10 of second 0 to slot 0 of second 3
 
 
 def test_shares_from_server_counters() -> None:

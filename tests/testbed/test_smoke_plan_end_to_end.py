@@ -76,6 +76,10 @@ def test_smoke_plan(tmp_path: Path) -> None:
     assert {(r["node"], r["role"]) for r in roles if r["t"] >= 0} >= {
         ("d1", "active"), ("d2", "standby")}
     assert summary["takeover_ms"] == []
+    # The agent reports its answers to 10 ms; a failover costs the calls on s2 200 ms, never
+    # a second without any answer (20 calls/s: about 50 ms between answers).
+    assert summary["longest_gap_resolution_ms"] == 10.0
+    assert 0 < summary["longest_gap_ms"] < 1000, summary["longest_gap_ms"]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert any(e["kind"] == "fault" and e["node"] == "s2" for e in events)
     _assert_report_complete(out)

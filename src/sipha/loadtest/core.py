@@ -125,6 +125,10 @@ class EngineBase:
         self.second += 1
         self.next_boundary += 1.0
 
+    def record_answered(self, now: float) -> None:
+        """A call was answered now: mark its 10 ms slot of the current second."""
+        self.stats.record_answered(now - self.next_boundary + 1.0)
+
     def gauge(self) -> int:
         """The concurrent-calls gauge reported at the end of each second."""
         return self.active

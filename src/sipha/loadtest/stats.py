@@ -13,6 +13,9 @@ Everything here merges *by construction* (house style rule 9, the idea of locust
 * HDR histograms add bucket by bucket (``HdrHistogram.add``), so the percentile of a merged
   histogram equals the percentile of one histogram fed every sample (within the histogram's
   3 significant digits) -- percentiles are never averaged;
+* ``answered_slots``, a bitmap of the second's 10 ms slots in which some call was answered
+  (2xx to its INVITE), ORs across agents: the union of what every agent saw, so the test bed
+  can measure the longest stretch with no call answered (an outage) to 10 ms, exactly;
 * the one gauge, ``concurrent_calls``, adds across agents for the same second
   (:meth:`IntervalStats.merge`) but is *replaced* when later seconds are folded onto earlier ones
   (:meth:`IntervalStats.extend`), because a gauge summed over time means nothing.
@@ -42,12 +45,14 @@ __all__ = [
     "HIST_LOWEST_US",
     "HIST_SIGNIFICANT_FIGURES",
     "PERCENTILES",
+    "SLOTS_PER_SECOND",
     "FailureReason",
     "IntervalSnapshot",
     "IntervalStats",
     "LatencyKind",
     "RunStats",
     "StatsDecodeError",
+    "decode_slots",
     "failures_by_reason",
     "is_reason_key",
     "merge_all",
@@ -61,6 +66,9 @@ __all__ = [
 HIST_LOWEST_US: Final = 1
 HIST_HIGHEST_US: Final = 60_000_000
 HIST_SIGNIFICANT_FIGURES: Final = 3
+
+SLOTS_PER_SECOND: Final = 100
+"""``answered_slots`` resolution: 10 ms."""
 
 # The percentiles every report shows, as (label, percentile).  "max" is exact, not a percentile.
 PERCENTILES: Final[tuple[tuple[str, float], ...]] = (
@@ -184,6 +192,20 @@ def _encode_hist(hist: HdrHistogram | None) -> str:
     return blob.decode("ascii")
 
 
+def decode_slots(text: str) -> int:
+    """An ``answered_slots`` hex string back to its bitmap; raises :class:`StatsDecodeError`
+    for anything but hex of at most ``SLOTS_PER_SECOND`` bits."""
+    if not text:
+        return 0
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise StatsDecodeError(f"answered_slots: not hex: {text[:30]!r}") from None
+    if value < 0 or value >> SLOTS_PER_SECOND:
+        raise StatsDecodeError(f"answered_slots: more than {SLOTS_PER_SECOND} slots")
+    return value
+
+
 def _decode_hist(blob: str, name: str) -> HdrHistogram | None:
     if not blob:
         return None
@@ -219,6 +241,8 @@ class IntervalSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     transactions_failed: int = 0
     setup_18x: str = ""
     setup_200: str = ""
+    answered_slots: str = ""
+    """Hex of the 10 ms slot bitmap ("" when no call was answered)."""
 
 
 class IntervalStats:
@@ -230,6 +254,7 @@ class IntervalStats:
     __slots__ = (
         "_setup_18x",
         "_setup_200",
+        "answered_slots",
         "calls_attempted",
         "calls_failed",
         "calls_successful",
@@ -253,8 +278,16 @@ class IntervalStats:
         self.transactions_failed = 0
         self._setup_18x: HdrHistogram | None = None
         self._setup_200: HdrHistogram | None = None
+        # Bit n: a call was answered in [n*10 ms, (n+1)*10 ms) of the interval.
+        self.answered_slots = 0
 
     # -- recording ------------------------------------------------------------------------------
+
+    def record_answered(self, offset_s: float) -> None:
+        """A call was answered ``offset_s`` seconds into this interval (clamped to it)."""
+        slot = int(offset_s * SLOTS_PER_SECOND)
+        slot = 0 if slot < 0 else SLOTS_PER_SECOND - 1 if slot >= SLOTS_PER_SECOND else slot
+        self.answered_slots |= 1 << slot
 
     def record_attempt(self) -> None:
         """A call was started (its INVITE was sent)."""
@@ -342,15 +375,19 @@ class IntervalStats:
 
     def merge(self, other: IntervalStats) -> None:
         """Fold in another agent's stats for the *same* interval: counters and histograms add,
-        and so does the ``concurrent_calls`` gauge (calls in progress on either agent)."""
+        and so does the ``concurrent_calls`` gauge (calls in progress on either agent); the
+        answered slots are the union."""
         self._add_counts(other)
         self.concurrent_calls += other.concurrent_calls
+        self.answered_slots |= other.answered_slots
 
     def extend(self, later: IntervalStats) -> None:
         """Fold in the stats of a *later* interval of the same population: counters and
-        histograms add; the gauge takes the later value."""
+        histograms add; the gauge and the answered slots (positions inside one interval) take
+        the later value."""
         self._add_counts(later)
         self.concurrent_calls = later.concurrent_calls
+        self.answered_slots = later.answered_slots
 
     def copy(self) -> IntervalStats:
         """An independent deep copy."""
@@ -373,6 +410,7 @@ class IntervalStats:
             transactions_failed=self.transactions_failed,
             setup_18x=_encode_hist(self._setup_18x),
             setup_200=_encode_hist(self._setup_200),
+            answered_slots=format(self.answered_slots, "x") if self.answered_slots else "",
         )
 
     snapshot = to_wire
@@ -421,6 +459,7 @@ class IntervalStats:
             snap.calls_successful
         ):
             raise StatsDecodeError("setup_200 holds more samples than calls_successful")
+        stats.answered_slots = decode_slots(snap.answered_slots)
         return stats
 
     # -- comparison (tests, dedup) ---------------------------------------------------------------
@@ -444,6 +483,7 @@ class IntervalStats:
             self.transactions_failed,
             hist_key(self._setup_18x),
             hist_key(self._setup_200),
+            self.answered_slots,
         )
 
     def __eq__(self, other: object) -> bool:

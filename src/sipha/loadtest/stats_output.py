@@ -286,6 +286,8 @@ class StatJsonlWriter:
         self._emit(
             {"type": "interval", "second": second, "time": self.start_time + second + 1}
             | _interval_object(stats)
+            # The 10 ms slots in which calls were answered (hex bitmap, bit n = slot n).
+            | {"answered_slots": format(stats.answered_slots, "x")}
         )
 
     def write_summary(self, run: RunStats, *, duration: float | None = None) -> None:

@@ -257,6 +257,7 @@ class InviteCall:
     def _answered(self, msg: Scan, now: float) -> None:
         e = self.e
         self.t200 = now
+        e.record_answered(now)
         self.to_tag = msg.to_tag
         self.remote_target = msg.contact_uri() or self.ruri
         self.route = _route_set(msg.record_routes)

@@ -92,6 +92,9 @@ class CallsSecond(msgspec.Struct, kw_only=True):
     # Setup latency (INVITE -> 200) percentiles in ms for this second of this source; SIPp's
     # files only give a mean, kept as "mean".
     setup_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    # Hex bitmap of the 10 ms slots of this second in which a call was answered (sipha's
+    # testers only; "" from SIPp, whose files count per second).
+    answered_slots: str = ""
 
 
 class ServerSample(msgspec.Struct, kw_only=True):

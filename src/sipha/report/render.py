@@ -54,7 +54,8 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
         ("failed by reason", html.escape(reasons)),
         (f"calls per server ({s.share_basis})", html.escape(shares) or "no sample"),
         ("takeover time", _fmt_ms(s.takeover_ms)),
-        ("longest gap without a successful call", f"{s.longest_gap_ms:.0f} ms"),
+        ("longest gap without a call answered",
+         f"{s.longest_gap_ms:.0f} ms (resolution {s.longest_gap_resolution_ms:.0f} ms)"),
         ("peak concurrent calls", str(s.peak_concurrent)),
         ("faults", html.escape("; ".join(s.faults)) or "none"),
     ]

@@ -14,7 +14,16 @@ import msgspec
 
 from sipha.report.model import CallsSecond, Results, ServerSample
 
-__all__ = ["Summary", "calls_per_second", "longest_gap_ms", "server_shares", "summarize"]
+__all__ = [
+    "Summary",
+    "calls_per_second",
+    "longest_answer_gap_ms",
+    "longest_gap_ms",
+    "server_shares",
+    "summarize",
+]
+
+SLOT_MS = 10.0  # the load tester's answered_slots resolution (100 slots a second)
 
 
 class Summary(msgspec.Struct, kw_only=True):
@@ -33,6 +42,7 @@ class Summary(msgspec.Struct, kw_only=True):
     share_basis: str  # "calls" (server counters) or "active-call-seconds" (sampled)
     takeover_ms: list[float]
     longest_gap_ms: float
+    longest_gap_resolution_ms: float  # 10 from sipha's answered slots, 1000 from counts only
     peak_concurrent: int
     faults: list[str]
     plan: dict[str, object]
@@ -82,6 +92,44 @@ def longest_gap_ms(per_second: dict[int, MergedSecond]) -> float:
     return float(longest * 1000)
 
 
+def longest_answer_gap_ms(calls: Iterable[CallsSecond]) -> float | None:
+    """Longest stretch with no call answered, to 10 ms, from the sources that report the
+    10 ms slots in which calls were answered (sipha's testers; SIPp's files cannot), or None
+    when no source does.
+
+    Every such source's slots are placed on the run clock (its seconds may start at another
+    fraction of a run second than another source's) and ORed (a call answered by either tester
+    counts); the longest run of empty slots is measured from the first answer to the later of
+    the last answer and the start of the last second with an attempt (so an outage that lasts
+    to the end of the load counts). With no outage at all it is about the time between two
+    calls (1 / rate).
+    """
+    calls = list(calls)
+    sources = {c.source for c in calls if c.answered_slots.strip("0")}
+    if not sources:
+        return None
+    per_s = 1000.0 / SLOT_MS
+    answered = 0  # bit n: some call answered in run slot n (slots of SLOT_MS from t = 0)
+    last_attempt = 0
+    for c in calls:
+        if c.source not in sources:
+            continue
+        base = max(round(c.t * per_s), 0)
+        if c.answered_slots:
+            answered |= int(c.answered_slots, 16) << base
+        if c.attempted:
+            last_attempt = max(last_attempt, base)
+    first = _lowest_bit(answered)
+    last = max(answered.bit_length() - 1, last_attempt)
+    # Slot n is character n of the reversed binary string; runs of "0" are the gaps.
+    bits = format(answered, "b")[::-1].ljust(last + 1, "0")[first : last + 1]
+    return max(len(run) for run in bits.split("1")) * SLOT_MS
+
+
+def _lowest_bit(value: int) -> int:
+    return (value & -value).bit_length() - 1
+
+
 def server_shares(samples: list[ServerSample]) -> tuple[dict[str, int], dict[str, float], str]:
     """(counts, shares, basis) per server.
 
@@ -115,6 +163,7 @@ def _node_order(name: str) -> tuple[str, int]:
 
 def summarize(results: Results) -> Summary:
     merged = calls_per_second(results.calls)
+    gap = longest_answer_gap_ms(results.calls)
     reasons: dict[str, int] = defaultdict(int)
     for c in results.calls:
         for k, n in c.failed_by_reason.items():
@@ -141,7 +190,8 @@ def summarize(results: Results) -> Summary:
         share_per_server=shares,
         share_basis=basis,
         takeover_ms=[e.ms for e in results.events if e.kind == "takeover" and e.ms is not None],
-        longest_gap_ms=longest_gap_ms(merged),
+        longest_gap_ms=gap if gap is not None else longest_gap_ms(merged),
+        longest_gap_resolution_ms=SLOT_MS if gap is not None else 1000.0,
         peak_concurrent=max((m.concurrent for m in merged.values()), default=0),
         faults=[f"{t:.1f} s: {label}" for t, label in results.fault_times()],
         plan=meta.plan,

@@ -38,6 +38,7 @@ class _Interval(msgspec.Struct, kw_only=True):
     failed_by_reason: dict[str, int] = msgspec.field(default_factory=dict)
     concurrent_calls: int = 0
     setup_200_ms: dict[str, float] = msgspec.field(default_factory=dict)
+    answered_slots: str = ""
 
 
 _decoder = msgspec.json.Decoder(_Interval)
@@ -68,6 +69,7 @@ def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[Ca
             concurrent=rec.concurrent_calls,
             setup_ms={k: v for k, v in rec.setup_200_ms.items() if k in ("p50", "p90", "p99")}
             if rec.calls_successful else {},
+            answered_slots=rec.answered_slots,
         ))
     return out
 
