@@ -32,7 +32,6 @@ straight to Terminated. A fatal transport error terminates in every live state. 
 
 from __future__ import annotations
 
-import enum
 from typing import ClassVar, Final
 
 from sipha.sip.message import Request, Response
@@ -49,6 +48,8 @@ from sipha.sip.transaction.events import (
 from sipha.sip.transaction.key import client_key
 from sipha.sip.transaction.machine import Input, Machine, Rule, Transaction
 from sipha.sip.transaction.timers import DEFAULT_TIMERS, TimerConfig, TimerName
+
+from ..fastenum import IdentityEnum
 
 __all__ = [
     "ClientInviteState",
@@ -68,7 +69,7 @@ def _response(event: Event) -> Response:
 
 
 # -- INVITE ------------------------------------------------------------------------------------
-class ClientInviteState(enum.Enum):
+class ClientInviteState(IdentityEnum):
     CALLING = "calling"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
@@ -177,7 +178,7 @@ _INVITE_MACHINE: Final = Machine(
 
 
 # -- non-INVITE --------------------------------------------------------------------------------
-class ClientNonInviteState(enum.Enum):
+class ClientNonInviteState(IdentityEnum):
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"

@@ -11,11 +11,12 @@ back in a ``Send`` either (it may be retransmitted later).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from sipha.sip.message import Request, Response
 from sipha.sip.transaction.timers import TimerName
+
+from ..fastenum import IdentityEnum
 
 __all__ = [
     "Action",
@@ -43,7 +44,7 @@ class TransactionUsageError(Exception):
     """
 
 
-class TerminationReason(enum.Enum):
+class TerminationReason(IdentityEnum):
     """Why a transaction reached Terminated."""
 
     COMPLETED = "completed"  # normal end: Timer D/I/J/K/L/M, or at once on reliable transports

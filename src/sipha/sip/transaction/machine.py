@@ -46,10 +46,12 @@ from sipha.sip.transaction.events import (
 from sipha.sip.transaction.key import TransactionKey
 from sipha.sip.transaction.timers import DEFAULT_TIMERS, TimerConfig, TimerName
 
+from ..fastenum import IdentityEnum
+
 __all__ = ["TU_INPUTS", "Input", "Machine", "Rule", "Transaction", "classify"]
 
 
-class Input(enum.Enum):
+class Input(IdentityEnum):
     """The alphabet of the machines: what an event means to a transaction."""
 
     REQUEST = "request"  # same method as the transaction's request: a retransmission

@@ -53,6 +53,8 @@ from sipha.sip.transaction.key import server_key
 from sipha.sip.transaction.machine import Input, Machine, Rule, Transaction
 from sipha.sip.transaction.timers import DEFAULT_TIMERS, TimerConfig, TimerName
 
+from ..fastenum import IdentityEnum
+
 __all__ = [
     "ServerInviteState",
     "ServerInviteTransaction",
@@ -95,7 +97,7 @@ class _ServerTransaction(Transaction[S]):
 
 
 # -- INVITE ------------------------------------------------------------------------------------
-class ServerInviteState(enum.Enum):
+class ServerInviteState(IdentityEnum):
     PROCEEDING = "proceeding"
     COMPLETED = "completed"
     CONFIRMED = "confirmed"
@@ -205,7 +207,7 @@ _INVITE_MACHINE: Final = Machine(
 
 
 # -- non-INVITE --------------------------------------------------------------------------------
-class ServerNonInviteState(enum.Enum):
+class ServerNonInviteState(IdentityEnum):
     TRYING = "trying"
     PROCEEDING = "proceeding"
     COMPLETED = "completed"

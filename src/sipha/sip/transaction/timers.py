@@ -16,13 +16,14 @@ A, E and G are never armed on a reliable transport.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
+
+from ..fastenum import IdentityEnum
 
 __all__ = ["DEFAULT_TIMERS", "TimerConfig", "TimerName"]
 
 
-class TimerName(enum.Enum):
+class TimerName(IdentityEnum):
     """The timers of RFC 3261 Table 4 plus RFC 6026's L and M."""
 
     A = "A"  # INVITE request retransmit (UDP), doubles from T1
