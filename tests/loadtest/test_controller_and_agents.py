@@ -53,8 +53,23 @@ def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) 
     assert merged.calls_attempted == own.calls_attempted == 900
     assert merged.calls_successful == own.calls_successful == 900
     assert merged.histogram("setup_200").get_total_count() == 900  # type: ignore[union-attr]
+    # Nothing went through the safety net: the per-second reports alone, as merged and as
+    # written row by row, add up to the agents' own totals.
+    assert result.reconciled.is_empty()
+    assert result.late.is_empty()
+    assert not [e for e in result.events
+                if e["event"] in ("agent-reconciled", "agent-report-late", "agent-totals-mismatch")]
+    series = IntervalStats()
+    for _, stats in result.run.series():
+        series.extend(stats)
     rows = read_sipp_stat_csv(tmp_path / "stats.csv")
-    assert sum(r.stats.calls_attempted for r in rows) == 900
+    written = IntervalStats()
+    for r in rows:
+        written.extend(r.stats)
+    for name in ("calls_attempted", "calls_successful", "calls_failed", "retransmissions"):
+        assert getattr(series, name) == getattr(own, name), name
+        assert getattr(written, name) == getattr(own, name), name
+    assert series.failed_by_reason == own.failed_by_reason
     summary = json.loads((tmp_path / "stats.jsonl").read_text().splitlines()[-1])
     assert summary["type"] == "summary"
     assert summary["calls_successful"] == 900

@@ -4,7 +4,9 @@ password check; a wrong password counts as failed with the registrar's status co
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ children=1
 tcp_children=1
 auto_aliases=no
 listen=udp:127.0.0.1:{port}
-mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+mpath="{modules}/"
 loadmodule "sl.so"
 loadmodule "textops.so"
 loadmodule "pv.so"
@@ -49,11 +51,38 @@ request_route {{
 """
 
 
+# Debian puts the modules under the multiarch triplet (x86_64-linux-gnu, aarch64-linux-gnu...);
+# other builds use lib/ or lib64/.
+MODULE_DIRS = ("/usr/lib/*/kamailio/modules", "/usr/lib/kamailio/modules",
+               "/usr/lib64/kamailio/modules", "/usr/local/lib/*/kamailio/modules",
+               "/usr/local/lib/kamailio/modules", "/usr/local/lib64/kamailio/modules")
+
+
+def kamailio_modules() -> str:
+    """The directory holding Kamailio's modules (the ones the config loads), wherever this
+    machine's package put it; fails the test with what was searched when there is none."""
+    for pattern in MODULE_DIRS:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isfile(os.path.join(path, "registrar.so")):
+                return path
+    listing = subprocess.run(["dpkg", "-L", "kamailio"], capture_output=True, text=True,
+                             timeout=30, check=False) if shutil.which("dpkg") else None
+    for line in (listing.stdout.splitlines() if listing is not None else []):
+        if line.endswith("/modules/registrar.so"):
+            return os.path.dirname(line)
+    raise AssertionError(
+        "no Kamailio modules directory (with registrar.so) in " + ", ".join(MODULE_DIRS)
+        + " nor in `dpkg -L kamailio`: install kamailio (make deps does)"
+    )
+
+
 @contextlib.contextmanager
 def kamailio(workdir: Path, password: str) -> Iterator[int]:
+    if shutil.which("kamailio") is None:
+        raise AssertionError("kamailio is not installed (make deps installs it)")
     port = free_port()
     cfg = workdir / "kamailio.cfg"
-    cfg.write_text(KAMAILIO_CFG.format(port=port, password=password))
+    cfg.write_text(KAMAILIO_CFG.format(port=port, password=password, modules=kamailio_modules()))
     log = workdir / "kamailio.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -34,6 +34,9 @@ async def work(url: str, mode: str, name: str, n: int) -> object:
             return n
         if mode == "read":
             return sorted(b.contact for b in await store.get_bindings(AOR, T0 + 1))
+        if mode == "secret":
+            # Every worker offers its own candidate; all must get the same one back.
+            return (await store.shared_secret("race", (name * 32).encode()[:32])).hex()
         if mode == "take":
             return [i for i in range(n) if await store.delete_dialog(f"dlg-{i}")]
         raise SystemExit(f"unknown mode {mode}")

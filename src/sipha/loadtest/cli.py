@@ -106,7 +106,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
     s.add_argument("--user-prefix", default="user", help="user name prefix (default user)")
     s.add_argument("--user-first", type=int, default=1, help="first user number (default 1)")
     s.add_argument("--password", default="", help="digest password of the users")
-    s.add_argument("--expires", type=int, default=3600, help="REGISTER expiry in seconds")
+    s.add_argument("--expires", type=int, default=3600,
+                   help="REGISTER expiry asked for, in seconds (default 3600); refreshes "
+                   "follow the registrar's answer")
     s.add_argument("--t1", type=parse_duration, default=0.5,
                    help="RFC 3261 T1 (default 500ms); Timer B/F = 64*T1")
     s.add_argument("--t2", type=parse_duration, default=4.0, help="RFC 3261 T2 (default 4s)")
@@ -129,8 +131,51 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
     o.add_argument("--seed", type=int, default=0, help="random seed (default: from the clock)")
     if not uas:
         d = p.add_argument_group("distribution")
-        d.add_argument("--agents", type=int, default=0,
+        d.add_argument("--agents", type=int, default=0, metavar="K",
                        help="spawn K local agent processes and a controller (use K cores)")
+
+
+def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("target", type=_target, metavar="TARGET", help="HOST[:PORT] of the target")
+    _add_run_options(p)
+
+
+def _add_uas_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("uas only")
+    g.add_argument("--listen", default="", metavar="HOST:PORT",
+                   help="address to answer calls on (instead of -i/-p; default: any free port)")
+    g.add_argument("--registrar", type=_target, metavar="HOST[:PORT]",
+                   help="register the --users there (and refresh before the granted expiry)")
+
+
+def _add_controller_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("controller SCENARIO TARGET (plus the scenario options)")
+    g.add_argument("scenario", choices=RUN_SCENARIOS,
+                   help="what every agent runs: " + ", ".join(RUN_SCENARIOS))
+    g.add_argument("target", type=_target, help="HOST[:PORT] the agents send to")
+    g.add_argument("--bind", default="0.0.0.0:5555", metavar="HOST:PORT",
+                   help="address the agents connect to (default 0.0.0.0:5555)")
+    g.add_argument("--expect", type=int, default=1, metavar="N",
+                   help="agents to wait for before starting; the rate is split among them "
+                   "(default 1)")
+    g.add_argument("--join-timeout", type=parse_duration, default=120.0, metavar="DURATION",
+                   help="how long to wait for the agents to join (default 120s)")
+
+
+def _add_agent_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("agent")
+    g.add_argument("--controller", required=True, metavar="HOST:PORT",
+                   help="address of the controller to join (its --bind)")
+    g.add_argument("--id", default=None,
+                   help="agent id in the controller's reports (default: hostname-pid)")
+
+
+def _section(add: Any, title: str | None = None) -> str:
+    # The same adder builds the real sub-command and this text, so the two cannot drift.
+    probe = argparse.ArgumentParser(prog="sipha load", usage=argparse.SUPPRESS,
+                                    add_help=False, description=title)
+    add(probe)
+    return probe.format_help()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,35 +186,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "register": "REGISTER users (digest auth)",
         "options": "send OPTIONS",
         "register+call": "this agent's UAS registers the users, its UAC calls them",
+        "uas": "answer calls (and register --users at --registrar)",
+        "controller": "run a plan over remote agents",
+        "agent": "run as an agent of a controller",
     }
     for name in RUN_SCENARIOS:
         p = sub.add_parser(name, help=helps[name], description=helps[name])
-        p.add_argument("target", type=_target, help="HOST[:PORT] of the target")
-        _add_run_options(p)
-    p = sub.add_parser("uas", help="answer calls (and register --users at --registrar)")
-    p.add_argument("--listen", default="", help="HOST:PORT to listen on (same as -i/-p)")
-    p.add_argument("--registrar", type=_target, help="register the users there")
+        _add_scenario_arguments(p)
+    p = sub.add_parser("uas", help=helps["uas"], description=helps["uas"])
+    _add_uas_options(p)
     _add_run_options(p, uas=True)
-    p = sub.add_parser("controller", help="run a plan over remote agents")
-    p.add_argument("scenario", choices=RUN_SCENARIOS)
-    p.add_argument("target", type=_target)
-    p.add_argument("--bind", default="0.0.0.0:5555", help="HOST:PORT for agents (default *:5555)")
-    p.add_argument("--expect", type=int, default=1, help="agents to wait for (default 1)")
-    p.add_argument("--join-timeout", type=parse_duration, default=120.0,
-                   help="how long to wait for the agents (default 120s)")
+    p = sub.add_parser("controller", help=helps["controller"], description=helps["controller"])
+    _add_controller_options(p)
     _add_run_options(p)
-    p = sub.add_parser("agent", help="run as an agent of a controller")
-    p.add_argument("--controller", required=True, help="HOST:PORT of the controller")
-    p.add_argument("--id", default=None, help="agent id (default: hostname-pid)")
-    # `sipha load --help` lists every option of the scenarios, as promised.
-    probe = argparse.ArgumentParser(prog="sipha load SCENARIO TARGET", add_help=False)
-    _add_run_options(probe)
+    p = sub.add_parser("agent", help=helps["agent"], description=helps["agent"])
+    _add_agent_options(p)
+    # `sipha load --help` lists every option of every sub-command, as promised.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = (
-        "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);\n"
-        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller\n\n"
-        + probe.format_help()
-    )
+    parser.epilog = "\n".join((
+        "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller",
+        "",
+        _section(_add_scenario_arguments,
+                 "call, register, options, register+call (uas and controller: all but TARGET):"),
+        _section(_add_uas_options),
+        _section(_add_controller_options),
+        _section(_add_agent_options),
+    ))
 
 
 def build_plan(args: argparse.Namespace, scenario: str) -> Plan:

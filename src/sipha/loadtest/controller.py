@@ -13,9 +13,15 @@ A ZeroMQ ROUTER socket; agents are DEALERs identified by their agent id (locust'
    add, histograms add).  Second *s* is written once every agent still running has reported
    it, or ``row_grace`` seconds after it ended, whichever comes first.  An agent silent for
    ``heartbeat_timeout`` is *lost*: an event with the time it was last heard; everything it
-   reported stays in the run.
+   reported stays in the run.  A report arriving after its row was written still counts in
+   the totals, and is reported (event ``agent-report-late``, :attr:`AgentState.late`): the
+   written rows miss it.
 3. *End*: when every agent is done or lost, the remaining seconds are written with the summary.
-   ``stop()`` sends Stop to every agent (they drain and report Done).
+   ``stop()`` sends Stop to every agent (they drain and report Done).  An agent's Done carries
+   its own totals; if they hold more than its merged reports (a report lost on the way), the
+   difference goes into a later second so the run's totals stay exact.  That safety net must
+   never be silent: it is an event (``agent-reconciled``, with the counters moved) and
+   :attr:`AgentState.reconciled`; in a healthy run both are empty.
 """
 
 from __future__ import annotations
@@ -33,13 +39,16 @@ import zmq.asyncio
 
 from sipha.loadtest import protocol as p
 from sipha.loadtest.results import ResultsSink
-from sipha.loadtest.stats import IntervalStats, RunStats
+from sipha.loadtest.stats import IntervalStats, RunStats, merge_all
 from sipha.loadtest.uac import planned_rate
 from sipha.loadtest.view import LiveView
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AgentState", "Controller", "RunResult", "share_plan"]
+__all__ = ["AgentState", "Controller", "RunResult", "share_plan", "unreported"]
+
+_COUNTERS = ("calls_attempted", "calls_successful", "calls_failed", "retransmissions",
+             "transactions_ok", "transactions_failed")
 
 
 def _split_int(total: int, k: int, index: int) -> int:
@@ -78,6 +87,40 @@ def share_plan(plan: p.Plan, *, agents: int, index: int, start_at: float) -> p.P
     )
 
 
+def unreported(own: IntervalStats, seen: IntervalStats) -> IntervalStats | None:
+    """What an agent's own totals ``own`` hold beyond its merged reports ``seen``: counters
+    only (the latency samples of a lost report cannot be rebuilt from totals).
+
+    None when it is not a clean difference: some counter of the reports exceeds the totals, or
+    the failure reasons do not add up to the failed calls.
+    """
+    gap = IntervalStats()
+    for name in _COUNTERS:
+        extra = getattr(own, name) - getattr(seen, name)
+        if extra < 0:
+            return None
+        setattr(gap, name, extra)
+    for key in own.failed_by_reason.keys() | seen.failed_by_reason.keys():
+        extra = own.failed_by_reason.get(key, 0) - seen.failed_by_reason.get(key, 0)
+        if extra < 0:
+            return None
+        if extra:
+            gap.failed_by_reason[key] = extra
+    if sum(gap.failed_by_reason.values()) != gap.calls_failed:
+        return None
+    return gap
+
+
+def _has_counts(stats: IntervalStats) -> bool:
+    return any(getattr(stats, name) for name in _COUNTERS)
+
+
+def _counters(stats: IntervalStats) -> dict[str, object]:
+    fields: dict[str, object] = {name: getattr(stats, name) for name in _COUNTERS}
+    fields["failed_by_reason"] = dict(stats.failed_by_reason)
+    return fields
+
+
 @dataclasses.dataclass
 class AgentState:
     """What the controller knows of one agent."""
@@ -92,6 +135,10 @@ class AgentState:
     lost_at: float | None = None
     totals: IntervalStats | None = None  # from its Done
     reported: IntervalStats = dataclasses.field(default_factory=IntervalStats)
+    # Counters its Done held beyond its merged reports, moved into a later second.
+    reconciled: IntervalStats = dataclasses.field(default_factory=IntervalStats)
+    # Reports merged after their second's row was written (in the totals, not in the rows).
+    late: IntervalStats = dataclasses.field(default_factory=IntervalStats)
 
 
 @dataclasses.dataclass
@@ -111,6 +158,17 @@ class RunResult:
     @property
     def lost_agents(self) -> list[str]:
         return [a for a, s in self.agents.items() if s.status == "lost"]
+
+    @property
+    def reconciled(self) -> IntervalStats:
+        """Counters every agent's Done held beyond its per-second reports (empty when no
+        report went missing): they are in the totals, not in the seconds they happened in."""
+        return merge_all(a.reconciled for a in self.agents.values())
+
+    @property
+    def late(self) -> IntervalStats:
+        """Reports that arrived after their second's row was written (in the totals only)."""
+        return merge_all(a.late for a in self.agents.values())
 
 
 class Controller:
@@ -351,6 +409,10 @@ class Controller:
             stats = IntervalStats.from_wire(msg.interval)
             if self.sink.run.add(state.agent_id, msg.second, stats):
                 state.reported.extend(stats)
+                if msg.second <= self.sink.last_written and _has_counts(stats):
+                    state.late.merge(stats)
+                    self.sink.event("agent-report-late", at=now, agent=state.agent_id,
+                                    second=msg.second, **_counters(stats))
             state.last_second = max(state.last_second, msg.second)
         elif isinstance(msg, p.Done):
             state.totals = IntervalStats.from_wire(msg.totals)
@@ -359,34 +421,33 @@ class Controller:
             self.sink.event("agent-done", at=now, agent=state.agent_id)
 
     def _reconcile(self, state: AgentState) -> None:
-        """Make the merged counts add up to the agent's own totals.
+        """Make the merged counts add up to the agent's own totals, and say so.
 
-        A per-second report can miss its row (an agent starved of CPU reports after the row was
-        written): whatever its Done totals hold beyond what was merged goes into the next row,
-        so totals stay exact and only the timing of those counts shifts.
+        Reports and Done travel in order on one connection, so a gap means a report was lost
+        (or refused by the merge): whatever the Done totals hold beyond what was merged goes
+        into the next unwritten second, so totals stay exact and only the timing of those
+        counts shifts.  Every use is an ``agent-reconciled`` event with the counters moved and
+        adds to ``state.reconciled``; totals that cannot be reconciled (the reports hold
+        more) are left as reported, with an ``agent-totals-mismatch`` event.
         """
         assert self.sink is not None
         own, seen = state.totals, state.reported
         if own is None:
             return
-        gap = IntervalStats()
-        for name in ("calls_attempted", "calls_successful", "calls_failed", "retransmissions",
-                     "transactions_ok", "transactions_failed"):
-            setattr(gap, name, max(0, getattr(own, name) - getattr(seen, name)))
-        for key, n in own.failed_by_reason.items():
-            extra = n - seen.failed_by_reason.get(key, 0)
-            if extra > 0:
-                gap.failed_by_reason[key] = extra
-        if sum(gap.failed_by_reason.values()) != gap.calls_failed:
-            return  # not a clean difference: leave the run as reported
+        gap = unreported(own, seen)
+        if gap is None:
+            self.sink.event("agent-totals-mismatch", at=time.time(), agent=state.agent_id,
+                            own=_counters(own), reported=_counters(seen))
+            return
         if gap.is_empty():
             return
         second = max(state.last_second, self.sink.last_written) + 1
         if self.sink.run.add(state.agent_id, second, gap):
             state.reported.extend(gap)
+            state.reconciled.merge(gap)
             state.last_second = second
-            self.sink.event("agent-reconciled", at=time.time(), agent=state.agent_id, second=second,
-                            attempted=gap.calls_attempted)
+            self.sink.event("agent-reconciled", at=time.time(), agent=state.agent_id,
+                            second=second, **_counters(gap))
 
     def _write_ready(self, now: float | None) -> None:
         """Write every second all running agents have reported (``now`` None: all of them)."""

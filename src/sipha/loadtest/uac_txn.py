@@ -15,7 +15,7 @@ Theory of operation
 
 (RFC 3261 §17.1.2.2.)  Responses with another CSeq number are ignored.  The outcome goes to
 ``on_done(txn, ok, status, now)``: the UAC engine counts it as a scenario "call", a UAS's
-registration uses it to schedule its refresh.
+registration uses it (and the 2xx kept in ``final``) to schedule its refresh.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class RequestTxn:
         "done",
         "e",
         "expires",
+        "final",
         "from_hdr",
         "gen",
         "interval",
@@ -103,6 +104,7 @@ class RequestTxn:
         self.deadline = 0.0
         self.interval = 0.0
         self.request = b""
+        self.final = b""  # the 2xx as received: a registration reads its granted expiry
         self.done = False
 
     def start(self, now: float, auth_line: str = "") -> None:
@@ -139,6 +141,7 @@ class RequestTxn:
             self.interval = self.e.t2  # RFC 3261 §17.1.2.2: Proceeding retransmits at T2
             return
         if status < 300:
+            self.final = data
             self._finish(True, status, now)
             return
         if status in (401, 407) and not self.auth_tried and self.password is not None:

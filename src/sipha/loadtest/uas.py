@@ -27,8 +27,9 @@ OPTIONS gets 200; other methods 501.
 
 With ``count_calls`` the engine counts incoming calls in its statistics (the ``uas`` role);
 in ``register+call`` the UAC side counts the calls and the UAS counts only its REGISTER
-transactions.  Registrations refresh at 90 % of the granted expiry and retry 5 s after a
-failure.
+transactions.  Registrations refresh at 90 % of the expiry the registrar granted (RFC 3261
+§10.2.4: our Contact's ``expires`` in the 200, else its Expires header, else what we asked; a
+registrar may shorten it, §10.3 step 7) and retry 5 s after a failure.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from sipha.loadtest.core import EngineBase
 from sipha.loadtest.messages import MessageBuilder, sdp_offer
 from sipha.loadtest.options import ScenarioOptions
 from sipha.loadtest.protocol import UserRange
+from sipha.loadtest.registration import granted_expiry
 from sipha.loadtest.stats import FailureReason
 from sipha.loadtest.uac_txn import RequestTxn
 from sipha.loadtest.wire import Scan
@@ -202,6 +204,8 @@ class UasEngine(EngineBase):
         self._p_busy = (mix.answer + mix.busy) / total
         self.users = users
         self.registered: set[str] = set()
+        # user -> when (engine time) the registrar's binding lapses unless refreshed.
+        self.binding_expiry: dict[str, float] = {}
         self.registration_failures = 0
         self._reg_seq: dict[str, int] = {}
         self.regs_pending = 0
@@ -250,7 +254,11 @@ class UasEngine(EngineBase):
         if ok:
             self.stats.transactions_ok += 1
             self.registered.add(txn.user)
-            delay = 0.9 * self.options.register_expires
+            granted = granted_expiry(
+                txn.final, contact=self.builder.contact(txn.user), requested=txn.expires
+            )
+            self.binding_expiry[txn.user] = now + granted
+            delay = 0.9 * granted
         else:
             self.stats.transactions_failed += 1
             self.registration_failures += 1

@@ -44,6 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--auth-invite", action="store_true", default=None, help="challenge INVITEs with 407"
     )
     parser.add_argument("--no-record-route", action="store_true", help="do not Record-Route")
+    parser.add_argument(
+        "--nonce-secret",
+        metavar="SECRET",
+        help="digest nonce key, 16 bytes or more, the same on every server of the cluster "
+        "(default: a random key made once and kept in the shared store); other users see "
+        "flags in ps, so prefer nonce_secret in the --config file",
+    )
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
 
 
@@ -59,6 +66,7 @@ def overrides_from(args: argparse.Namespace, file_rules: list[dict[str, Any]]) -
         "advertise": args.advertise,
         "auth_invite": args.auth_invite,
         "record_route": False if args.no_record_route else None,
+        "nonce_secret": args.nonce_secret,
     }
     if args.answer:
         # Flag rules come first: they win over the file's for the same user.

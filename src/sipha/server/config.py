@@ -9,6 +9,8 @@ Example (every field optional)::
     http = "127.0.0.1:8070"
     record_route = true
     auth_invite = false             # 407 challenge for INVITEs to users
+    nonce_secret = ""               # digest nonce key (>= 16 bytes); empty: a random key
+                                    # made once and kept in the store, shared by its servers
 
     [registrar]
     min_expires = 60
@@ -26,7 +28,6 @@ Example (every field optional)::
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,6 @@ __all__ = [
 ]
 
 ACTIONS = "answer, busy, reject CODE (400-699), ring-no-answer"
-# Servers on one store must accept each other's nonces: without a configured secret it is
-# derived from the realm and this fixed salt (anyone reading the config could forge nonces
-# then; set nonce_secret in production).
-_NONCE_SALT = b"sipha-nonce-v1:"
 
 
 class RegistrarConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -108,10 +105,11 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return [ListenSpec.parse(text) for text in self.listen]
 
     @property
-    def nonce_key(self) -> bytes:
-        if self.nonce_secret:
-            return self.nonce_secret.encode()
-        return hashlib.sha256(_NONCE_SALT + self.effective_realm.encode()).digest()
+    def nonce_key(self) -> bytes | None:
+        """The configured digest nonce key, or None: use the cluster's random one from the
+        store (servers on one store must accept each other's nonces, and nobody else may be
+        able to mint them, so the key is neither fixed nor derived from the realm)."""
+        return self.nonce_secret.encode() if self.nonce_secret else None
 
     @property
     def timer_config(self) -> TimerConfig:

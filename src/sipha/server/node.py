@@ -63,14 +63,19 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 class ServerNode:
     """Dispatch of one server process. Create, :meth:`attach` to a started endpoint."""
 
-    def __init__(self, cfg: ServerConfig, store: Store, *, spawn: Spawn | None = None) -> None:
+    def __init__(
+        self, cfg: ServerConfig, store: Store, *, nonce_key: bytes, spawn: Spawn | None = None
+    ) -> None:
+        """``nonce_key`` signs digest nonces and stateless branches: the same on every server
+        of the cluster (see :func:`sipha.server.service.cluster_nonce_key`)."""
         self.cfg = cfg
         self.store = store
+        self.nonce_key = nonce_key
         self.stats = NodeStats()
         self.dialplan = Dialplan(cfg.answer)
         self.layer = TransactionLayer(self, timers=cfg.timer_config)
         verifier = DigestVerifier(
-            NonceAuthority(cfg.nonce_key, cfg.nonce_lifetime), cfg.effective_realm
+            NonceAuthority(nonce_key, cfg.nonce_lifetime), cfg.effective_realm
         )
         self.registrar = Registrar(store, verifier, cfg.registrar, cfg.domain)
         self.server_id = cfg.server_id or f"server-{os.getpid()}"
@@ -110,7 +115,7 @@ class ServerNode:
             domain=self.cfg.domain,
             record_route=self.cfg.record_route,
             timer_c=self.cfg.timers.timer_c,
-            secret=self.cfg.nonce_key,
+            secret=self.nonce_key,
         )
 
     # -- plumbing -----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import time
 
@@ -21,9 +22,22 @@ from sipha.transport import SipEndpoint
 
 log = logging.getLogger(__name__)
 
-__all__ = ["serve"]
+__all__ = ["NONCE_KEY_NAME", "cluster_nonce_key", "serve"]
 
 PURGE_PERIOD = 60.0
+NONCE_KEY_NAME = "digest-nonce-key"
+
+
+async def cluster_nonce_key(cfg: ServerConfig, store: Store) -> bytes:
+    """The configured ``nonce_secret``, else the cluster's random key from the shared store
+    (made by the first server that asks, 32 bytes from the OS's CSPRNG).
+
+    Raises what the store raises when it cannot be reached.
+    """
+    configured = cfg.nonce_key
+    if configured is not None:
+        return configured
+    return await store.shared_secret(NONCE_KEY_NAME, secrets.token_bytes(32))
 
 
 async def _purge_bindings(store: Store, stop: asyncio.Event) -> None:
@@ -43,8 +57,8 @@ async def _purge_bindings(store: Store, stop: asyncio.Event) -> None:
 async def serve(cfg: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
     """Run a server until ``stop`` is set (or SIGTERM/SIGINT); return the exit status.
 
-    Raises OSError when a listen or HTTP address cannot be bound, ValueError for a bad store
-    URL.
+    Raises OSError when a listen or HTTP address cannot be bound or the store cannot be
+    reached, ValueError for a bad store URL.
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -53,8 +67,12 @@ async def serve(cfg: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
             loop.add_signal_handler(sig, stop.set)
     store = open_store(cfg.store)
     try:
+        try:
+            nonce_key = await cluster_nonce_key(cfg, store)
+        except Exception as exc:  # any backend's error: the store is unusable, fail at start
+            raise OSError(f"cannot read the cluster's nonce key from the store: {exc}") from exc
         async with asyncio.TaskGroup() as tg:
-            node = ServerNode(cfg, store, spawn=tg.create_task)
+            node = ServerNode(cfg, store, nonce_key=nonce_key, spawn=tg.create_task)
             endpoint = SipEndpoint(
                 cfg.listen_specs,
                 node.layer.receive,

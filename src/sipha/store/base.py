@@ -2,12 +2,15 @@
 
 Theory of operation
 -------------------
-The store holds three kinds of shared state for the SIP servers of a cluster:
+The store holds four kinds of shared state for the SIP servers of a cluster:
 
 * users (digest credentials, HA1 only), read on every authenticated request;
 * registrar bindings (RFC 3261 §10.3), written by whichever server got the REGISTER and read
   by every server routing to that AOR;
-* dialogs answered by a server, so that another server can end them if the owner dies.
+* dialogs answered by a server, so that another server can end them if the owner dies;
+* cluster secrets, such as the key of the stateless digest nonces: a nonce issued by one
+  server is answered to another (through the dispatcher), so they must share the key, and it
+  must be unguessable, so it is random, made once by whichever server asks first.
 
 Every write that depends on what is stored (the §10.3 Call-ID/CSeq checks, the dialog "take")
 is one atomic step inside the backend: a `BEGIN IMMEDIATE` transaction on SQLite, a Lua script
@@ -96,6 +99,15 @@ class Store(Protocol):
 
     async def count_dialogs(self, owner: str | None = None) -> int:
         """Live dialogs, all or only those of server `owner`."""
+
+    # --- cluster secrets ---------------------------------------------------------------------
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        """The secret called `name`, created from `candidate` if there is none yet.
+
+        Atomic get-or-create: of servers racing on a fresh store, one stores its candidate and
+        every one gets those same bytes back. The caller draws `candidate` at random (the
+        store itself has no randomness). Raises ValueError for an empty `candidate`.
+        """
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:

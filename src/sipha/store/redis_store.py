@@ -12,6 +12,7 @@ Key layout (every key starts with `prefix`, default ``sipha:``):
                         `purge_expired` walks to drop single stale contacts of live AORs
 * ``dlg:<call-id>``     hash owner/rec (DialogRecord JSON), key TTL = the dialog's ttl
 * ``dlgs``, ``dlgs:owner:<owner>``  sorted sets call-id -> purge time (Redis clock, ms)
+* ``secret:<name>``     a cluster secret, hex; no TTL (created once with SET NX)
 
 Every write that depends on what is stored runs as one Lua script, which Redis executes
 atomically: the RFC 3261 §10.3 Call-ID/CSeq checks and the writes they guard cannot interleave
@@ -355,6 +356,18 @@ class RedisStore:
     async def count_dialogs(self, owner: str | None = None) -> int:
         key = self._k("dlgs") if owner is None else self._k("dlgs:owner:", owner)
         return int(await self._count_dialogs(keys=[key]))
+
+    # --- cluster secrets ---------------------------------------------------------------------
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        if not candidate:
+            raise ValueError("candidate secret is empty")
+        key = self._k("secret:", name)
+        # SET NX keeps the first writer's value; hex, as the client decodes replies to str.
+        await self._r.set(key, candidate.hex(), nx=True)
+        value = cast("str | None", await self._r.get(key))
+        if value is None:
+            raise RuntimeError(f"secret {key!r} vanished right after it was set")
+        return bytes.fromhex(value)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:

