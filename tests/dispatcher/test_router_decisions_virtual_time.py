@@ -310,3 +310,18 @@ def test_after_a_takeover_a_retransmitted_invite_reaches_the_same_server_same_br
     [again] = standby.on_request(invite(), UAC, now=0.5)
     assert again.peer == first.peer
     assert forwarded(again).via.branch == forwarded(first).via.branch
+
+
+def test_a_2xx_retransmitted_after_the_bye_is_not_a_new_call() -> None:
+    # The server retransmits its 200 because the caller's ACK was late; by then the BYE went
+    # by and the dialog is idle (lingering for retransmissions): nothing must be counted again.
+    r = make_router()
+    out = _confirmed_call(r)
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert (server.calls_total, server.dialogs) == (1, 0)
+    [late] = r.on_response(answer(forwarded(out), 200), out.peer, now=1.1)
+    assert late.peer == UAC  # still relayed: the caller ACKs it
+    assert (server.calls_total, server.dialogs) == (1, 0)
+    assert r.dialog_phase("c1") is DialogPhase.IDLE

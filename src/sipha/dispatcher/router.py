@@ -630,7 +630,10 @@ class Router:
         if msg.status >= 200:
             if d is not None and d.server is not server:
                 return self._end_ghost(msg, server)  # the dialog went to its last attempt
-            st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
+            if d is None or d.phase is DialogPhase.EARLY:
+                st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
+            # CONFIRMED: a retransmitted 2xx; IDLE: one retransmitted after the BYE went by
+            # (the caller's ACK was late): neither is a new call.
         elif msg.status > 100 and d is None:
             st.dialog_early(msg.call_id, server, now, self.settings.invite_timeout)
         return []
