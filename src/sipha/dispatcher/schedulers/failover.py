@@ -1,7 +1,9 @@
 """Serial schedulers: always the same preferred destination until it is unusable or full.
 
-* `prio` - Kamailio algorithm 8 (serial): lowest `priority` value first; on failover
-  (`exclude`) the next one. Ties go to configuration order.
+* `prio` - Kamailio algorithm 8 (serial forking ordered by priority): the *highest*
+  `priority` value first, as Kamailio's dispatch.c keeps each set sorted by priority
+  descending; on failover (`exclude`) the next one down. Ties go to configuration order.
+  (`srv` is the other way round: DNS SRV prefers the lowest value.)
 * `fo`   - IPVS weighted failover: the eligible destination with the highest weight.
 * `ovf`  - IPVS weighted overflow: the highest-weight destination whose `active_calls` is
   below its weight; IPVS uses the weight as the connection limit, so when the primary is
@@ -17,7 +19,7 @@ from .base import Destination, RequestKey, SchedulerBase, register
 
 @register
 class Priority(SchedulerBase):
-    """Kamailio serial dispatching by priority."""
+    """Kamailio serial dispatching by priority: highest value first."""
 
     __slots__ = ()
     name = "prio"
@@ -29,7 +31,7 @@ class Priority(SchedulerBase):
         for d in self._dests:
             if not d.usable or d.weight <= 0 or d.id in exclude:
                 continue
-            if best is None or d.priority < best.priority:
+            if best is None or d.priority > best.priority:
                 best = d
         return best
 
