@@ -9,8 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,26 @@ class Node:
             req.add_header("Authorization", f"Bearer {token}")
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        """One HTTP API request; returns (status, decoded JSON or text) whatever the status."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.http_port}{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                status, raw = resp.status, resp.read()
+                kind = resp.headers.get_content_type()
+        except urllib.error.HTTPError as exc:
+            status, raw, kind = exc.code, exc.read(), exc.headers.get_content_type()
+        return status, json.loads(raw) if kind == "application/json" else raw.decode()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -101,11 +122,20 @@ def wait_server(node: Node) -> None:
         raise AssertionError(node.log.read_text()[-3000:]) from None
 
 
-def start_dispatcher(tmp: Path, servers: list[str], *extra: str, token: str = "t0ken") -> Node:
+def start_dispatcher(
+    tmp: Path,
+    servers: list[str],
+    *extra: str,
+    token: str = "t0ken",
+    transports: Sequence[str] = ("udp",),
+) -> Node:
+    """A dispatcher listening on one free port in each of `transports` (udp, tcp)."""
     sip, http = free_port(), free_port(kind=1)
     log = tmp / "dispatcher.log"
-    args = ["dispatcher", "--listen", f"udp:127.0.0.1:{sip}", "--http", f"127.0.0.1:{http}",
-            "--token", token, *extra]
+    args = ["dispatcher", "--http", f"127.0.0.1:{http}", "--token", token]
+    for transport in transports:
+        args += ["--listen", f"{transport}:127.0.0.1:{sip}"]
+    args += extra
     for s in servers:
         args += ["--server", s]
     proc = _spawn(args, log)
@@ -120,7 +150,11 @@ def start_dispatcher(tmp: Path, servers: list[str], *extra: str, token: str = "t
 
 @contextlib.contextmanager
 def cluster(
-    tmp: Path, weights: list[int], *extra: str, servers: int | None = None
+    tmp: Path,
+    weights: list[int],
+    *extra: str,
+    servers: int | None = None,
+    transports: Sequence[str] = ("udp",),
 ) -> Iterator[Cluster]:
     """``len(weights)`` sipha servers behind one dispatcher (started with ``extra`` flags)."""
     c = Cluster()
@@ -130,7 +164,7 @@ def cluster(
         for node in c.servers:
             wait_server(node)
         uris = [f"{s.uri};weight={w}" for s, w in zip(c.servers, weights, strict=True)]
-        c.dispatcher = start_dispatcher(tmp, uris, *extra, token=c.token)
+        c.dispatcher = start_dispatcher(tmp, uris, *extra, token=c.token, transports=transports)
         yield c
     finally:
         if c.dispatcher is not None:

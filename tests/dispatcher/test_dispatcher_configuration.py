@@ -8,6 +8,7 @@ import pytest
 
 from sipha.common.config import ConfigError
 from sipha.dispatcher.config import load_config, read_dispatcher_list, resolve_servers
+from sipha.dispatcher.health import HealthState
 from sipha.dispatcher.servers import parse_server
 
 
@@ -20,6 +21,13 @@ def test_server_uri_attributes_are_read_and_stripped() -> None:
     assert s.key() == "sip:127.0.0.1:5071"
     with pytest.raises(ValueError, match="weight"):
         parse_server("sip:127.0.0.1:5071;weight=x")
+
+
+def test_duid_is_stripped_from_the_uri_even_when_id_is_set() -> None:
+    s = parse_server("sip:127.0.0.1:5071;id=a;duid=b;transport=tcp")
+    assert (s.key(), s.uri) == ("a", "sip:127.0.0.1:5071;transport=tcp")
+    s = parse_server("sip:127.0.0.1:5071;duid=b")
+    assert (s.key(), s.uri) == ("b", "sip:127.0.0.1:5071")
 
 
 def test_kamailio_dispatcher_list(tmp_path: Path) -> None:
@@ -37,6 +45,67 @@ def test_kamailio_dispatcher_list(tmp_path: Path) -> None:
     f.write_text("1\n")
     with pytest.raises(ConfigError, match="line 1"):
         read_dispatcher_list(f)
+
+
+@pytest.mark.parametrize(
+    ("flags", "state", "probing"),
+    [
+        ("", HealthState.ACTIVE, True),  # no flags column: probed, like ds_probing_mode=1
+        ("0", HealthState.ACTIVE, False),
+        ("1", HealthState.INACTIVE, False),
+        ("2", HealthState.ACTIVE, False),  # trying: on Kamailio's way to inactive
+        ("4", HealthState.DISABLED, False),
+        ("5", HealthState.DISABLED, False),  # the operator's disable wins over inactive
+        ("8", HealthState.ACTIVE, True),
+        ("9", HealthState.INACTIVE, True),
+        ("10", HealthState.ACTIVE, True),
+        ("12", HealthState.DISABLED, True),
+        ("24", HealthState.ACTIVE, True),  # 16 (no DNS A/AAAA) is ignored
+    ],
+)
+def test_kamailio_flags_set_the_initial_state_and_probing(
+    tmp_path: Path, flags: str, state: HealthState, probing: bool
+) -> None:
+    f = tmp_path / "dispatcher.list"
+    f.write_text(f"1 sip:10.0.0.1:5060 {flags}\n")
+    [spec] = read_dispatcher_list(f)
+    assert (spec.state, spec.probing) == (state, probing)
+
+
+def test_probe_enabled_false_turns_off_probing_whatever_the_flags(tmp_path: Path) -> None:
+    lst = tmp_path / "dispatcher.list"
+    lst.write_text("1 sip:10.0.0.1:5060 9\n1 sip:10.0.0.2:5060\n")
+    f = tmp_path / "d.toml"
+    f.write_text(f'dispatcher_list = "{lst}"\n[probe]\nenabled = false\n')
+    specs = resolve_servers(load_config(f))
+    assert [(s.state, s.probing) for s in specs] == [
+        (HealthState.INACTIVE, False), (HealthState.ACTIVE, False)
+    ]
+
+
+def test_toml_field_and_uri_parameter_must_agree(tmp_path: Path) -> None:
+    f = tmp_path / "d.toml"
+    f.write_text('[[servers]]\nuri = "sip:127.0.0.1:5071;weight=3"\nweight = 2\n')
+    with pytest.raises(ConfigError, match=r"servers\[0\]\.weight: 2 conflicts") as info:
+        resolve_servers(load_config(f), source=str(f))
+    assert "weight=3" in str(info.value)
+    # Even an explicit weight = 1 (the default) is a conflict, not silently ignored.
+    f.write_text('[[servers]]\nuri = "sip:127.0.0.1:5071;weight=3"\nweight = 1\n')
+    with pytest.raises(ConfigError, match=r"servers\[0\]\.weight"):
+        resolve_servers(load_config(f))
+    f.write_text('[[servers]]\nuri = "sip:127.0.0.1:5071;id=a"\nid = "b"\n')
+    with pytest.raises(ConfigError, match=r"servers\[0\]\.id"):
+        resolve_servers(load_config(f))
+    # Given once, either way, or twice with one value: accepted.
+    f.write_text(
+        '[[servers]]\nuri = "sip:127.0.0.1:5071;weight=3"\n'
+        '[[servers]]\nuri = "sip:127.0.0.1:5072"\nweight = 2\npriority = 4\n'
+        '[[servers]]\nuri = "sip:127.0.0.1:5073;weight=5;duid=c"\nweight = 5\nid = "c"\n'
+    )
+    specs = resolve_servers(load_config(f))
+    assert [(s.key(), s.weight, s.priority) for s in specs] == [
+        ("sip:127.0.0.1:5071", 3, 0), ("sip:127.0.0.1:5072", 2, 4), ("c", 5, 0)
+    ]
 
 
 def test_toml_errors_name_the_field(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ def walk(sched: Scheduler) -> list[str]:
     return tried
 
 
-def test_prio_picks_lowest_priority_value_then_fails_over_in_order() -> None:
+def test_prio_picks_highest_priority_value_then_fails_over_in_order() -> None:
+    # Kamailio algorithm 8 sorts a set by priority, highest first; ties keep list order.
     ds = [
         Destination("A", priority=5),
         Destination("B", priority=1),
@@ -23,12 +24,12 @@ def test_prio_picks_lowest_priority_value_then_fails_over_in_order() -> None:
         Destination("D", priority=1),
     ]
     sched = make("prio", ds)
-    assert {sched.pick(key=key(i), now=0.0).id for i in range(50)} == {"B"}  # type: ignore[union-attr]
-    assert walk(sched) == ["B", "D", "C", "A"]
+    assert {sched.pick(key=key(i), now=0.0).id for i in range(50)} == {"A"}  # type: ignore[union-attr]
+    assert walk(sched) == ["A", "C", "B", "D"]
 
 
 def test_prio_skips_down_servers_and_returns_when_they_recover() -> None:
-    ds = [Destination("A", priority=0), Destination("B", priority=1)]
+    ds = [Destination("A", priority=1), Destination("B", priority=0)]
     sched = make("prio", ds)
     ds[0].usable = False
     sched.on_health_change(dest=ds[0], usable=False)

@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from sipha.common.config import ConfigError
 from sipha.common.http import HttpApi, metrics_handler
 
+from .config import check_reachable
 from .health import OPERATOR_STATES, HealthState
 from .servers import parse_server
 from .state import Server
@@ -179,6 +180,7 @@ class DispatcherApi:
         router = self._router()
         try:
             spec = parse_server(uri, probing=self.service.cfg.probe.enabled)
+            check_reachable(self.service.cfg, spec, source="POST /servers")
             server = router.add_server(spec)
         except ValueError as exc:
             return self._bad(str(exc))

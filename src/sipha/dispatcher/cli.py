@@ -14,46 +14,99 @@ from typing import Any
 
 from sipha.common.config import ConfigError
 
+CTL_ACTIONS: dict[str, tuple[str, str]] = {
+    "list": ("", "one line per server: uid, id, state, weight, calls, probe latency"),
+    "status": ("", "servers, counters and transport statistics as JSON"),
+    "state": ("ID STATE", "set a server's state: active, inactive, disabled or draining"),
+    "weight": ("ID W", "set a server's weight (0 quiesces it: no new calls)"),
+    "add": ("URI", 'add a server, e.g. "sip:127.0.0.1:5071;weight=2"'),
+    "remove": ("ID", "remove a server (its dialogs finish on it)"),
+    "reload": ("", "re-read the servers from the sources the dispatcher started with"),
+    "promote": ("", "HA: make this node active"),
+    "demote": ("", "HA: make this node standby"),
+    "ha": ("", "HA: this node's role and its peer, as JSON"),
+}
+"""ctl action -> (its arguments, what it does); ID is a uid, a server id or HOST:PORT."""
+
+
+def _ctl_usage(action: str) -> str:
+    args = CTL_ACTIONS[action][0]
+    return f"{action} {args}" if args else action
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .schedulers import available
+
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (see docs)")
     parser.add_argument(
         "--listen", action="append", metavar="SPEC",
         help="udp:HOST:PORT or tcp:HOST:PORT; repeat for several (default udp:127.0.0.1:5060)",
     )
-    parser.add_argument("--advertise", metavar="HOST:PORT", help="address in our Via/Record-Route")
+    parser.add_argument(
+        "--advertise", metavar="HOST:PORT",
+        help="address in our Via/Record-Route (default: the first --listen address)",
+    )
     parser.add_argument(
         "--server", action="append", metavar="URI",
-        help='a SIP server, e.g. "sip:127.0.0.1:5071;weight=2"; repeat for several',
+        help='a SIP server, e.g. "sip:127.0.0.1:5071;weight=2"; repeat for several '
+             "(attributes: weight, priority, maxload, probe=on|off, id)",
     )
-    parser.add_argument("--dispatcher-list", metavar="FILE", help="Kamailio dispatcher.list")
-    parser.add_argument("--setid", type=int, help="set id to read from --dispatcher-list")
-    parser.add_argument("--algorithm", help="scheduler name (default wlc)")
-    parser.add_argument("--probe", choices=["on", "off"], help="OPTIONS probing of servers")
-    parser.add_argument("--failover-timeout", type=float, metavar="SECONDS")
-    parser.add_argument("--rate-limit", type=int, metavar="N", help="requests/s per source IP")
-    parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address")
-    parser.add_argument("--token", help="bearer token for the HTTP API")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--dispatcher-list", metavar="FILE",
+        help="Kamailio dispatcher.list (flags: 1 inactive, 4 disabled, 8 probed)",
+    )
+    parser.add_argument(
+        "--setid", type=int, metavar="N", help="set id to read from --dispatcher-list (default 1)"
+    )
+    parser.add_argument(
+        "--algorithm", metavar="NAME",
+        help=f"scheduler: {', '.join(available())} (default wlc)",
+    )
+    parser.add_argument(
+        "--probe", choices=["on", "off"], help="OPTIONS probing of servers (default on)"
+    )
+    parser.add_argument(
+        "--failover-timeout", type=float, metavar="SECONDS",
+        help="try the next server when an INVITE has no answer within this (default 0.2)",
+    )
+    parser.add_argument(
+        "--rate-limit", type=int, metavar="N", help="requests/s per source IP (default 0: off)"
+    )
+    parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address (default: none)")
+    parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)",
+    )
     sub = parser.add_subparsers(dest="dispatcher_command", metavar="ctl")
-    ctl = sub.add_parser("ctl", help="control a running dispatcher over its HTTP API")
-    ctl.add_argument("--http", dest="ctl_http", required=True, metavar="HOST:PORT")
-    ctl.add_argument("--token", dest="ctl_token")
-    ctl.add_argument(
-        "action",
-        choices=[
-            "list", "status", "state", "weight", "add", "remove", "reload",
-            "promote", "demote", "ha",
-        ],
+    width = max(len(_ctl_usage(a)) for a in CTL_ACTIONS)
+    ctl = sub.add_parser(
+        "ctl", help="control a running dispatcher over its HTTP API",
+        description="Control a running dispatcher over its HTTP API.",
+        epilog="actions:\n" + "\n".join(
+            f"  {_ctl_usage(a):<{width}}  {text}" for a, (_, text) in CTL_ACTIONS.items()
+        ) + "\n\nID is a server's uid, its id (e.g. sip:127.0.0.1:5071) or HOST:PORT.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ctl.add_argument("args", nargs="*")
+    ctl.add_argument(
+        "--http", dest="ctl_http", required=True, metavar="HOST:PORT",
+        help="the dispatcher's HTTP API address (its --http)",
+    )
+    ctl.add_argument(
+        "--token", dest="ctl_token", metavar="TOKEN", help="the dispatcher's bearer token"
+    )
+    ctl.add_argument(
+        "action", choices=list(CTL_ACTIONS), metavar="ACTION",
+        help="one of the actions below",
+    )
+    ctl.add_argument("args", nargs="*", metavar="ARG", help="the action's arguments")
 
 
 def main(args: argparse.Namespace) -> int:
     if getattr(args, "dispatcher_command", None) == "ctl":
         return ctl_main(args)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -72,7 +125,7 @@ def main(args: argparse.Namespace) -> int:
     async def _main() -> None:
         import asyncio
 
-        service = DispatcherService(cfg, specs, config_path=args.config)
+        service = DispatcherService(cfg, specs, sources=server_sources(args))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, service.stop)
@@ -86,32 +139,25 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_config(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    """Merge the TOML file (if any) with flags; flags win. Raises ConfigError/ValueError."""
-    import msgspec
+def server_sources(args: argparse.Namespace) -> Any:
+    """The `Sources` the flags name: the file, the flag values that win over it, --server."""
+    from .config import Sources
 
-    from .config import DispatcherConfig, from_mapping, load_config, resolve_servers
-    from .servers import parse_server
-
-    cfg = load_config(args.config) if args.config else DispatcherConfig()
-    data: dict[str, Any] = msgspec.to_builtins(cfg)
-    flags = {
+    overrides = {
         "listen": args.listen, "advertise": args.advertise, "algorithm": args.algorithm,
         "http": args.http, "token": args.token, "dispatcher_list": args.dispatcher_list,
         "setid": args.setid, "failover_timeout": args.failover_timeout,
         "rate_limit": args.rate_limit,
     }
-    for name, value in flags.items():
-        if value is not None:
-            data[name] = value
-    if args.probe is not None:
-        data["probe"]["enabled"] = args.probe == "on"
-    cfg = from_mapping(data, source=args.config or "flags")
-    specs = resolve_servers(cfg, source=args.config or "flags")
-    for text in args.server or []:
-        specs.append(parse_server(text, probing=cfg.probe.enabled))
+    probe = None if args.probe is None else args.probe == "on"
+    return Sources(args.config, overrides, probe, tuple(args.server or ()))
+
+
+def build_config(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """Merge the TOML file (if any) with flags; flags win. Raises ConfigError/ValueError."""
     from .schedulers import available
 
+    cfg, specs = server_sources(args).load()
     if cfg.algorithm not in available():
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; known: {', '.join(available())}")
     return cfg, specs
@@ -136,13 +182,10 @@ def _call(base: str, token: str | None, method: str, path: str, body: Any = None
 
 def ctl_main(args: argparse.Namespace) -> int:
     base, token, a = args.ctl_http, args.ctl_token, args.args
-    need = {"state": 2, "weight": 2, "add": 1, "remove": 1}.get(args.action, 0)
-    if len(a) != need:
-        usage = {
-            "state": "state ID active|inactive|disabled|draining", "weight": "weight ID W",
-            "add": "add URI", "remove": "remove ID",
-        }.get(args.action, args.action)
-        print(f"usage: sipha dispatcher ctl --http ADDR {usage}", file=sys.stderr)
+    if len(a) != len(CTL_ACTIONS[args.action][0].split()):
+        print(
+            f"usage: sipha dispatcher ctl --http ADDR {_ctl_usage(args.action)}", file=sys.stderr
+        )
         return 2
     q = urllib.parse.quote(a[0], safe="") if a else ""
     try:

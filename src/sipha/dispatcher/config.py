@@ -22,24 +22,50 @@ TOML (every field optional except at least one server from somewhere)::
     weight = 2
 
 Kamailio's ``dispatcher.list`` lines are ``setid destination [flags [priority [attrs]]]`` with
-attrs like ``weight=2;maxload=50;duid=a``. Flags are read but not used: whether servers are
-probed is the ``[probe] enabled`` setting (Kamailio's ``ds_probing_mode=1``).
+attrs like ``weight=2;maxload=50;duid=a``. The flags column is Kamailio's bit set:
+
+====  ==============  ==============================================================
+bit   Kamailio        here
+====  ==============  ==============================================================
+1     inactive        the server starts `inactive` (probed back to active if probed)
+2     trying          no state of its own here: the server starts `active`
+4     disabled        the server starts `disabled` (an operator's state; wins over 1)
+8     probing         the server is probed (OPTIONS); without bit 8 it is not
+====  ==============  ==============================================================
+
+Other bits (16, no DNS resolution, ...) are ignored. Bit 8 decides probing only when the
+line has a flags column (Kamailio's ``ds_probing_mode=0``: probe the flagged ones); a line
+without one is probed, and ``[probe] enabled = false`` turns probing off for every server
+whatever its flags. A reload adds, removes and reweights servers; a server it adds starts
+in its flagged state, one it keeps keeps its current state.
+
+A ``[[servers]]`` table may give an attribute as a field (``weight = 2``) or as a URI
+parameter (``uri = "sip:...;weight=2"``), as on the command line. Giving both with
+different values is refused with an error naming the field: in a Kamailio list the
+attributes have one column, and silently preferring one of two values would hide a typo.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
 from sipha.common.config import ConfigError, convert, load_toml
+from sipha.transport import ListenSpec
 
-from .servers import ServerSpec, parse_server
+from .health import HealthState
+from .servers import ServerSpec, parse_server, uri_attributes
 
 __all__ = [
     "DispatcherConfig",
     "ProbeConfig",
     "ServerConfig",
+    "Sources",
+    "check_reachable",
     "load_config",
     "read_dispatcher_list",
     "resolve_servers",
@@ -57,12 +83,14 @@ class ProbeConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """One ``[[servers]]`` table; an unset field takes the URI's parameter or the default."""
+
     uri: str
-    weight: int = 1
-    priority: int = 0
-    maxload: int = 0
+    weight: int | None = None
+    priority: int | None = None
+    maxload: int | None = None
     probe: bool | None = None
-    id: str = ""
+    id: str | None = None
 
 
 class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -109,7 +137,22 @@ def validate(cfg: DispatcherConfig, *, source: str = "config") -> None:
     check(cfg.probe.inactive_threshold >= 1, "probe.inactive_threshold", "must be >= 1", "e.g. 2")
     check(cfg.rate_limit >= 0, "rate_limit", "must be >= 0", "0 turns it off")
     for i, s in enumerate(cfg.servers):
-        check(s.weight >= 0, f"servers[{i}].weight", "must be >= 0", "e.g. 1")
+        check(s.weight is None or s.weight >= 0, f"servers[{i}].weight", "must be >= 0", "e.g. 1")
+        check(s.priority is None or s.priority >= 0, f"servers[{i}].priority", "must be >= 0",
+              "e.g. 0")
+        check(s.maxload is None or s.maxload >= 0, f"servers[{i}].maxload", "must be >= 0",
+              "0 means unlimited")
+
+
+def _flagged(flags: int) -> tuple[HealthState, bool]:
+    """(initial state, probing) for a Kamailio flags value."""
+    if flags & 4:
+        state = HealthState.DISABLED
+    elif flags & 1:
+        state = HealthState.INACTIVE
+    else:
+        state = HealthState.ACTIVE  # 2 (trying) is a step on Kamailio's way to inactive
+    return state, bool(flags & 8)
 
 
 def read_dispatcher_list(path: str | Path, *, setid: int | None = None) -> list[ServerSpec]:
@@ -132,10 +175,10 @@ def read_dispatcher_list(path: str | Path, *, setid: int | None = None) -> list[
             )
         if setid is not None and int(parts[0]) != setid:
             continue
-        flags = parts[2] if len(parts) > 2 else "0"
+        flags = parts[2] if len(parts) > 2 else None
         priority = parts[3] if len(parts) > 3 else "0"
         attrs = parts[4] if len(parts) > 4 else ""
-        if not flags.isdigit() or not priority.lstrip("-").isdigit():
+        if (flags is not None and not flags.isdigit()) or not priority.lstrip("-").isdigit():
             raise ConfigError(str(p), where, "flags and priority must be integers")
         extra = f";priority={max(0, int(priority))}"
         for attr in filter(None, attrs.split(";")):
@@ -144,42 +187,119 @@ def read_dispatcher_list(path: str | Path, *, setid: int | None = None) -> list[
             if name in ("weight", "maxload", "duid"):
                 extra += f";{name}={value.strip()}"
         try:
-            out.append(parse_server(parts[1] + extra))
+            spec = parse_server(parts[1] + extra)
         except ValueError as exc:
             raise ConfigError(str(p), where, str(exc)) from None
+        if flags is not None:
+            state, probing = _flagged(int(flags))
+            spec = dataclasses.replace(spec, state=state, probing=probing)
+        out.append(spec)
     return out
 
 
 def resolve_servers(cfg: DispatcherConfig, *, source: str = "config") -> list[ServerSpec]:
-    """Every configured server (TOML tables, then the dispatcher.list file)."""
+    """Every configured server (TOML tables, then the dispatcher.list file).
+
+    Raises ConfigError naming the field: a bad URI, or an attribute given both as a field and,
+    with another value, as a URI parameter.
+    """
     specs: list[ServerSpec] = []
     for i, s in enumerate(cfg.servers):
         try:
             spec = parse_server(s.uri, probing=cfg.probe.enabled)
+            in_uri = uri_attributes(s.uri)
         except ValueError as exc:
             raise ConfigError(source, f"servers[{i}].uri", str(exc)) from None
-        specs.append(
-            ServerSpec(
-                spec.uri, spec.host, spec.port, spec.transport,
-                s.weight if s.weight != 1 else spec.weight,
-                s.priority or spec.priority, s.maxload or spec.maxload,
-                spec.probing if s.probe is None else s.probe, s.id or spec.id,
-            )
-        )
+        fields: dict[str, Any] = {
+            "weight": s.weight, "priority": s.priority, "maxload": s.maxload,
+            "probing": s.probe, "id": s.id,
+        }
+        for name, value in fields.items():
+            if value is None:
+                continue
+            param = "probe" if name == "probing" else name
+            field = f"servers[{i}].{param}"
+            if param in in_uri and getattr(spec, name) != value:
+                raise ConfigError(
+                    source, field,
+                    f"{value!r} conflicts with ;{param}= in servers[{i}].uri ({s.uri!r})",
+                    f"give {param} once: as the field or as the URI parameter",
+                )
+        spec = dataclasses.replace(spec, **{k: v for k, v in fields.items() if v is not None})
+        specs.append(spec)
     if cfg.dispatcher_list:
         for spec in read_dispatcher_list(cfg.dispatcher_list, setid=cfg.setid):
-            specs.append(spec if cfg.probe.enabled else _no_probe(spec))
+            specs.append(spec if cfg.probe.enabled else dataclasses.replace(spec, probing=False))
     return specs
-
-
-def _no_probe(spec: ServerSpec) -> ServerSpec:
-    return ServerSpec(
-        spec.uri, spec.host, spec.port, spec.transport, spec.weight, spec.priority,
-        spec.maxload, False, spec.id,
-    )
 
 
 def from_mapping(data: dict[str, object], *, source: str = "flags") -> DispatcherConfig:
     cfg = convert(data, DispatcherConfig, source=source)
     validate(cfg, source=source)
     return cfg
+
+
+def check_reachable(cfg: DispatcherConfig, spec: ServerSpec, *, source: str = "config") -> None:
+    """Refuse a UDP server when the dispatcher has no UDP listener: UDP requests leave from
+    the listening socket (its port is our Via sent-by), so there would be nothing to send
+    from and every call and probe would fail. (A TCP server is reached over an outgoing
+    connection, with or without a TCP listener.) Raises ConfigError."""
+    if spec.transport != "udp":
+        return
+    try:
+        transports = {ListenSpec.parse(text).transport for text in cfg.listen}
+    except ValueError as exc:
+        raise ConfigError(source, "listen", str(exc)) from None
+    if "udp" not in transports:
+        raise ConfigError(
+            source, "listen",
+            f"server {spec.key()!r} is reached over UDP but the dispatcher has no UDP listener",
+            "add a udp:HOST:PORT listen address, or give the server ;transport=tcp",
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Sources:
+    """Where a node's configuration comes from: the TOML file, the flag values that win over
+    it and the ``--server`` URIs. Kept by the service so that a reload reads the same places
+    the node started from (a flag-given server is not dropped because a file was re-read).
+    """
+
+    config_path: str | None = None
+    overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Top-level `DispatcherConfig` fields set by flags; None values are ignored."""
+    probe: bool | None = None
+    """``--probe on|off``: `ProbeConfig.enabled`, if given."""
+    servers: tuple[str, ...] = ()
+    """``--server`` URIs, added after the file's servers."""
+
+    @property
+    def name(self) -> str:
+        """What error messages call these sources."""
+        return self.config_path or "flags"
+
+    def load(self) -> tuple[DispatcherConfig, list[ServerSpec]]:
+        """Read everything now; raises ConfigError naming the field (a server configured
+        twice included)."""
+        cfg = load_config(self.config_path) if self.config_path else DispatcherConfig()
+        data: dict[str, Any] = msgspec.to_builtins(cfg)
+        data.update({k: v for k, v in self.overrides.items() if v is not None})
+        if self.probe is not None:
+            data["probe"]["enabled"] = self.probe
+        cfg = from_mapping(data, source=self.name)
+        specs = resolve_servers(cfg, source=self.name)
+        for text in self.servers:
+            try:
+                specs.append(parse_server(text, probing=cfg.probe.enabled))
+            except ValueError as exc:
+                raise ConfigError("flags", "--server", str(exc)) from None
+        seen: set[str] = set()
+        for spec in specs:
+            check_reachable(cfg, spec, source=self.name)
+            if spec.key() in seen:
+                raise ConfigError(
+                    self.name, "servers", f"server {spec.key()!r} is configured twice",
+                    "give each server once (or distinct ids)",
+                )
+            seen.add(spec.key())
+        return cfg, specs

@@ -184,18 +184,21 @@ class Router:
         return None
 
     def add_server(self, spec: ServerSpec) -> Server:
-        """Add a server (initially active). Raises ValueError for a duplicate id."""
+        """Add a server in its configured initial state (active unless a Kamailio flag said
+        inactive or disabled). Raises ValueError for a duplicate id."""
         if any(s.id == spec.key() for s in self.servers()):
             raise ValueError(f"server {spec.key()!r} already exists")
         st = self.state
         uid = st.next_uid
         st.next_uid += 1
         dest = Destination(
-            spec.key(), weight=spec.weight, priority=spec.priority, maxload=spec.maxload
+            spec.key(), weight=spec.weight, priority=spec.priority, maxload=spec.maxload,
+            usable=spec.state is HealthState.ACTIVE,
         )
         peer = Peer(spec.transport, spec.host, spec.port)
         server = Server(
-            uid, dest, spec.uri, peer, probing=spec.probing, settings=self.settings.health
+            uid, dest, spec.uri, peer, probing=spec.probing, settings=self.settings.health,
+            state=spec.state,
         )
         server.route = f"<sip:ds{server.token}{self._rr_suffix}"
         st.servers[uid] = server

@@ -3,6 +3,8 @@
 ``sip:127.0.0.1:5071;weight=2;priority=1;maxload=50;probe=off;id=a`` is the command-line form:
 the URI with dispatcher attributes as parameters, which are removed from the URI the server is
 probed with. The same attributes come from TOML tables and Kamailio ``dispatcher.list`` files.
+``duid`` is Kamailio's name for ``id``; both are removed from the URI, and ``id`` wins when a
+URI gives both.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from dataclasses import dataclass
 from sipha.sip.errors import SipParseError
 from sipha.sip.uri import SipUri, parse_uri
 
-__all__ = ["ATTRIBUTES", "ServerSpec", "parse_server"]
+from .health import HealthState
+
+__all__ = ["ATTRIBUTES", "ServerSpec", "parse_server", "uri_attributes"]
 
 ATTRIBUTES = ("weight", "priority", "maxload", "probe", "id", "duid")
 
@@ -30,6 +34,8 @@ class ServerSpec:
     maxload: int = 0
     probing: bool = True
     id: str = ""
+    state: HealthState = HealthState.ACTIVE
+    """The state the server starts in (a Kamailio flag can start it inactive or disabled)."""
 
     def key(self) -> str:
         return self.id or f"sip:{self.host}:{self.port}"
@@ -41,8 +47,7 @@ def _int(name: str, value: str | None, text: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
-    """Parse ``sip:HOST:PORT;attr=value...``; raise ValueError naming the problem."""
+def _sip_uri(text: str) -> SipUri:
     try:
         uri = parse_uri(text.strip())
     except SipParseError as exc:
@@ -51,6 +56,19 @@ def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
         ) from None
     if not isinstance(uri, SipUri):
         raise ValueError(f"server {text!r}: expected a sip: URI such as sip:127.0.0.1:5071")
+    return uri
+
+
+def uri_attributes(text: str) -> frozenset[str]:
+    """The dispatcher attributes that the URI `text` sets as parameters (``duid`` counts as
+    ``id``); raises ValueError like `parse_server`."""
+    names = set(_sip_uri(text).params) & set(ATTRIBUTES)
+    return frozenset("id" if name == "duid" else name for name in names)
+
+
+def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
+    """Parse ``sip:HOST:PORT;attr=value...``; raise ValueError naming the problem."""
+    uri = _sip_uri(text)
     params = dict(uri.params)
     weight = _int("weight", params.pop("weight", "1"), text)
     priority = _int("priority", params.pop("priority", "0"), text)
@@ -60,7 +78,10 @@ def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
         if probe not in ("on", "off"):
             raise ValueError(f"server {text!r}: probe must be on or off")
         probing = probe == "on"
-    ident = params.pop("id", None) or params.pop("duid", None) or ""
+    # Pop both, so that neither is left on the URI the server is probed and reached with.
+    ident = params.pop("id", None)
+    duid = params.pop("duid", None)
+    ident = ident or duid or ""
     transport = (uri.transport or "udp").lower()
     if transport not in ("udp", "tcp"):
         raise ValueError(f"server {text!r}: transport must be udp or tcp")

@@ -22,7 +22,7 @@ from sipha.sip.parser import Limits
 from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig
 
 from .api import DispatcherApi
-from .config import DispatcherConfig, load_config, resolve_servers
+from .config import DispatcherConfig, Sources, load_config, resolve_servers
 from .health import HealthSettings
 from .probing import ProbeSettings
 from .router import Router, RouterSettings
@@ -60,12 +60,13 @@ class DispatcherService:
         cfg: DispatcherConfig,
         specs: list[ServerSpec],
         *,
-        config_path: str | None = None,
+        sources: Sources | None = None,
         bind_on_start: bool = True,
     ) -> None:
         self.cfg = cfg
         self.specs = specs
-        self.config_path = config_path
+        self.sources = sources
+        """Where `specs` came from; a reload reads them again (None: keep `specs`)."""
         self.bind_on_start = bind_on_start
         """False for an HA standby in local mode: it binds the service address when promoted."""
         self.endpoint = self._new_endpoint()
@@ -237,16 +238,16 @@ class DispatcherService:
 
     # -- operations -------------------------------------------------------------------------
     def reload(self) -> dict[str, list[str]]:
-        """Re-read the configured servers: add new ones, remove gone ones, update weights."""
+        """Re-read the configured servers: add new ones, remove gone ones, update weights.
+
+        Reads every source the node started from (the file, the flags over it, ``--server``),
+        so a server given by a flag stays. Servers added over the API since are removed, as a
+        Kamailio reload resets the set to its list. Raises ConfigError for a bad source, before
+        anything changes.
+        """
         router = self.router
         assert router is not None
-        if self.config_path is not None:
-            cfg = load_config(self.config_path)
-            specs = resolve_servers(cfg, source=self.config_path)
-        elif self.cfg.dispatcher_list:
-            specs = resolve_servers(self.cfg, source="flags")
-        else:
-            specs = self.specs
+        specs = self.sources.load()[1] if self.sources is not None else self.specs
         wanted = {s.key(): s for s in specs}
         added: list[str] = []
         removed: list[str] = []

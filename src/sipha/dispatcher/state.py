@@ -88,13 +88,14 @@ class Server:
         *,
         probing: bool,
         settings: HealthSettings,
+        state: HealthState = HealthState.ACTIVE,
     ) -> None:
         self.uid = uid
         self.dest = dest
         self.uri = uri
         self.peer = peer
         self.probing = probing
-        self.health = ServerHealth(settings)
+        self.health = ServerHealth(settings, state)
         self.pending = 0
         self.dialogs = 0
         self.calls_total = 0

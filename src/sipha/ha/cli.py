@@ -47,15 +47,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ha-config", metavar="FILE", help="HA TOML file (flags below override)")
     g.add_argument("--ha-node-id", metavar="NAME", help="this node's name in the pair")
     g.add_argument("--priority", type=int, help="higher starts active (default 100)")
-    g.add_argument("--ha-mode", choices=[m.value for m in AddressMode])
+    g.add_argument(
+        "--ha-mode", choices=[m.value for m in AddressMode],
+        help="how the service address moves: local (the active binds it), ip (added to "
+             "--interface on promotion), external (keepalived or Pacemaker moves it; "
+             "ctl promote); default local",
+    )
     g.add_argument("--vip", metavar="ADDR", help="the service address, e.g. 127.0.0.10")
     g.add_argument("--ha-listen", metavar="HOST:PORT", help="our heartbeat/replication port")
     g.add_argument("--peer", metavar="HOST:PORT", help="the peer's heartbeat/replication port")
-    g.add_argument("--failback", choices=["sticky", "preempt"])
-    g.add_argument("--heartbeat-interval", type=float, metavar="SECONDS")
-    g.add_argument("--ha-token", type=float, metavar="SECONDS", help="peer lost after (0.3)")
+    g.add_argument(
+        "--failback", choices=["sticky", "preempt"],
+        help="a recovered node: sticky joins as standby, preempt takes the address back if "
+             "it has the higher priority (default sticky)",
+    )
+    g.add_argument(
+        "--heartbeat-interval", type=float, metavar="SECONDS",
+        help="time between heartbeats (default 0.1)",
+    )
+    g.add_argument(
+        "--ha-token", type=float, metavar="SECONDS",
+        help="the peer is lost after this long without heartbeats (default 0.3)",
+    )
     g.add_argument("--ha-key", metavar="SECRET", help="authenticates heartbeats")
-    g.add_argument("--ha-cluster", metavar="NAME")
+    g.add_argument(
+        "--ha-cluster", metavar="NAME", help="pair name; heartbeats of another are ignored"
+    )
     g.add_argument("--interface", metavar="DEV", help="ip mode: where the address goes")
     g.add_argument("--fence-command", metavar="CMD",
                    help="fence the peer before taking the address: a command with {node} and "
@@ -135,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     if ha is None:
         return dispatcher_cli.main(args)
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
@@ -151,7 +168,9 @@ def main(args: argparse.Namespace) -> int:
 
     async def _main() -> None:
         local = ha.address_mode is AddressMode.LOCAL
-        service = DispatcherService(cfg, specs, config_path=args.config, bind_on_start=not local)
+        service = DispatcherService(
+            cfg, specs, sources=dispatcher_cli.server_sources(args), bind_on_start=not local
+        )
         service.passive = True
         node = HaNode(ha, DispatcherForwarder(service), api=cfg.http)
         node.set_listen_specs([ListenSpec.parse(t) for t in cfg.listen])

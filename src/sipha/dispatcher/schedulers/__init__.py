@@ -1,10 +1,38 @@
 """sipha.dispatcher.schedulers: destination-selection algorithms, registered by name.
 
-Importing the package registers every built-in algorithm; use `create(name, destinations,
-rng=..., options=...)` and `available()`.
+One small module per algorithm behind one interface (`base.Scheduler`), registered by name:
+
+* IPVS: `rr`, `wrr`, `lc`, `wlc`, `sed`, `nq`, `dh`, `sh`, `maglev` (``mh``), `fo`, `ovf`,
+  `twos`;
+* Kamailio: `hashing` (the hash-callid/from/to/ruri/authuser family, one table of keys),
+  `uniform` (``random``), `prio`, `srv`, `cl`, `rweight`, `lat`.
+
+`picking` and `stablehash` hold the arithmetic several of them share. Importing the package
+registers every built-in algorithm; use `create(name, destinations, rng=..., options=...)`
+and `available()`.
 """
 
-from . import failover, hashing, least_conn, load, maglev, random_pick, rr, wrr
+from . import (  # noqa: F401  - imported to register the algorithms
+    cl,
+    dh,
+    fo,
+    hashing,
+    lat,
+    lc,
+    maglev,
+    nq,
+    ovf,
+    prio,
+    rr,
+    rweight,
+    sed,
+    sh,
+    srv,
+    twos,
+    uniform,
+    wlc,
+    wrr,
+)
 from .base import (
     Destination,
     RequestKey,
@@ -24,13 +52,5 @@ __all__ = [
     "ServerView",
     "available",
     "create",
-    "failover",
-    "hashing",
-    "least_conn",
-    "load",
-    "maglev",
-    "random_pick",
     "register",
-    "rr",
-    "wrr",
 ]

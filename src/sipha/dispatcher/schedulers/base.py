@@ -77,7 +77,8 @@ class Destination:
     weight: int = 1
     """>= 0; 0 = quiesced (never picked)."""
     priority: int = 0
-    """Lower is preferred (Kamailio's ``priority`` column)."""
+    """Kamailio's ``priority`` column: `prio` tries the highest value first (as Kamailio's
+    algorithm 8 does); `srv` prefers the lowest, as DNS SRV does."""
     maxload: int = 0
     """Call-load limit for `cl`; 0 = unlimited (Kamailio's ``maxload`` attribute)."""
     active_calls: int = 0

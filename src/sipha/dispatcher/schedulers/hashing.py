@@ -1,7 +1,21 @@
-"""Hash-based schedulers: a key from the request always reaches the same destination.
+"""Kamailio's hash family, and the rendezvous base that every hashing scheduler shares.
 
-Kamailio's hash algorithms (0 Call-ID, 1 From, 2 To, 3 Request-URI, 5 auth username) and
-IPVS's ``dh`` (destination hashing, here the Request-URI user) and ``sh`` (source hashing).
+Kamailio's algorithms 0, 1, 2, 3 and 5 differ only in the request field they hash, so they
+live here as one family with a per-key table (`KAMAILIO_KEYS`) rather than five modules
+that would repeat the same twenty lines:
+
+* ``hash-callid`` - algorithm 0: the Call-ID (all requests of a dialog stick);
+* ``hash-from`` - algorithm 1: the From URI user (a caller sticks);
+* ``hash-to`` - algorithm 2: the To URI user (a callee sticks);
+* ``hash-ruri`` - algorithm 3: the whole Request-URI;
+* ``hash-authuser`` - algorithm 5: the authentication username.
+
+Without credentials Kamailio's algorithm 5 falls back to round robin; here the fallback is
+the Call-ID, so retransmissions and the challenged retry of one call stay on one server
+(the retry then carries credentials and may move, as it would in Kamailio).
+
+IPVS's ``dh`` and ``sh`` use the same `RendezvousScheduler` base from their own modules.
+
 Kamailio and IPVS take ``hash % n``, which on a membership change re-homes almost every key
 and dumps a failed server's share on one neighbour. All of these use weighted rendezvous
 hashing instead (see `stablehash`): a departing server's keys spread over all remaining
@@ -11,14 +25,15 @@ key's runner-up, so retries are as sticky as first attempts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Callable, Mapping
 
-from .base import Destination, RequestKey, SchedulerBase, option_bool, register
+from .base import Destination, RequestKey, SchedulerBase, register
 from .stablehash import rendezvous_pick, seed_of, stable_hash64
 
+__all__ = ["KAMAILIO_KEYS", "KamailioHash", "RendezvousScheduler"]
 
-class _RendezvousScheduler(SchedulerBase):
+
+class RendezvousScheduler(SchedulerBase):
     """Weighted rendezvous over `key_text(key)`; subclasses choose the key."""
 
     __slots__ = ("_seeds",)
@@ -35,89 +50,55 @@ class _RendezvousScheduler(SchedulerBase):
         return rendezvous_pick(self._dests, self._seeds, stable_hash64(self.key_text(key)), exclude)
 
 
-@register
-class HashCallId(_RendezvousScheduler):
-    """Kamailio algorithm 0: hash over Call-ID (all requests of a dialog stick)."""
+KAMAILIO_KEYS: Mapping[str, Callable[[RequestKey], str]] = {
+    "hash-callid": lambda k: k.call_id,
+    "hash-from": lambda k: k.from_user,
+    "hash-to": lambda k: k.to_user,
+    "hash-ruri": lambda k: k.ruri,
+    "hash-authuser": lambda k: k.call_id if k.auth_user is None else k.auth_user,
+}
+"""Scheduler name -> the request field it hashes (see the table above)."""
 
+
+class KamailioHash(RendezvousScheduler):
+    """One of Kamailio's hash algorithms; the subclass's `name` picks its key."""
+
+    __slots__ = ("_key_of",)
+
+    def _configure(self, options: Mapping[str, object]) -> None:
+        self._key_of = KAMAILIO_KEYS[self.name]
+
+    def key_text(self, key: RequestKey) -> str:
+        return self._key_of(key)
+
+
+# The registered names, one class each so that `create()` and `type(s).name` work as for
+# every other scheduler; all behaviour is in `KamailioHash` and `KAMAILIO_KEYS`.
+@register
+class HashCallId(KamailioHash):
     __slots__ = ()
     name = "hash-callid"
 
-    def key_text(self, key: RequestKey) -> str:
-        return key.call_id
-
 
 @register
-class HashFrom(_RendezvousScheduler):
-    """Kamailio algorithm 1: hash over the From URI user (a caller sticks)."""
-
+class HashFrom(KamailioHash):
     __slots__ = ()
     name = "hash-from"
 
-    def key_text(self, key: RequestKey) -> str:
-        return key.from_user
-
 
 @register
-class HashTo(_RendezvousScheduler):
-    """Kamailio algorithm 2: hash over the To URI user (a callee sticks)."""
-
+class HashTo(KamailioHash):
     __slots__ = ()
     name = "hash-to"
 
-    def key_text(self, key: RequestKey) -> str:
-        return key.to_user
-
 
 @register
-class HashRequestUri(_RendezvousScheduler):
-    """Kamailio algorithm 3: hash over the whole Request-URI."""
-
+class HashRequestUri(KamailioHash):
     __slots__ = ()
     name = "hash-ruri"
 
-    def key_text(self, key: RequestKey) -> str:
-        return key.ruri
-
 
 @register
-class HashAuthUser(_RendezvousScheduler):
-    """Kamailio algorithm 5: hash over the authentication username.
-
-    Without credentials Kamailio falls back to round robin; here the fallback is the
-    Call-ID, so retransmissions and the challenged retry of one call stay on one server
-    (the retry then carries credentials and may move, as it would in Kamailio).
-    """
-
+class HashAuthUser(KamailioHash):
     __slots__ = ()
     name = "hash-authuser"
-
-    def key_text(self, key: RequestKey) -> str:
-        return key.call_id if key.auth_user is None else key.auth_user
-
-
-@register
-class DestinationHash(_RendezvousScheduler):
-    """IPVS ``dh``: hash over the destination, here the Request-URI user part."""
-
-    __slots__ = ()
-    name = "dh"
-
-    def key_text(self, key: RequestKey) -> str:
-        return key.ruri_user
-
-
-@register
-class SourceHash(_RendezvousScheduler):
-    """IPVS ``sh``: hash over the source address; option ``port`` (bool, default False)
-    includes the source port, like IPVS's ``sh-port`` flag."""
-
-    __slots__ = ("_with_port",)
-    name = "sh"
-    option_names: ClassVar[frozenset[str]] = frozenset({"port"})
-
-    def _configure(self, options: Mapping[str, object]) -> None:
-        self._with_port = option_bool(options, "port", False)
-
-    def key_text(self, key: RequestKey) -> str:
-        host, port = key.source
-        return f"{host}:{port}" if self._with_port else host
