@@ -88,11 +88,22 @@ def test_paper_profile_is_ipvs_like(tmp_path: Path) -> None:
     paper = apply_profile(plan, "paper")
     d = paper.dispatchers
     assert paper.profile == "paper"
-    assert (d.scheduler, d.failover, d.failback) == ("rr", False, "preempt")
+    assert (d.scheduler, d.failover, d.failback) == (plan.dispatchers.scheduler, False, "preempt")
     assert d.probe.interval >= 1.0
     assert d.probe.probing_threshold == 3
     # The default profile leaves the plan's own settings alone.
     assert apply_profile(plan, "default").dispatchers == plan.dispatchers
+
+
+@pytest.mark.parametrize(("scheduler", "paper_scheduler"),
+                         [("wlc", "wlc"), ("wrr", "wrr"), ("hash-callid", "rr"), ("cl", "rr")])
+def test_paper_profile_keeps_an_ipvs_scheduler(
+    tmp_path: Path, scheduler: str, paper_scheduler: str
+) -> None:
+    # The paper's Case A ran IPVS's rr and wlc: Figure 7 must stay wlc in the paper profile.
+    text = GOOD + f'[dispatchers]\nscheduler = "{scheduler}"\n'
+    paper = apply_profile(load_plan(_plan(tmp_path, text)), "paper")
+    assert paper.dispatchers.scheduler == paper_scheduler
 
 
 @pytest.mark.parametrize("path", sorted(PLANS.glob("*.toml")), ids=lambda p: p.name)

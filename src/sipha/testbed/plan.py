@@ -13,8 +13,9 @@ is written into the results and the report, never applied to the numbers.
 Two profiles (:func:`apply_profile`): ``default`` runs the plan as written, with everything sipha
 adds (dialog-aware failover inside the transaction, state replication between the pair, fast
 probes, sticky failback); ``paper`` rewrites the dispatcher section into the paper's setup:
-IPVS-like round robin with no failover inside the transaction, slow
-ldirectord-style health checks, and a recovered dispatcher that preempts the address.
+IPVS-like scheduling (the plan's scheduler when IPVS has it -- the paper ran both rr and wlc --
+else round robin) with no failover inside the transaction, slow ldirectord-style health checks,
+and a recovered dispatcher that preempts the address.
 """
 
 from __future__ import annotations
@@ -312,13 +313,20 @@ def load_plan(path: str | Path) -> Plan:
     return validate(plan, source=str(path))
 
 
+IPVS_SCHEDULERS: Final = frozenset(
+    {"rr", "wrr", "lc", "wlc", "sed", "nq", "dh", "sh", "mh", "fo", "ovf", "twos"}
+)
+"""The schedulers ipvsadm offers: the paper profile keeps one of these as the plan names it."""
+
+
 def apply_profile(plan: Plan, profile: Profile | None = None) -> Plan:
     """The plan as run in ``profile`` (default: the plan's own).
 
-    ``paper`` models ldirectord + IPVS behind Pacemaker: round robin per request with no
-    retry on another server; health checks every
-    ``max(5 s / time_scale, 1 s)`` with a 3-failure threshold (ldirectord's checkinterval scaled,
-    but never faster than a second); the recovered node takes the address back (preempt).
+    ``paper`` models ldirectord + IPVS behind Pacemaker: the plan's scheduler if IPVS has it
+    (the paper's Case A ran both rr and wlc), else round robin, with no retry on another
+    server; health checks every ``max(5 s / time_scale, 1 s)`` with a 3-failure threshold
+    (ldirectord's checkinterval scaled, but never faster than a second); the recovered node
+    takes the address back (preempt).
     """
     profile = profile or plan.profile
     if profile == "default":
@@ -327,7 +335,7 @@ def apply_profile(plan: Plan, profile: Profile | None = None) -> Plan:
     slow = max(5.0 / plan.time_scale, 1.0)
     paper = msgspec.structs.replace(
         d,
-        scheduler="rr",
+        scheduler=d.scheduler if d.scheduler in IPVS_SCHEDULERS else "rr",
         failover=False,
         failback="preempt",
         probe=Probe(interval=slow, timeout=slow, probing_threshold=3, inactive_threshold=1),
