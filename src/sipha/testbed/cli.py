@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "results/<name>-<profile>); with --profile both, the parent of one "
                         "folder per profile")
     parser.add_argument("--profile", choices=[*PROFILES, "both"], default=None,
-                        help="paper: the paper's setup (IPVS-like rr, no dialog-aware failover, "
+                        help="paper: the paper's setup (IPVS scheduling, no dialog-aware failover, "
                         "slow health checks, preempting failback); default: everything sipha "
                         "adds; both: one run each and a side-by-side comparison")
 
