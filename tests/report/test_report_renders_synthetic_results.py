@@ -59,7 +59,9 @@ def test_comparison_page_puts_profiles_side_by_side(tmp_path: Path) -> None:
     text = out.read_text()
     assert "[paper]" in text
     assert "[default]" in text
-    assert (tmp_path / "compare_failed.png").read_bytes().startswith(PNG_MAGIC)
+    # Figures beside the page are named after it (several plans may share a folder).
+    assert (tmp_path / "compare-failed.png").read_bytes().startswith(PNG_MAGIC)
+    assert (tmp_path / "compare-active-calls.png").read_bytes().startswith(PNG_MAGIC)
     # The failed-calls row shows 12 for paper and 0 for default, in that order.
     row = re.search(r"<th>calls failed</th>(.*?)</tr>", text)
     assert row is not None

@@ -173,7 +173,9 @@ def render_comparison(folders: Sequence[str | Path], out: str | Path) -> Path:
         png = draw(runs)
         if png is None:
             continue
-        (out_path.parent / f"{stem}.png").write_bytes(png)
+        # Named after the page: several plans' comparisons may share one folder.
+        name = f"{out_path.stem}-{stem.removeprefix('compare_').replace('_', '-')}.png"
+        (out_path.parent / name).write_bytes(png)
         parts.append(f"<figure>{_img(png, caption)}<figcaption>{caption}</figcaption></figure>")
     out_path.write_text(_page("sipha comparison", "\n".join(parts)), encoding="utf-8")
     return out_path
