@@ -107,6 +107,50 @@ def test_silent_target_fails_with_timeout_after_timer_b_with_timer_a_retransmiss
     assert totals(e) == (0, 1, {"timeout": 1})
 
 
+def _run_until_finished(e: UacEngine, limit: float) -> float:
+    t = 0.0
+    while t < limit and not e.finished:
+        t += 0.01
+        e.advance(t)
+        sent(e)
+    return t
+
+
+def test_recv_timeout_fails_a_silent_call_before_timer_b() -> None:
+    e = engine(recv_timeout=2.0)  # T1 0.5 s: Timer B would be 32 s
+    t = _run_until_finished(e, 40.0)
+    assert 2.0 <= t < 2.1
+    assert totals(e) == (0, 1, {"timeout": 1})
+
+
+def test_recv_timeout_cancels_a_call_still_ringing() -> None:
+    e = engine(recv_timeout=2.0)
+    e.advance(0.01)
+    (invite,) = sent(e)
+    answer(e, invite, 180, 0.02)
+    t = 0.02
+    while t < 2.5:
+        t += 0.01
+        e.advance(t)
+        msgs = sent(e)
+        if msgs:
+            assert [m.method for m in msgs] == [b"CANCEL"]
+            break
+    assert 2.0 <= t < 2.1
+    answer(e, invite, 487, t + 0.01)
+    assert totals(e) == (0, 1, {"timeout": 1})
+
+
+def test_recv_timeout_fails_an_unanswered_bye_before_timer_f() -> None:
+    e = engine(recv_timeout=3.0)
+    e.advance(0.01)
+    (invite,) = sent(e)
+    answer(e, invite, 200, 0.02, extra=b"Contact: <sip:callee@127.0.0.1:5060>")
+    t = _run_until_finished(e, 40.0)
+    assert 3.02 <= t < 3.2  # hold 0: BYE at once, unanswered for 3 s
+    assert totals(e) == (0, 1, {"bye-failed": 1})
+
+
 def test_unanswered_bye_fails_the_call_with_bye_failed() -> None:
     e = engine(t1=0.05, hold=0.1)
     e.advance(0.01)

@@ -114,6 +114,10 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
     s.add_argument("--t2", type=parse_duration, default=4.0, help="RFC 3261 T2 (default 4s)")
     s.add_argument("--ring-timeout", type=parse_duration, default=60.0,
                    help="UAC: CANCEL calls still ringing after this long (default 60s)")
+    s.add_argument("--recv-timeout", type=parse_duration, default=0.0,
+                   help="UAC: fail a call whose INVITE or BYE got no final answer this long "
+                   "after it was sent, before Timer B/F (like SIPp's -recv_timeout; "
+                   "default 0: the RFC timers)")
     s.add_argument("--no-sdp", action="store_true", help="send INVITEs and 200s without SDP")
     a = p.add_argument_group("UAS answers (uas, register+call)")
     a.add_argument("--answer", type=float, default=1.0, help="share of calls answered (200)")
@@ -236,6 +240,7 @@ def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
                           domain=args.domain or host, password=args.password)
     options = ScenarioOptions(
         arrival=args.arrival, t1=args.t1, t2=args.t2, ring_timeout=args.ring_timeout,
+        recv_timeout=args.recv_timeout,
         call_user=args.call_user, from_user=args.from_user, domain=args.domain,
         local_host=local_ip, local_port=local_port, uas_port=args.uas_port,
         register_expires=args.expires, sdp=not args.no_sdp,

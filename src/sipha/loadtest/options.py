@@ -48,6 +48,10 @@ class ScenarioOptions(msgspec.Struct, frozen=True, kw_only=True, tag="options"):
     t1: PosFloat = 0.5
     t2: PosFloat = 4.0
     ring_timeout: PosFloat = 60.0  # UAC: CANCEL a call still ringing after this long
+    # UAC: give up on an answer sooner than Timer B/F (64*T1), like SIPp's -recv_timeout: an
+    # INVITE unanswered (or still ringing) this long after it was sent fails ("timeout"), a
+    # BYE unanswered this long fails ("bye-failed").  0: the RFC timers alone.
+    recv_timeout: NonNegFloat = 0.0
     call_user: str = "service"
     from_user: str = "sipha"
     domain: str = ""  # default: the target host

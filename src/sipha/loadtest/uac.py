@@ -79,7 +79,12 @@ class UacEngine(EngineBase):
         )
         self.tag_prefix = f"{rng.getrandbits(32):08x}"
         self.sdp = sdp_offer(local_host, 1) if options.sdp else b""
+        # Timer B/F (RFC 3261 §17.1.1.2, §17.1.2.2), shortened by a recv_timeout if one is set.
+        self.timer_b = 64 * options.t1
         self.ring_timeout = options.ring_timeout
+        if options.recv_timeout > 0:
+            self.timer_b = min(self.timer_b, options.recv_timeout)
+            self.ring_timeout = min(self.ring_timeout, options.recv_timeout)
         self.schedule_ = schedule_of(plan)
         self.arrivals = make_arrivals(options.arrival, self.schedule_, rng)
         self.users = plan.users

@@ -156,7 +156,7 @@ class InviteCall:
         e.out.append(self.request)
         self.state = CALLING
         self.interval = e.t1
-        self.deadline = now + 64 * e.t1  # RFC 3261 §17.1.1.2 Timer B
+        self.deadline = now + e.timer_b  # RFC 3261 §17.1.1.2 Timer B
         e.schedule(self, self.deadline if e.reliable else now + e.t1)
 
     def _ack_non2xx(self, msg: Scan) -> None:
@@ -189,7 +189,7 @@ class InviteCall:
         e.out.append(self.request)
         self.state = BYE_SENT
         self.interval = e.t1
-        self.deadline = now + 64 * e.t1  # RFC 3261 §17.1.2.2 Timer F
+        self.deadline = now + e.timer_b  # RFC 3261 §17.1.2.2 Timer F
         e.schedule(self, self.deadline if e.reliable else now + e.t1)
 
     # -- receiving ------------------------------------------------------------------------------

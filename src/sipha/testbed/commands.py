@@ -212,6 +212,8 @@ def sipp_command(
         "-d", str(round(phase.hold * 1000)), "-nostdin",
         "-trace_stat", "-stf", str(stat_path), "-fd", "1", *SIPP_FAST,
     ]
+    if phase.recv_timeout > 0:
+        argv += ["-recv_timeout", str(round(phase.recv_timeout * 1000))]
     if phase.ramp_step > 0 and phase.ramp_max is not None:
         argv += ["-rate_increase", f"{phase.ramp_step:g}",
                  "-rate_interval", f"{phase.ramp_interval:g}",
@@ -251,6 +253,8 @@ def sipha_controller_command(
         "--jsonl", str(jsonl), "--csv", str(jsonl.with_suffix(".csv")), "--quiet",
         "--drain-timeout", f"{max(plan.drain, 1.0):g}s",
     )
+    if phase.recv_timeout > 0:
+        argv += ["--recv-timeout", f"{phase.recv_timeout:g}s"]
     if phase.ramp_step > 0 and phase.ramp_max is not None:
         argv += ["--ramp", f"{phase.ramp_step * agents:g}/{phase.ramp_interval:g}s",
                  "--max-rate", f"{phase.ramp_max * agents:g}"]

@@ -153,6 +153,10 @@ class Phase(_Section):
     ramp_interval: PosFloat = 10.0
     ramp_max: NonNegFloat | None = None
     call_user: str = "service"
+    # Seconds a tester waits for the answer to an INVITE or BYE before counting the call failed
+    # (SIPp's -recv_timeout; both engines): a failure then shows near the fault that caused it,
+    # not a Timer B (32 s) later.  0: the RFC timers alone.
+    recv_timeout: NonNegFloat = 0.0
 
 
 class Fault(_Section):
