@@ -170,8 +170,10 @@ def _compare(
 ) -> bytes | None:
     if not runs:
         return None
-    fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 3.6), sharey=True,
-                             squeeze=False)
+    # Constrained layout keeps the figure title clear of each panel's own title and its
+    # paper-time axis on top.
+    fig, axes = plt.subplots(1, len(runs), figsize=(6.0 * len(runs), 4.0), sharey=True,
+                             squeeze=False, layout="constrained")
     for ax, r in zip(axes[0], runs, strict=True):
         draw(ax, r)
         _decorate(ax, r, ylabel=ylabel, title=f"{r.meta.name} [{r.meta.profile}]")
@@ -189,7 +191,7 @@ def fig_compare_failed(runs: Sequence[Results]) -> bytes | None:
         ax.plot(xs, [merged[x].successful for x in xs], color="tab:green", label="successful")
         ax.bar(xs, [merged[x].failed for x in xs], width=0.9, color="tab:red", label="failed")
 
-    return _compare(runs, "failed calls per second", "calls / s", draw)
+    return _compare(runs, "successful and failed calls per second", "calls / s", draw)
 
 
 def fig_compare_active_calls(runs: Sequence[Results]) -> bytes | None:
