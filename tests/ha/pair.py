@@ -102,7 +102,8 @@ class Pair:
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
                 ra, rb = active.ha(), other.ha()
-                if ra["role"] == "active" and rb["role"] == "standby" and rb["caught_up"]:
+                synced = rb["caught_up"] or not rb["replicate"]
+                if ra["role"] == "active" and rb["role"] == "standby" and synced:
                     return
             time.sleep(0.05)
         raise AssertionError(f"roles did not settle: {active.log_text()[-2000:]}\n"
@@ -126,7 +127,9 @@ def dispatcher_args(
 
 
 @contextlib.contextmanager
-def pair(tmp: Path, *, failback: str = "sticky", n_servers: int = 4) -> Iterator[Pair]:
+def pair(
+    tmp: Path, *, failback: str = "sticky", n_servers: int = 4, extra: tuple[str, ...] = ()
+) -> Iterator[Pair]:
     """Four sipha servers and two HA dispatchers in local mode on a fresh loopback VIP."""
     vip = f"127.0.{random.randint(1, 250)}.{random.randint(10, 250)}"
     sip_port = free_port(vip)
@@ -142,10 +145,10 @@ def pair(tmp: Path, *, failback: str = "sticky", n_servers: int = 4) -> Iterator
         h1, h2 = free_port(kind=1), free_port(kind=1)
         a = HaDispatcher("ds1", dispatcher_args(
             "ds1", vip=vip, sip_port=sip_port, http=h1, listen=l1, peer=l2, priority=200,
-            servers=uris, failback=failback), h1, tmp / "ds1")
+            servers=uris, failback=failback, extra=extra), h1, tmp / "ds1")
         b = HaDispatcher("ds2", dispatcher_args(
             "ds2", vip=vip, sip_port=sip_port, http=h2, listen=l2, peer=l1, priority=100,
-            servers=uris, failback=failback), h2, tmp / "ds2")
+            servers=uris, failback=failback, extra=extra), h2, tmp / "ds2")
         ds += [a, b]
         a.start()
         b.start()

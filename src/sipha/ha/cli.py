@@ -38,6 +38,7 @@ _FLAGS = {
     "ha_listen": "listen", "peer": "peer", "failback": "failback",
     "heartbeat_interval": "heartbeat_interval", "ha_token": "token", "ha_key": "key",
     "interface": "interface", "fence_command": "fence_command", "ha_cluster": "cluster",
+    "replicate": "replicate", "watch_pid": "watch_pid",
 }
 
 
@@ -74,6 +75,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ha-cluster", metavar="NAME", help="pair name; heartbeats of another are ignored"
     )
     g.add_argument("--interface", metavar="DEV", help="ip mode: where the address goes")
+    g.add_argument("--replicate", action=argparse.BooleanOptionalAction, default=None,
+                   help="stream dialogs, call counts, health and open INVITEs to the standby "
+                   "(default on; --no-replicate: the standby starts empty, like Pacemaker "
+                   "moving only an address)")
+    g.add_argument("--watch-pid", action=argparse.BooleanOptionalAction, default=None,
+                   help="local mode: notice the peer's death at once through its PID "
+                   "(default on; --no-watch-pid: only when its heartbeats stop, as for a peer "
+                   "on another host)")
     g.add_argument("--fence-command", metavar="CMD",
                    help="fence the peer before taking the address: a command with {node} and "
                    "{pid} substituted, exit 0 = fenced (required in ip mode; \"none\" = no "

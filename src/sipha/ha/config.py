@@ -51,6 +51,9 @@ class HaConfig(msgspec.Struct, forbid_unknown_fields=True):
     fence_command: str = ""
     batch_interval: float = 0.02
     replicate: bool = True  # false: the standby starts with no state (the paper's profile)
+    # local mode: watch the peer's PID (a pidfd) so its death is noticed at once; false notices
+    # it only by the heartbeat token, as a peer on another host would be (the paper's profile).
+    watch_pid: bool = True
 
     @property
     def address_mode(self) -> AddressMode:

@@ -44,6 +44,10 @@ class Heartbeat(msgspec.Struct, frozen=True, tag="hb"):
     """TCP port of this node's replication stream (0: none)."""
     api: str = ""
     """HOST:PORT of this node's HTTP API, shown by ``ctl status``."""
+    last_forward: float = 0.0
+    """Wall-clock time of this node's last forwarded SIP message (0: none yet). The new active
+    measures a takeover from it when the pair does not replicate (the replication stream
+    carries it more precisely otherwise); it is up to a heartbeat interval old."""
 
     def peer_status(self) -> PeerStatus:
         return PeerStatus(

@@ -88,6 +88,8 @@ class HaNode:
         self.bad_heartbeats = 0
         self.takeovers: list[dict[str, Any]] = []
         self.first_forward = 0.0
+        self.last_forward = 0.0  # wall time of our last forwarded message (in heartbeats)
+        self.peer_last_forward = 0.0  # the peer's, as its heartbeats said
         self._awaiting_first_forward = False
         self._became_active_at = 0.0
         self._sock: socket.socket | None = None
@@ -201,7 +203,9 @@ class HaNode:
             log.debug("bad heartbeat from %s: %s", addr, exc)
             return
         self.peer_replication_port = hb.replication_port
-        if self.mode is AddressMode.LOCAL and hb.pid:
+        if hb.last_forward > self.peer_last_forward:
+            self.peer_last_forward = hb.last_forward
+        if self.mode is AddressMode.LOCAL and hb.pid and self.cfg.watch_pid:
             self.watcher.watch(hb.pid)
         self._run(actions)
 
@@ -277,6 +281,7 @@ class HaNode:
             PROTOCOL_VERSION, self.cfg.cluster, self.cfg.node_id, self.cfg.priority, m.role,
             m.term, os.getpid(), m.held, self.incarnation, self.seq,
             self.source.port if self.source is not None else 0, self.api_address,
+            self.last_forward,
         )
         with contextlib.suppress(OSError):
             self._sock.sendto(self.codec.encode(hb), self.peer_addr)
@@ -357,6 +362,7 @@ class HaNode:
 
     def _after_batch(self) -> None:
         now = time.time()
+        self.last_forward = now
         source = self.source
         if source is not None and source.active:
             source.last_forward = now
@@ -366,7 +372,10 @@ class HaNode:
         ):
             self._awaiting_first_forward = False
             self.first_forward = now
-            peer_last = self.sink.peer_last_forward if self.sink is not None else 0.0
+            # The replication stream's figure is fresher; the heartbeats' serve a pair that
+            # does not replicate (up to a heartbeat interval old).
+            streamed = self.sink.peer_last_forward if self.sink is not None else 0.0
+            peer_last = max(streamed, self.peer_last_forward)
             record = {
                 "became_active": self._became_active_at,
                 "first_forward": now,
@@ -391,6 +400,7 @@ class HaNode:
             "term": m.term,
             "held": m.held,
             "caught_up": m.caught_up,
+            "replicate": self.cfg.replicate,
             "vip": self.cfg.vip,
             "pid": os.getpid(),
             "peer": None if peer is None else {
@@ -402,7 +412,9 @@ class HaNode:
                 "deltas_sent": self.source.deltas_sent if self.source else 0,
                 "snapshots_applied": self.sink.snapshots_applied if self.sink else 0,
                 "deltas_applied": self.sink.deltas_applied if self.sink else 0,
-                "peer_last_forward": self.sink.peer_last_forward if self.sink else 0.0,
+                "peer_last_forward": max(
+                    self.sink.peer_last_forward if self.sink else 0.0, self.peer_last_forward
+                ),
             },
             "takeovers": self.takeovers,
             "bad_heartbeats": self.bad_heartbeats,

@@ -182,8 +182,10 @@ def dispatcher_command(
             "heartbeat_interval": d.heartbeat_interval,
             "token": d.token,
             "key": f"sipha-testbed-{plan.name}",
-            # Pacemaker moved only the address: the standby knew nothing of the calls.
+            # Pacemaker moved only the address: the standby knew nothing of the calls, and
+            # corosync on another host noticed the dead peer only when its token ran out.
             "replicate": plan.profile != "paper",
+            "watch_pid": plan.profile != "paper",
         }
         ha_path = config_dir / f"{name}-ha.toml"
         ha_path.write_text(to_toml(ha), encoding="utf-8")
