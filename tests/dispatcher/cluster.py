@@ -98,15 +98,16 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def spawn_server(tmp: Path, n: int) -> Node:
+def spawn_server(tmp: Path, n: int, extra: Sequence[str] = ()) -> Node:
     sip, http = free_port(), free_port(kind=1)
     log = tmp / f"server{n}.log"
+    answer = [] if "--config" in extra else ["--answer", "service"]
     proc = _spawn(
         [
-            "server", "--listen", f"udp:127.0.0.1:{sip}", "--answer", "service",
+            "server", "--listen", f"udp:127.0.0.1:{sip}", *answer,
             # One store shared by every server, as in the cluster: any server can end any call.
             "--http", f"127.0.0.1:{http}", "--store", f"sqlite:{tmp / 'cluster.db'}",
-            "--server-id", f"s{n}",
+            "--server-id", f"s{n}", *extra,
         ],
         log,
     )

@@ -128,7 +128,8 @@ def dispatcher_args(
 
 @contextlib.contextmanager
 def pair(
-    tmp: Path, *, failback: str = "sticky", n_servers: int = 4, extra: tuple[str, ...] = ()
+    tmp: Path, *, failback: str = "sticky", n_servers: int = 4, extra: tuple[str, ...] = (),
+    server_extra: tuple[str, ...] = (),
 ) -> Iterator[Pair]:
     """Four sipha servers and two HA dispatchers in local mode on a fresh loopback VIP."""
     vip = f"127.0.{random.randint(1, 250)}.{random.randint(10, 250)}"
@@ -137,7 +138,7 @@ def pair(
     ds: list[HaDispatcher] = []
     try:
         for i in range(n_servers):
-            servers.append(spawn_server(tmp, i))
+            servers.append(spawn_server(tmp, i, server_extra))
         for node in servers:
             wait_server(node)
         uris = [s.uri for s in servers]

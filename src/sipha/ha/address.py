@@ -3,8 +3,9 @@
 * ``local`` (one host): the service address is a loopback address such as 127.0.0.10. Holding
   it means having the dispatcher's UDP and TCP sockets bound on it; the standby binds them when
   promoted, retrying every few ms until the old holder's sockets are gone. Before each try a
-  plain bind without SO_REUSEADDR checks that nobody still has the port (Linux lets two
-  SO_REUSEADDR UDP sockets share a port, which would split the traffic silently).
+  test bind checks that nobody still has the port (`port_free`: Linux lets two SO_REUSEADDR
+  UDP sockets share a port, which would split the traffic silently; for TCP only a listener
+  counts, not the dead holder's lingering connections).
 * ``ip`` (several hosts, or network namespaces): ``ip addr add ADDR/32 dev IF`` on promotion,
   then gratuitous ARP so the neighbours' caches move at once (RFC 5227 §3 ARP Announcement,
   sent as both request and reply, as ``arping -U``/``-A`` do), ``ip addr del`` on demotion.
@@ -60,10 +61,19 @@ class AddressOwner(Protocol):
 
 
 def port_free(spec: ListenSpec) -> bool:
-    """True if nobody has ``spec`` bound (a bind without SO_REUSEADDR succeeds)."""
+    """True if no live socket holds ``spec``.
+
+    UDP: a bind without SO_REUSEADDR must succeed (two SO_REUSEADDR UDP sockets may share a
+    port and would split the traffic). TCP: a bind *with* SO_REUSEADDR, as the dispatcher's
+    own listener binds: it fails only while another socket listens there. Without it, the
+    connections the dead active had open (FIN_WAIT, TIME_WAIT: the kernel keeps them for up
+    to a minute) would hold the port and the takeover would wait for them.
+    """
     family = socket.AF_INET6 if ":" in spec.host else socket.AF_INET
     kind = socket.SOCK_DGRAM if spec.transport == "udp" else socket.SOCK_STREAM
     with socket.socket(family, kind) as s:
+        if kind == socket.SOCK_STREAM:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((spec.host, spec.port))
         except OSError:
