@@ -29,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from sipha.common.process import free_port, wait_sip_options
+from sipha.common.process import free_port, kamailio_modules_dir, wait_sip_options
 
 ROOT = Path(__file__).resolve().parent.parent
 SIPHA = [sys.executable, "-m", "sipha"]
@@ -177,7 +177,11 @@ def highest_clean_rate(
 
 
 def render(template: str, **values: object) -> str:
-    return (Path(__file__).parent / template).read_text().format(**values)
+    """A Kamailio config from its template; ``{modules}`` is this machine's module path."""
+    modules = kamailio_modules_dir()
+    if modules is None:
+        raise SystemExit("kamailio is not installed (make deps installs it)")
+    return (Path(__file__).parent / template).read_text().format(modules=modules, **values)
 
 
 def start_kamailio(procs: Procs, cfg_text: str, *, ip: str, port: int) -> subprocess.Popen[bytes]:

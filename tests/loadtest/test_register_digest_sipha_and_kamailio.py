@@ -4,7 +4,6 @@ password check; a wrong password counts as failed with the registrar's status co
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import signal
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sipha.common.loop import run
-from sipha.common.process import free_port, wait_sip_options
+from sipha.common.process import free_port, kamailio_modules_dir, wait_sip_options
 from sipha.loadtest.api import run_local
 from sipha.loadtest.protocol import UserRange
 from sipha.loadtest.stats import IntervalStats
@@ -53,27 +52,12 @@ request_route {{
 
 # Debian puts the modules under the multiarch triplet (x86_64-linux-gnu, aarch64-linux-gnu...);
 # other builds use lib/ or lib64/.
-MODULE_DIRS = ("/usr/lib/*/kamailio/modules", "/usr/lib/kamailio/modules",
-               "/usr/lib64/kamailio/modules", "/usr/local/lib/*/kamailio/modules",
-               "/usr/local/lib/kamailio/modules", "/usr/local/lib64/kamailio/modules")
-
-
 def kamailio_modules() -> str:
-    """The directory holding Kamailio's modules (the ones the config loads), wherever this
-    machine's package put it; fails the test with what was searched when there is none."""
-    for pattern in MODULE_DIRS:
-        for path in sorted(glob.glob(pattern)):
-            if os.path.isfile(os.path.join(path, "registrar.so")):
-                return path
-    listing = subprocess.run(["dpkg", "-L", "kamailio"], capture_output=True, text=True,
-                             timeout=30, check=False) if shutil.which("dpkg") else None
-    for line in (listing.stdout.splitlines() if listing is not None else []):
-        if line.endswith("/modules/registrar.so"):
-            return os.path.dirname(line)
-    raise AssertionError(
-        "no Kamailio modules directory (with registrar.so) in " + ", ".join(MODULE_DIRS)
-        + " nor in `dpkg -L kamailio`: install kamailio (make deps does)"
-    )
+    """Kamailio's modules directory, wherever this machine's package put it."""
+    path = kamailio_modules_dir()
+    if path is None:
+        raise AssertionError("no Kamailio modules directory: install kamailio (make deps does)")
+    return path
 
 
 @contextlib.contextmanager

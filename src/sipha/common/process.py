@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,3 +81,27 @@ def terminate(proc: subprocess.Popen[bytes] | subprocess.Popen[str], timeout: fl
                 os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=timeout)
     return proc.returncode
+
+
+_KAMAILIO_MODULE_DIRS = (
+    "/usr/lib/*/kamailio/modules", "/usr/lib/kamailio/modules", "/usr/lib64/kamailio/modules",
+    "/usr/local/lib/*/kamailio/modules", "/usr/local/lib/kamailio/modules",
+    "/usr/local/lib64/kamailio/modules",
+)
+
+
+def kamailio_modules_dir() -> str | None:
+    """Where this machine's Kamailio keeps its modules (the peer the tests and benchmarks run:
+    Debian puts them under the multiarch triplet), or None when Kamailio is not installed."""
+    for pattern in _KAMAILIO_MODULE_DIRS:
+        for path in sorted(glob.glob(pattern)):
+            if os.path.isfile(os.path.join(path, "tm.so")):
+                return path
+    if shutil.which("dpkg") is None:
+        return None
+    listing = subprocess.run(["dpkg", "-L", "kamailio"], capture_output=True, text=True,
+                             timeout=30, check=False)
+    for line in listing.stdout.splitlines():
+        if line.endswith("/modules/tm.so"):
+            return os.path.dirname(line)
+    return None
