@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -19,6 +20,11 @@ from pathlib import Path
 from sipha.common.process import free_port
 
 SIPP = "sipp"
+
+
+def _need_sipp() -> None:
+    if shutil.which(SIPP) is None:
+        raise AssertionError("sipp is not installed: Debian's sip-tester (make deps installs it)")
 # Loop limits SIPp needs to keep up with a few hundred calls/s (its defaults starve the scheduler).
 FAST = ["-max_recv_loops", "10000", "-max_sched_loops", "10000"]
 
@@ -66,6 +72,7 @@ def run_uac(
     transport: str = "u1",
 ) -> SippResult:
     """Run a SIPp client to completion (bounded by ``calls`` and ``timeout``)."""
+    _need_sipp()
     with tempfile.TemporaryDirectory(prefix="sipha-sipp-") as tmp:
         stat = Path(tmp) / "stat.csv"
         port = free_port(local_ip)
@@ -95,6 +102,7 @@ def uas(
     transport: str = "u1",
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """A SIPp server in the background for the duration of the block; yields its port."""
+    _need_sipp()
     port = port or free_port(host)
     with tempfile.TemporaryDirectory(prefix="sipha-sipp-uas-") as tmp:
         cmd = [SIPP, *scenario, "-i", host, "-p", str(port), "-t", transport, "-nostdin",
