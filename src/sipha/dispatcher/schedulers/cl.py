@@ -8,7 +8,11 @@ does. Ties go to configuration order.
 
 from __future__ import annotations
 
-from .base import Destination, RequestKey, SchedulerBase, register
+from operator import attrgetter
+
+from .base import Destination, RequestKey, SchedulerBase, eligible, register
+
+_ACTIVE_CALLS = attrgetter("active_calls")
 
 
 @register
@@ -21,12 +25,6 @@ class CallLoad(SchedulerBase):
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
     ) -> Destination | None:
-        best: Destination | None = None
-        for d in self._dests:
-            if not d.usable or d.weight <= 0 or d.id in exclude:
-                continue
-            if d.maxload and d.active_calls >= d.maxload:
-                continue
-            if best is None or d.active_calls < best.active_calls:
-                best = d
-        return best
+        under = [d for d in eligible(self._dests, exclude)
+                 if not d.maxload or d.active_calls < d.maxload]
+        return min(under, key=_ACTIVE_CALLS, default=None)  # ties: configuration order

@@ -5,7 +5,11 @@ configuration order (IPVS keeps the first of equal weights too).
 
 from __future__ import annotations
 
-from .base import Destination, RequestKey, SchedulerBase, register
+from operator import attrgetter
+
+from .base import Destination, RequestKey, SchedulerBase, eligible, register
+
+_WEIGHT = attrgetter("weight")
 
 
 @register
@@ -18,10 +22,5 @@ class WeightedFailover(SchedulerBase):
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
     ) -> Destination | None:
-        best: Destination | None = None
-        for d in self._dests:
-            if not d.usable or d.weight <= 0 or d.id in exclude:
-                continue
-            if best is None or d.weight > best.weight:
-                best = d
-        return best
+        # The first largest wins a tie: configuration order.
+        return max(eligible(self._dests, exclude), key=_WEIGHT, default=None)

@@ -8,7 +8,11 @@ destination in configuration order.
 
 from __future__ import annotations
 
-from .base import Destination, RequestKey, SchedulerBase, register
+from operator import attrgetter
+
+from .base import Destination, RequestKey, SchedulerBase, eligible, register
+
+_ACTIVE_CALLS = attrgetter("active_calls")
 
 
 @register
@@ -22,10 +26,5 @@ class LeastConnection(SchedulerBase):
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
     ) -> Destination | None:
-        best: Destination | None = None
-        for d in self._dests:
-            if not d.usable or d.weight <= 0 or d.id in exclude:
-                continue
-            if best is None or d.active_calls < best.active_calls:
-                best = d
-        return best
+        # The first smallest wins a tie: configuration order.
+        return min(eligible(self._dests, exclude), key=_ACTIVE_CALLS, default=None)

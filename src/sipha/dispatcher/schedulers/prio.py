@@ -9,7 +9,11 @@ the other way round: DNS SRV prefers the lowest value.) Weight only gates eligib
 
 from __future__ import annotations
 
-from .base import Destination, RequestKey, SchedulerBase, register
+from operator import attrgetter
+
+from .base import Destination, RequestKey, SchedulerBase, eligible, register
+
+_PRIORITY = attrgetter("priority")
 
 
 @register
@@ -22,10 +26,5 @@ class Priority(SchedulerBase):
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
     ) -> Destination | None:
-        best: Destination | None = None
-        for d in self._dests:
-            if not d.usable or d.weight <= 0 or d.id in exclude:
-                continue
-            if best is None or d.priority > best.priority:
-                best = d
-        return best
+        # The first largest wins a tie: configuration order.
+        return max(eligible(self._dests, exclude), key=_PRIORITY, default=None)
