@@ -19,7 +19,10 @@ API (e.g. quoting a string with a bare CR) raises ``ValueError``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from sipha.sip.errors import SipParseError
 
@@ -461,12 +464,37 @@ class CSeq:
 
 _CSEQ_MAX: Final = 2**31 - 1
 
+# A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
+# slot descriptors does the same at about half the cost, and every parsed message has a CSeq.
+_new_object: Final = object.__new__
+_set_seq: Final[Callable[[CSeq, int], None]] = CSeq.__dict__["seq"].__set__
+_set_method: Final[Callable[[CSeq, str], None]] = CSeq.__dict__["method"].__set__
+
 
 def parse_cseq(value: str) -> CSeq:
     """Parse ``"4711 INVITE"``. The number must be 0..2**31-1 and the method a token.
 
     Raises SipParseError otherwise.
     """
+    number, _, method = value.partition(" ")
+    # The form every sender writes: one space, ASCII digits, a token. Nine digits cannot pass
+    # 2**31-1 and a token holds no white space, so this is what the exact path returns; any
+    # other spelling (tabs, more spaces, ten digits, a bad method) goes there.
+    if (
+        number.isdigit()
+        and len(number) < 10
+        and number.isascii()
+        and method
+        and not method.strip(TOKEN_CHARS)
+    ):
+        cseq: CSeq = _new_object(CSeq)
+        _set_seq(cseq, int(number))
+        _set_method(cseq, method)
+        return cseq
+    return _parse_cseq_exact(value)
+
+
+def _parse_cseq_exact(value: str) -> CSeq:
     number, method = split_lws(value)
     seq = parse_uint(number, name="CSeq", maximum=_CSEQ_MAX)
     if not method or method.strip(TOKEN_CHARS):

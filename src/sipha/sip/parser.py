@@ -12,8 +12,21 @@ answer 400 when it must not go further:
 4. check the headers every message needs (Via, From, To, Call-ID, CSeq), that CSeq names the
    request's method and that Content-Length fits the bytes that came.
 
+Step 3 has a fast path and an exact path. Nearly every message on the wire writes each header
+as ``Name: value`` on one line, the name a token right against its colon. For those, one
+``findall`` over the lowercased header section returns every name already normalized
+(``_fast_header_names``); it is trusted only when it found exactly one name per header line,
+so a folded line, a line without a colon, white space before a colon or a name that is not a
+token all make it decline. It also declines when a limit (header count, line length) is near.
+Whenever it declines, ``_split_header_lines`` decides, exactly as it always did, with its own
+error messages. CSeq has the same arrangement inside :func:`~sipha.sip.headers.parse_cseq`.
+``tests/sip/test_parser_fast_paths.py`` checks on generated and mutated messages that each
+fast path gives the exact path's answer whenever it answers at all.
+
 Every other value stays text until a caller asks for it (see :mod:`sipha.sip.message`).
-Nothing here backtracks: each step is a linear scan, so parsing time is linear in the input.
+Nothing here backtracks: each step is a linear scan (the one regex is anchored on CRLF and
+uses a possessive repeat of a class that excludes CR and LF), so parsing time is linear in
+the input.
 Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To, Call-ID,
 CSeq) so that the caller can still answer 400.
 
@@ -23,6 +36,7 @@ it buffers: a peer that sends a never-ending header gets an error, not our memor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import PartialMessage, SipParseError
@@ -35,6 +49,11 @@ _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _NAME_CHARS = _TOKEN_CHARS | {"\n"}
+# One header line of the form (almost) every sender uses: a CRLF, a token name, the colon.
+# Run over the lowercased header section it yields the lowercase names in order. A match
+# starts only at a CRLF and cannot cross one (the class excludes CR and LF), and the
+# possessive ``++`` gives nothing back, so the scan is linear.
+_NAME_LINE = re.compile(r"\r\n([a-z0-9\-.!%*_+`'~]++):")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +197,25 @@ def _split_header_lines(
     return names, lines, None
 
 
+def _fast_header_names(head: str, lines: list[str], limits: Limits) -> list[str] | None:
+    """The normalized header names, if every header line is ``token:...`` and no limit is
+    near; None when ``_split_header_lines`` must decide. ``lines`` is the whole header
+    section split on CRLF, start line first."""
+    breaks = len(lines) - 1
+    if not 0 < breaks <= limits.max_headers:
+        return None
+    if len(head) > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
+        return None
+    names: list[str] = _NAME_LINE.findall(head.lower())
+    if len(names) != breaks:
+        # Some line is folded, has no colon, or has a name that is not a token as written.
+        return None
+    if min(map(len, names)) == 1:
+        compact = COMPACT_FORMS
+        names = [compact.get(n, n) if len(n) == 1 else n for n in names]
+    return names
+
+
 def _content_length_value(names: list[str], lines: list[str]) -> int | None:
     try:
         i = names.index("content-length")
@@ -264,10 +302,15 @@ def parse_message(
             raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
                                 partial=_salvage_raw(data, method))
 
-    folded = "\r\n " in head or "\r\n\t" in head
-    names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
-    if err is not None:
-        raise err.with_partial(_partial(method, names, lines))
+    names_ = _fast_header_names(head, head_lines, limits)
+    if names_ is not None:
+        names = names_
+        lines = head_lines[1:]
+    else:
+        folded = "\r\n " in head or "\r\n\t" in head
+        names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
+        if err is not None:
+            raise err.with_partial(_partial(method, names, lines))
     try:
         if not _MANDATORY_SET.issubset(names):
             missing = [key for key in _MANDATORY if key not in names]
@@ -300,7 +343,7 @@ def parse_message(
     else:
         msg = Response(status, reason, names, lines, body, raw)
     # The CSeq was parsed to validate it; keep it rather than parse it again on first use.
-    msg._cache = {"cseq": cseq}
+    msg._cseq = cseq
     return msg
 
 

@@ -12,6 +12,13 @@ the shared :func:`~sipha.sip.headers.parse_params`. Parameters with a meaning th
 layer relies on (``ttl``, ``rport``, ``maddr``, ``received``) are checked while parsing, so
 the properties below never raise.
 
+Nodes parse the top Via of every message, so :func:`parse_via` first tries a fast path: one
+linear regex for the shape nearly every sender writes (``SIP/2.0/UDP host:port;branch=...``,
+no white space but the one space, token parameters) that also recognizes an IPv4 host, so
+only other hosts need :func:`~sipha.sip.uri.parse_host`. Any other shape goes to the exact
+path above, which accepts the whole grammar. Both give equal results and raise the same
+errors; ``tests/sip/test_parser_fast_paths.py`` checks that on generated and mutated values.
+
 rport is reported in two properties: ``has_rport`` (the parameter is present, with or without
 a value) and ``rport`` (its port number, or ``None`` when absent *or* empty). A request whose
 top Via has ``has_rport and rport is None`` asks for symmetric response routing (RFC 3581 §4).
@@ -22,11 +29,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.headers import TOKEN_CHARS, format_params, parse_params, split_comma, split_lws
-from sipha.sip.uri import parse_host, parse_port
+from sipha.sip.uri import _IPV4, parse_host, parse_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["MAGIC_COOKIE", "Via", "parse_via", "parse_via_list"]
 
@@ -173,21 +183,37 @@ def _check_params(params: dict[str, str | None]) -> None:
 
 
 # The shape nearly every Via has: no spaces but the one before sent-by, token parameters.
-# Every quantified group starts with a distinct literal (";" "=" ":"), so the match is linear.
+# An IPv4 sent-by gets its own alternative, so the common host needs no second check. Every
+# repeat is possessive or bounded, and every quantified group starts with a distinct literal
+# (";" "=" ":"), so the match is linear.
 _T = r"[A-Za-z0-9\-.!%*_+`'~]"
 _COMMON = re.compile(
-    r"SIP/2\.0/([A-Za-z]{2,4}) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
-    r"((?:;" + _T + r"+(?:=" + _T + r"+)?)*)"
+    r"SIP/2\.0/([A-Za-z]{2,4}) (?:(" + _IPV4.pattern + r")|([A-Za-z0-9\-.]++))"
+    r"(?::([0-9]{1,5}))?((?:;" + _T + r"++(?:=" + _T + r"++)?)*+)"
 )
 _CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
 
+# A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
+# slot descriptors does the same at about half the cost, and nodes parse a Via per message.
+_new_object: Final = object.__new__
+_set_transport: Final[Callable[[Via, str], None]] = Via.__dict__["transport"].__set__
+_set_host: Final[Callable[[Via, str], None]] = Via.__dict__["host"].__set__
+_set_port: Final[Callable[[Via, int | None], None]] = Via.__dict__["port"].__set__
+_set_params: Final[Callable[[Via, dict[str, str | None]], None]] = Via.__dict__["params"].__set__
+_set_protocol: Final[Callable[[Via, str], None]] = Via.__dict__["protocol"].__set__
+
 
 def _parse_common(value: str) -> Via | None:
+    """Fast path of :func:`parse_via` for the common shape; None when the value has another
+    shape (the exact path then decides). Raises exactly what the exact path would."""
     m = _COMMON.fullmatch(value)
     if m is None:
         return None
-    transport, host, port_text, tail = m.groups()
-    parse_host(host)
+    transport, ipv4, host, port_text, tail = m.groups()
+    if ipv4 is not None:
+        host = ipv4
+    else:
+        parse_host(host)
     params: dict[str, str | None] = {}
     if tail:
         for piece in tail[1:].split(";"):
@@ -199,8 +225,18 @@ def _parse_common(value: str) -> Via | None:
             _check_params(params)
         if "branch" in params and not params["branch"]:
             raise SipParseError("Via branch without value")
-    port = parse_port(port_text) if port_text else None
-    return Via(transport.upper(), host, port, params)
+    port: int | None = None
+    if port_text:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            port = parse_port(port_text)  # raises, with the exact path's message
+    via: Via = _new_object(Via)
+    _set_transport(via, transport.upper())
+    _set_host(via, host)
+    _set_port(via, port)
+    _set_params(via, params)
+    _set_protocol(via, "SIP/2.0")
+    return via
 
 
 def parse_via(value: str) -> Via:
@@ -211,6 +247,11 @@ def parse_via(value: str) -> Via:
     via = _parse_common(value)
     if via is not None:
         return via
+    return _parse_via_exact(value)
+
+
+def _parse_via_exact(value: str) -> Via:
+    # The general grammar: white space around "/" and ":", IPv6, quoted parameters.
     head, semi, tail = value.partition(";")
     pieces = head.split("/", 2)
     if len(pieces) != 3:
