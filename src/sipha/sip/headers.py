@@ -194,8 +194,21 @@ MULTI_VALUED: Final[frozenset[str]] = frozenset(
 )
 
 
+# The spellings callers use (canonical, lower case, compact), resolved once: nodes normalize a
+# name on every header access.
+_NORMALIZED: Final[dict[str, str]] = {
+    **{n: n.lower() for n in _CANONICAL_SPELLINGS},
+    **{n.lower(): n.lower() for n in _CANONICAL_SPELLINGS},
+    **COMPACT_FORMS,
+    **{c.upper(): full for c, full in COMPACT_FORMS.items()},
+}
+
+
 def normalize_name(name: str) -> str:
     """Lowercase ``name`` and expand a compact form (``"v"`` -> ``"via"``)."""
+    known = _NORMALIZED.get(name)
+    if known is not None:
+        return known
     lowered = name.lower()
     if len(lowered) == 1:
         return COMPACT_FORMS.get(lowered, lowered)

@@ -92,10 +92,9 @@ class Message(ABC):
         return _unfold(line[line.index(":") + 1 :])
 
     def _index(self, key: str) -> int:
-        try:
-            return self._names.index(key)
-        except ValueError:
-            return -1
+        # Two C scans of a dozen names cost less than the ValueError of a missing one.
+        names = self._names
+        return names.index(key) if key in names else -1
 
     def has(self, name: str) -> bool:
         """True if a header of that name (full or compact, any case) is present."""
@@ -157,18 +156,21 @@ class Message(ABC):
 
     def insert_header(self, name: str, value: str) -> None:
         """Insert a header line above the first one of the same name (or at the top)."""
-        key = normalize_name(name)
-        i = self._index(key)
-        if i < 0:
+        self._insert(normalize_name(name), self._line(name, value))
+
+    def _insert(self, key: str, line: str) -> None:
+        names = self._names
+        if key in names:
+            i = names.index(key)
+        else:
             # A new kind of header goes right below the Vias, where readers of the wire expect
             # routing headers to be.
             i = 0
             if key != "via":
-                names = self._names
                 while i < len(names) and names[i] == "via":
                     i += 1
-        self._names.insert(i, key)
-        self._lines.insert(i, self._line(name, value))
+        names.insert(i, key)
+        self._lines.insert(i, line)
         self._touch(key)
 
     def set_header(self, name: str, value: str) -> None:
@@ -210,6 +212,8 @@ class Message(ABC):
             return None
         value = self._value_at(i)
         parts = split_comma(value) if "," in value else [value]
+        if not parts:
+            raise SipParseError(f"empty {canonical_name(key)} header")
         if len(parts) <= 1:
             del self._names[i]
             del self._lines[i]
@@ -220,7 +224,8 @@ class Message(ABC):
 
     def push_via(self, value: str) -> None:
         """Add a Via value on top (RFC 3261 §16.6 step 8)."""
-        self.insert_header("via", value)
+        # insert_header("via", value) without resolving a spelling we know: every hop does it.
+        self._insert("via", f"Via: {value}")
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value (RFC 3261 §16.7 step 3); return it."""
@@ -251,7 +256,7 @@ class Message(ABC):
 
     def add_record_route(self, value: str) -> None:
         """Add a Record-Route value on top (RFC 3261 §16.6 step 4)."""
-        self.insert_header("record-route", value)
+        self._insert("record-route", f"Record-Route: {value}")
 
     def pop_route(self) -> str | None:
         """Remove the topmost Route value (RFC 3261 §16.4); return it."""
@@ -269,8 +274,9 @@ class Message(ABC):
     def __bytes__(self) -> bytes:
         raw = self._raw
         if raw is None:
-            head = _CRLF.join([self.start_line(), *self._lines])
-            raw = (head + "\r\n\r\n").encode("utf-8") + self.body
+            # The two empty items end the header section with CRLF CRLF in the same join.
+            head = _CRLF.join([self.start_line(), *self._lines, "", ""])
+            raw = head.encode("utf-8") + self.body
             self._raw = raw
         return raw
 
@@ -292,7 +298,9 @@ class Message(ABC):
         except ValueError:
             raise SipParseError(f"missing {canonical_name(key)} header") from None
         line = self._lines[i]
-        return _unfold(line[line.index(":") + 1 :])
+        value = line[line.index(":") + 1 :]
+        # _unfold inline: a folded value is rare and this runs several times per message.
+        return value.strip() if "\n" not in value else _unfold(value)
 
     @property
     def call_id(self) -> str:
@@ -404,10 +412,19 @@ class Message(ABC):
         if i < 0:
             self.add_header("Max-Forwards", str(default - 1))
             return default - 1
-        value = parse_uint(self._value_at(i), name="Max-Forwards", maximum=255) - 1
+        line = self._lines[i]
+        colon = line.index(":")
+        text = line[colon + 1 :].strip()
+        # Every hop does this: the plain form ("70") is read directly, anything else (white
+        # space inside, folding, more digits) by parse_uint, which then decides alone.
+        value = int(text) if text.isdigit() and len(text) < 4 and text.isascii() else -1
+        if not 0 <= value <= 255:
+            value = parse_uint(_unfold(line[colon + 1 :]), name="Max-Forwards", maximum=255)
+        value -= 1
         if value < 0:
             raise SipParseError("Max-Forwards exhausted", status=483)
-        self._replace_value(i, str(value))
+        self._lines[i] = f"{line[:colon]}: {value}"
+        self._raw = None  # no cached value depends on Max-Forwards
         return value
 
 

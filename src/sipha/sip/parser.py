@@ -40,7 +40,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import PartialMessage, SipParseError
-from .headers import COMPACT_FORMS, parse_cseq
+from .headers import COMPACT_FORMS, TOKEN_CHARS, parse_cseq
 from .message import Request, Response
 
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -54,6 +54,7 @@ _NAME_CHARS = _TOKEN_CHARS | {"\n"}
 # starts only at a CRLF and cannot cross one (the class excludes CR and LF), and the
 # possessive ``++`` gives nothing back, so the scan is linear.
 _NAME_LINE = re.compile(r"\r\n([a-z0-9\-.!%*_+`'~]++):")
+_COMPACT_NAMES = frozenset(COMPACT_FORMS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def salvage(message: Request | Response) -> PartialMessage:
 
 
 def _is_token(s: str) -> bool:
-    return bool(s) and _TOKEN_CHARS.issuperset(s)
+    return bool(s) and not s.strip(TOKEN_CHARS)
 
 
 def _fold(head_lines: list[str]) -> tuple[list[str], SipParseError | None]:
@@ -210,21 +211,12 @@ def _fast_header_names(head: str, lines: list[str], limits: Limits) -> list[str]
     if len(names) != breaks:
         # Some line is folded, has no colon, or has a name that is not a token as written.
         return None
-    if min(map(len, names)) == 1:
+    if not _COMPACT_NAMES.isdisjoint(names):
+        # Cheaper than looking for one-letter names, and it hashes the names once for the
+        # mandatory-header check that follows.
         compact = COMPACT_FORMS
         names = [compact.get(n, n) if len(n) == 1 else n for n in names]
     return names
-
-
-def _content_length_value(names: list[str], lines: list[str]) -> int | None:
-    try:
-        i = names.index("content-length")
-    except ValueError:
-        return None
-    text = lines[i][lines[i].index(":") + 1 :].strip()
-    if not text.isdigit() or not text.isascii() or len(text) > 10:
-        raise SipParseError(f"bad Content-Length {text[:20]!r}")
-    return int(text)
 
 
 def _early(data: bytes, reason: str) -> SipParseError:
@@ -292,7 +284,7 @@ def parse_message(
         method, ruri, version = parts
         if not _is_token(method):
             raise SipParseError(f"bad method {method[:20]!r}")
-        if version.upper() != "SIP/2.0":
+        if version != "SIP/2.0" and version.upper() != "SIP/2.0":
             # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
             raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
                                 partial=_salvage_raw(data, method))
@@ -317,15 +309,21 @@ def parse_message(
             raise SipParseError(f"missing mandatory header {missing[0]!r}")
         body_start = end + 4
         available = len(data) - body_start
-        length = _content_length_value(names, lines)
-        if length is None:
+        # Inline rather than a helper: this runs for every message.
+        if "content-length" in names:
+            cl_line = lines[names.index("content-length")]
+            text = cl_line[cl_line.index(":") + 1 :].strip()
+            if not text.isdigit() or not text.isascii() or len(text) > 10:
+                raise SipParseError(f"bad Content-Length {text[:20]!r}")
+            length = int(text)
+            if length > available:
+                raise SipParseError(
+                    f"Content-Length {length} but only {available} bytes of body"
+                )
+        else:
             if stream and available:
                 raise SipParseError("missing Content-Length on a stream")
             length = available
-        elif length > available:
-            raise SipParseError(
-                f"Content-Length {length} but only {available} bytes of body"
-            )
         if length > limits.max_body_size:
             raise SipParseError("body too large", status=413)
         cseq_line = lines[names.index("cseq")]

@@ -183,13 +183,14 @@ def _check_params(params: dict[str, str | None]) -> None:
 
 
 # The shape nearly every Via has: no spaces but the one before sent-by, token parameters.
-# An IPv4 sent-by gets its own alternative, so the common host needs no second check. Every
-# repeat is possessive or bounded, and every quantified group starts with a distinct literal
-# (";" "=" ":"), so the match is linear.
+# An IPv4 sent-by gets its own alternative, so the common host needs no second check, and a
+# branch written first (as RFC 3261 senders do) its own group, so the common value needs no
+# parameter loop. Every repeat is possessive or bounded, and every quantified group starts
+# with a distinct literal (";" "=" ":"), so the match is linear.
 _T = r"[A-Za-z0-9\-.!%*_+`'~]"
 _COMMON = re.compile(
     r"SIP/2\.0/([A-Za-z]{2,4}) (?:(" + _IPV4.pattern + r")|([A-Za-z0-9\-.]++))"
-    r"(?::([0-9]{1,5}))?((?:;" + _T + r"++(?:=" + _T + r"++)?)*+)"
+    r"(?::([0-9]{1,5}))?(?:;branch=(" + _T + r"++))?((?:;" + _T + r"++(?:=" + _T + r"++)?)*+)"
 )
 _CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
 
@@ -209,12 +210,12 @@ def _parse_common(value: str) -> Via | None:
     m = _COMMON.fullmatch(value)
     if m is None:
         return None
-    transport, ipv4, host, port_text, tail = m.groups()
+    transport, ipv4, host, port_text, branch, tail = m.groups()
     if ipv4 is not None:
         host = ipv4
     else:
         parse_host(host)
-    params: dict[str, str | None] = {}
+    params: dict[str, str | None] = {} if branch is None else {"branch": branch}
     if tail:
         for piece in tail[1:].split(";"):
             name, eq, pvalue = piece.partition("=")
