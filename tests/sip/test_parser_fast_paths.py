@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sipha.sip import DEFAULT_LIMITS, Limits, SipParseError, parse_message
 from sipha.sip.headers import _parse_cseq_exact, parse_cseq
 from sipha.sip.parser import _fast_header_names, _split_header_lines
-from sipha.sip.via import Via, _parse_common, _parse_via_exact, parse_via
+from sipha.sip.via import Via, _parse_via_exact, parse_via
 from tests.messages import sipp_invite, sipp_ok
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,8 +81,10 @@ def _heads(draw: st.DrawFn) -> str:
 
 
 def _check_names(head: str, limits: Limits) -> None:
+    if "\x00" in head:
+        return  # parse_message refuses it before reading names
     lines = head.split("\r\n")
-    fast = _fast_header_names(head, lines, limits)
+    fast = _fast_header_names("\x00".join(lines), lines, limits)
     if fast is None:
         return
     folded = "\r\n " in head or "\r\n\t" in head
@@ -214,19 +216,15 @@ def _vias(draw: st.DrawFn) -> str:
 
 
 def _check_via(value: str) -> None:
-    ok, fast = _outcome(lambda: _parse_common(value))
-    if fast is None:
-        return  # declined: the exact path decides alone
-    if not ok:
-        assert _outcome(lambda: _parse_via_exact(value)) == (False, fast)
-        return
-    exact = _parse_via_exact(value)
-    assert isinstance(fast, Via)
+    fast = _outcome(lambda: parse_via(value))
+    exact = _outcome(lambda: _parse_via_exact(value))
     assert fast == exact
-    assert list(fast.params.items()) == list(exact.params.items())
-    assert str(fast) == str(exact)
-    assert hash(fast) == hash(exact)
-    assert parse_via(value) == exact
+    if fast[0]:
+        assert isinstance(fast[1], Via)
+        assert isinstance(exact[1], Via)
+        assert list(fast[1].params.items()) == list(exact[1].params.items())
+        assert str(fast[1]) == str(exact[1])
+        assert hash(fast[1]) == hash(exact[1])
 
 
 @given(_vias())

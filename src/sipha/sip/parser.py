@@ -14,8 +14,10 @@ answer 400 when it must not go further:
 
 Step 3 has a fast path and an exact path. Nearly every message on the wire writes each header
 as ``Name: value`` on one line, the name a token right against its colon. For those, one
-``findall`` over the lowercased header section returns every name already normalized
-(``_fast_header_names``); it is trusted only when it found exactly one name per header line,
+``findall`` over the lowercased lines (joined with NUL, which step 2 has refused, so that the
+same string also shows a bare CR or LF with two C searches) returns every name already
+normalized (``_fast_header_names``); it is trusted only when it found exactly one name per
+header line,
 so a folded line, a line without a colon, white space before a colon or a name that is not a
 token all make it decline. It also declines when a limit (header count, line length) is near.
 Whenever it declines, ``_split_header_lines`` decides, exactly as it always did, with its own
@@ -49,11 +51,12 @@ _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _NAME_CHARS = _TOKEN_CHARS | {"\n"}
-# One header line of the form (almost) every sender uses: a CRLF, a token name, the colon.
-# Run over the lowercased header section it yields the lowercase names in order. A match
-# starts only at a CRLF and cannot cross one (the class excludes CR and LF), and the
-# possessive ``++`` gives nothing back, so the scan is linear.
-_NAME_LINE = re.compile(r"\r\n([a-z0-9\-.!%*_+`'~]++):")
+# One header line of the form (almost) every sender uses: a token name right against its
+# colon, at the start of a line. It runs over the lowercased lines joined with NUL (a byte the
+# header section cannot hold, see parse_message) and yields the lowercase names in order. A
+# match starts only at a NUL and cannot cross one, and the possessive ``++`` gives nothing
+# back, so the scan is linear.
+_NAME_LINE = re.compile(r"\x00([a-z0-9\-.!%*_+`'~]++):")
 _COMPACT_NAMES = frozenset(COMPACT_FORMS)
 
 
@@ -198,16 +201,16 @@ def _split_header_lines(
     return names, lines, None
 
 
-def _fast_header_names(head: str, lines: list[str], limits: Limits) -> list[str] | None:
+def _fast_header_names(joined: str, lines: list[str], limits: Limits) -> list[str] | None:
     """The normalized header names, if every header line is ``token:...`` and no limit is
-    near; None when ``_split_header_lines`` must decide. ``lines`` is the whole header
-    section split on CRLF, start line first."""
+    near; None when ``_split_header_lines`` must decide. ``lines`` is the header section
+    split on CRLF, start line first, and ``joined`` the same lines joined with NUL."""
     breaks = len(lines) - 1
     if not 0 < breaks <= limits.max_headers:
         return None
-    if len(head) > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
+    if len(joined) > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
         return None
-    names: list[str] = _NAME_LINE.findall(head.lower())
+    names: list[str] = _NAME_LINE.findall(joined.lower())
     if len(names) != breaks:
         # Some line is folded, has no colon, or has a name that is not a token as written.
         return None
@@ -257,8 +260,10 @@ def parse_message(
     if "\x00" in head:
         raise _early(data, "NUL byte in the header section")
     head_lines = head.split("\r\n")
-    breaks = len(head_lines) - 1
-    if head.count("\n") != breaks or head.count("\r") != breaks:
+    # Joined with NUL (refused above, so it cannot be part of a line) the lines show any CR
+    # or LF that is not a line break with two C-level searches, and serve the name scan.
+    joined = "\x00".join(head_lines)
+    if "\r" in joined or "\n" in joined:
         # A bare CR or LF inside a line would let a header hide inside another one.
         raise _early(data, "bare CR or LF in the header section")
     start = head_lines[0]
@@ -294,7 +299,7 @@ def parse_message(
             raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
                                 partial=_salvage_raw(data, method))
 
-    names_ = _fast_header_names(head, head_lines, limits)
+    names_ = _fast_header_names(joined, head_lines, limits)
     if names_ is not None:
         names = names_
         lines = head_lines[1:]
