@@ -1,10 +1,11 @@
 """Differential tests: every fast path gives the exact path's answer whenever it answers.
 
-The parser reads header names, CSeq and Via through fast paths that handle the common
-spelling and decline anything else (see the theory of operation in ``sipha.sip.parser`` and
-``sipha.sip.via``). These properties feed both paths generated and mutated input, including
-the spellings the fast paths must decline (folding, white space, compact forms, non-ASCII
-case mappings, tight limits), and require the same result or the same SipParseError status.
+The SIP core reads header names, CSeq, Via, URIs and display names through fast paths that
+handle the common spelling and hand anything else to the exact grammar (see the theories of
+operation in ``sipha.sip.parser``, ``via``, ``uri`` and ``address``). These properties feed
+both paths generated and mutated input, including the spellings the fast paths must decline
+(folding, white space, compact forms, escapes, non-ASCII case mappings, tight limits), and
+require the same result or the same SipParseError status.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from collections.abc import Callable
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sipha.sip import DEFAULT_LIMITS, Limits, SipParseError, parse_message
+from sipha.sip import DEFAULT_LIMITS, Limits, Request, SipParseError, parse_message
+from sipha.sip.address import _check_display_words, _check_display_words_exact
 from sipha.sip.headers import _parse_cseq_exact, parse_cseq
 from sipha.sip.parser import _fast_header_names, _split_header_lines
+from sipha.sip.uri import SipUri, _parse_uri_exact, parse_uri
 from sipha.sip.via import Via, _parse_via_exact, parse_via
 from tests.messages import sipp_invite, sipp_ok
 
@@ -239,6 +242,63 @@ def test_via_fast_path_agrees_with_exact_path(value: str) -> None:
     _check_via(value)
 
 
+# -- URIs and display names ----------------------------------------------------------------
+
+_URI_CHARS = "abcAZ09-_.!~*'()&=+$,;?/:@%[]<> \t\u00e9"
+
+
+@st.composite
+def _uris(draw: st.DrawFn) -> str:
+    scheme = _mostly(draw, st.sampled_from(["sip", "sips"]),
+                     st.sampled_from(["SIP", "tel", "mailto", "sip2", ""]))
+    user = _mostly(draw, st.one_of(st.none(), st.sampled_from(["alice", "service", "+1-555",
+                                                                 "a.b_c!~*'()&=+$,"])),
+                   st.sampled_from(["", "a%41", "a:pw", "a;b", "a?b", "a/b", "\u00e9"]))
+    host = _mostly(draw, st.sampled_from(["127.0.0.1", "atlanta.com", "a-b.example.org"]),
+                   _HOSTS)
+    port = draw(st.one_of(st.none(), st.integers(0, 70000).map(str),
+                          st.sampled_from(["", "00000", "123456"])))
+    params = ""
+    for name, value in draw(st.lists(st.tuples(
+        st.sampled_from(["lr", "transport", "Transport", "maddr", "user", "x[1]", "a/b:c", "",
+                         "n%41"]),
+        st.one_of(st.none(), st.sampled_from(["udp", "UDP", "1.2.3.4", "phone", "", "a=b",
+                                              "[::1]", "%41"]))), max_size=3)):
+        params += f";{name}" if value is None else f";{name}={value}"
+    tail = draw(st.sampled_from(["", "", "", "?subject=x", "?a=b&c=d", "?"]))
+    text = f"{scheme}:" + (f"{user}@" if user is not None else "") + host
+    text += (f":{port}" if port is not None else "") + params + tail
+    if draw(st.integers(0, 4)) == 0:
+        text = _mutate(draw, text, _URI_CHARS)
+    return text
+
+
+@given(_uris())
+@SETTINGS
+@example("sip:service@127.0.0.1:5060")
+@example("sip:127.0.0.1:0")
+@example("sip:a@h;lr;LR=x;transport=UDP")
+@example("sips:a@1.2.3.4.example.com")
+@example("sip:a@256.1.1.1")
+def test_uri_fast_path_agrees_with_exact_path(text: str) -> None:
+    fast = _outcome(lambda: parse_uri(text))
+    exact = _outcome(lambda: _parse_uri_exact(text))
+    assert fast == exact
+    if fast[0]:
+        assert type(fast[1]) is type(exact[1])
+        assert str(fast[1]) == str(exact[1])
+        if isinstance(fast[1], SipUri) and isinstance(exact[1], SipUri):
+            assert list(fast[1].params.items()) == list(exact[1].params.items())
+
+
+@given(st.one_of(st.sampled_from(["service ", "  sipp\t", "", " ", "Bob", "John  Doe"]),
+                 st.text(alphabet=_TOKEN + _EDGE, max_size=12)))
+@SETTINGS
+def test_display_name_fast_path_agrees_with_exact_path(text: str) -> None:
+    fast = _outcome(lambda: _check_display_words(text))
+    assert fast == _outcome(lambda: _check_display_words_exact(text))
+
+
 # -- whole messages -------------------------------------------------------------------------
 
 
@@ -254,3 +314,5 @@ def test_accessors_agree_with_exact_parsers_on_mutated_messages(data: bytes) -> 
     top = m.get_all("via")[:1]
     if top:
         _check_via(top[0])
+    if isinstance(m, Request):
+        assert _outcome(lambda: m.uri) == _outcome(lambda: _parse_uri_exact(m.ruri))
