@@ -242,6 +242,39 @@ def test_via_fast_path_agrees_with_exact_path(value: str) -> None:
     _check_via(value)
 
 
+def _stamped_reference(via: Via, received: str, rport: int) -> str:
+    # RFC 3261 §18.2.1 / RFC 3581 §4 stamping as with_received first wrote it: a new Via,
+    # serialized. Message.set_via_received now learns "unchanged" without serializing.
+    params = dict(via.params)
+    fill_rport = "rport" in params and params["rport"] is None
+    if fill_rport:
+        params["rport"] = str(rport)
+    host = via.host[1:-1] if via.host.startswith("[") else via.host
+    if fill_rport or host.lower() != received.lower():
+        params["received"] = received
+    return str(Via(via.transport, via.host, via.port, params, via.protocol))
+
+
+@given(_vias(), st.sampled_from(["127.0.0.1", "192.0.2.255", "192.0.2.4", "10.0.0.9"]),
+       st.integers(1, 65535))
+@SETTINGS
+@example("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1;rport", "127.0.0.1", 5061)
+@example("SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1;received=10.0.0.9", "10.0.0.9", 5061)
+def test_set_via_received_matches_serializing_a_new_via(value: str, source: str,
+                                                       port: int) -> None:
+    ok, via = _outcome(lambda: parse_via(value))
+    if not ok or ":" in value.partition(" ")[2].partition(";")[0].strip("[]:0123456789"):
+        return  # unparsable, or an IPv6 host (compared by address, not by spelling)
+    assert isinstance(via, Via)
+    m = parse_message(sipp_invite().replace(
+        b"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-12345-1-0", value.encode()))
+    before = bytes(m)
+    expected = _stamped_reference(via, source, port)
+    assert m.set_via_received(source, port) == (expected != str(via))
+    assert m.via == parse_via(expected if expected != str(via) else value)
+    assert (bytes(m) == before) == (expected == str(via))
+
+
 # -- URIs and display names ----------------------------------------------------------------
 
 _URI_CHARS = "abcAZ09-_.!~*'()&=+$,;?/:@%[]<> \t\u00e9"

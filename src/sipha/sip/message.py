@@ -236,9 +236,8 @@ class Message(ABC):
         i = self._index("via")
         if i < 0:
             raise SipParseError("no Via header")
-        current = self._value_at(i)
-        if "," in current:
-            rest = split_comma(current)[1:]
+        if "," in self._lines[i]:  # only a list needs the value unfolded and split
+            rest = split_comma(self._value_at(i))[1:]
             value = ", ".join([value, *rest])
         self._replace_value(i, value)
 
@@ -248,10 +247,11 @@ class Message(ABC):
         Returns True if the Via needed a change.
         """
         via = self.via
-        new = via.with_received(host, port)
-        if new == str(via):
+        # Via.with_received without serializing the Via twice to learn that nothing changed.
+        params = via._received_params(host, port)
+        if params is None:
             return False
-        self.set_top_via(new)
+        self.set_top_via(via._format(params))
         return True
 
     def add_record_route(self, value: str) -> None:

@@ -58,11 +58,15 @@ class Via:
     protocol: str = "SIP/2.0"
 
     def __str__(self) -> str:
+        return self._format(self.params)
+
+    def _format(self, params: dict[str, str | None]) -> str:
+        # This Via serialized with other parameters, without building the other Via.
         host = self.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         port = "" if self.port is None else f":{self.port}"
-        return f"{self.protocol}/{self.transport} {host}{port}{format_params(self.params)}"
+        return f"{self.protocol}/{self.transport} {host}{port}{format_params(params)}"
 
     def __hash__(self) -> int:
         return hash((self.transport, self.host, self.port, self.params.get("branch")))
@@ -126,13 +130,19 @@ class Via:
         add ``received`` even when it equals the host. ``received`` is an IP address without
         brackets.
         """
+        params = self._received_params(received, rport)
+        return self._format(self.params if params is None else params)
+
+    def _received_params(self, received: str, rport: int | None) -> dict[str, str | None] | None:
+        """The parameters :meth:`with_received` writes, or None when they are this Via's own
+        (then the value would not change: parameter lists serialize one-to-one)."""
         params = dict(self.params)
         fill_rport = rport is not None and "rport" in params and params["rport"] is None
         if fill_rport:
             params["rport"] = str(rport)
         if fill_rport or not _same_address(self.host, received):
             params["received"] = received
-        return str(Via(self.transport, self.host, self.port, params, self.protocol))
+        return None if params == self.params else params
 
 
 def _same_address(host: str, ip: str) -> bool:
