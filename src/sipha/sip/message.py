@@ -36,7 +36,7 @@ from .headers import (
 )
 from .status import reason_phrase
 from .uri import AbsoluteUri, SipUri, TelUri, parse_uri
-from .via import Via, parse_via, parse_via_list
+from .via import Via, _via_in_line, parse_via, parse_via_list
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -323,13 +323,20 @@ class Message(ABC):
         """The topmost Via, parsed."""
         v = self._via
         if v is None:
-            value = self._required("via")
-            if "," in value:
-                parts = split_comma(value)
-                if not parts:
-                    raise SipParseError("empty Via header")
-                value = parts[0]
-            v = self._via = parse_via(value)
+            try:
+                line = self._lines[self._names.index("via")]
+            except ValueError:
+                raise SipParseError("missing Via header") from None
+            v = _via_in_line(line)  # a single common value: one match over the line
+            if v is None:
+                value = _unfold(line[line.index(":") + 1 :])
+                if "," in value:
+                    parts = split_comma(value)
+                    if not parts:
+                        raise SipParseError("empty Via header")
+                    value = parts[0]
+                v = parse_via(value)
+            self._via = v
         return v
 
     @property

@@ -202,6 +202,9 @@ _COMMON = re.compile(
     r"SIP/2\.0/([A-Za-z]{2,4}) (?:(" + _IPV4.pattern + r")|([A-Za-z0-9\-.]++))"
     r"(?::([0-9]{1,5}))?(?:;branch=(" + _T + r"++))?((?:;" + _T + r"++(?:=" + _T + r"++)?)*+)"
 )
+# The same over a whole "Via: value" header line (name, colon, the white space unfolding
+# strips), so that a message's top Via needs no slicing and stripping first.
+_COMMON_LINE = re.compile(r"[^:]*+:[ \t]*+" + _COMMON.pattern + r"[ \t]*+")
 _CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
 
 # A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
@@ -222,6 +225,17 @@ def parse_via(value: str) -> Via:
     m = _COMMON.fullmatch(value)
     if m is None:
         return _parse_via_exact(value)
+    return _via_of_match(m)
+
+
+def _via_in_line(line: str) -> Via | None:
+    """The Via of a header line holding one value of the common shape, else None (the
+    caller then unfolds and splits the value and calls :func:`parse_via`)."""
+    m = _COMMON_LINE.fullmatch(line)
+    return None if m is None else _via_of_match(m)
+
+
+def _via_of_match(m: re.Match[str]) -> Via:
     # The common shape, read from the match. What is left to check fails where the exact path
     # fails (test_parser_fast_paths), so the two never disagree.
     transport, ipv4, host, port_text, branch, tail = m.groups()
