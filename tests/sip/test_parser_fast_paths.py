@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from sipha.sip import DEFAULT_LIMITS, Limits, Request, SipParseError, parse_message
 from sipha.sip.address import _check_display_words, _check_display_words_exact
-from sipha.sip.headers import _parse_cseq_exact, parse_cseq, split_comma
+from sipha.sip.headers import _cseq_in_line, _parse_cseq_exact, parse_cseq, split_comma
 from sipha.sip.parser import _fast_header_names, _split_header_lines
 from sipha.sip.uri import SipUri, _parse_uri_exact, parse_uri
 from sipha.sip.via import Via, _parse_via_exact, parse_via
@@ -170,6 +170,10 @@ def _same_outcome(fast_call: Callable[[], object], exact_call: Callable[[], obje
 @example("1\tINVITE")
 def test_cseq_fast_path_agrees_with_exact_path(value: str) -> None:
     _same_outcome(lambda: parse_cseq(value), lambda: _parse_cseq_exact(value))
+    for line in (f"CSeq: {value}", f"CSeq:{value}", f"cseq :\t{value} "):
+        in_line = _cseq_in_line(line)
+        if in_line is not None:
+            assert in_line == _parse_cseq_exact(line[line.index(":") + 1 :].strip())
     try:
         cseq = parse_cseq(value)
     except SipParseError:

@@ -18,6 +18,7 @@ API (e.g. quoting a string with a bare CR) raises ``ValueError``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -505,6 +506,24 @@ def parse_cseq(value: str) -> CSeq:
         _set_method(cseq, method)
         return cseq
     return _parse_cseq_exact(value)
+
+
+# A whole "CSeq: 4711 INVITE" header line in the form every sender writes (name, colon, the
+# blanks unfolding strips, at most 9 digits, one space, a token method). Possessive repeats of
+# classes that each stop at the next literal: linear.
+_CSEQ_LINE: Final = re.compile(r"[^:]*+:[ \t]*+([0-9]{1,9}) ([A-Za-z0-9\-.!%*_+`'~]++)[ \t]*+")
+
+
+def _cseq_in_line(line: str) -> CSeq | None:
+    """The CSeq of a header line in the common form, else None (the caller then unfolds the
+    value and calls :func:`parse_cseq`, which decides alone)."""
+    m = _CSEQ_LINE.fullmatch(line)
+    if m is None:
+        return None
+    cseq: CSeq = _new_object(CSeq)
+    _set_seq(cseq, int(m[1]))
+    _set_method(cseq, m[2])
+    return cseq
 
 
 def _parse_cseq_exact(value: str) -> CSeq:

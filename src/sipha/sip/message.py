@@ -315,7 +315,7 @@ class Message(ABC):
         """The parsed CSeq."""
         v = self._cseq
         if v is None:
-            v = self._cseq = parse_cseq(self._required("cseq"))
+            v = self._cseq = parse_cseq(self._required("cseq"))  # parse_message caches it
         return v
 
     @property

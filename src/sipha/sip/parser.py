@@ -42,7 +42,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import PartialMessage, SipParseError
-from .headers import COMPACT_FORMS, TOKEN_CHARS, parse_cseq
+from .headers import COMPACT_FORMS, TOKEN_CHARS, _cseq_in_line, parse_cseq
 from .message import Request, Response
 
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -332,7 +332,9 @@ def parse_message(
         if length > limits.max_body_size:
             raise SipParseError("body too large", status=413)
         cseq_line = lines[names.index("cseq")]
-        cseq = parse_cseq(cseq_line[cseq_line.index(":") + 1 :].strip())
+        cseq = _cseq_in_line(cseq_line) or parse_cseq(
+            cseq_line[cseq_line.index(":") + 1 :].strip()
+        )
         if method is not None and cseq.method != method:
             raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
     except SipParseError as exc:
