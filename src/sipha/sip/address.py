@@ -13,6 +13,8 @@ Parsing is one pass: read a quoted display name (if any) with the shared quoted-
 then ``find('<')``/``find('>')``, then hand the bracket contents to :func:`parse_uri` and the
 tail to :func:`parse_params`. Lists are split first with :func:`split_comma`, which already
 skips commas inside quotes and brackets. Everything malformed raises SipParseError.
+A display name that is a single token (the usual ``sipp <sip:...>``) is taken as is, without
+the word split the general rule needs.
 """
 
 from __future__ import annotations

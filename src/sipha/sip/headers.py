@@ -12,6 +12,10 @@ Character-class checks use the "strip trick": ``not s.strip(CHARS)`` is true exa
 character of ``s`` is in ``CHARS`` (strip removes a run from each end and stops at the first
 character outside the set). It runs in C and allocates at most one string.
 
+CSeq is parsed for every message, so :func:`parse_cseq` reads the usual ``4711 INVITE`` with a
+``partition`` and two character checks, and ``_cseq_in_line`` with one anchored regex over the
+whole header line; any other spelling goes to the general grammar, which alone decides errors.
+
 Any malformed input raises :class:`~sipha.sip.errors.SipParseError` (status 400); misuse of the
 API (e.g. quoting a string with a bare CR) raises ``ValueError``.
 """

@@ -15,7 +15,14 @@ Max-Forwards rewrites exactly the lines it touched and nothing else.
 Lookups use ``list.index`` on the names list, a C loop, which beats building a dict for the dozen
 headers a typical message carries. The parsed values every node reads (Call-ID, CSeq, top Via,
 From, To) are cached in slots of their own rather than in a dict: a slot read is the cheapest
-attribute access Python has, and a message is built per datagram.
+attribute access Python has, and a message is built per datagram. An edit empties only the
+slot of the header it touched.
+
+The top Via is read with one regex match over its whole header line when the line holds one
+value of the common shape (:func:`~sipha.sip.via._via_in_line`); otherwise the value is
+unfolded, split on commas and parsed by :func:`~sipha.sip.via.parse_via`. The edits every hop
+makes (push a Via, add a Record-Route, decrement Max-Forwards, stamp received/rport) write the
+line directly from a name they already know instead of resolving its spelling again.
 """
 
 from __future__ import annotations

@@ -6,31 +6,37 @@ Theory of operation
 answer 400 when it must not go further:
 
 1. find the end of the header section (one ``bytes.find``), refuse oversized input;
-2. decode the header section as UTF-8 in one C call and split it into lines;
+2. decode the header section as UTF-8 in one C call, refuse a NUL, split it into lines on
+   CRLF and refuse a bare CR or LF;
 3. read the start line, then per header line only the name (up to the colon), folding
    continuation lines into the line above;
 4. check the headers every message needs (Via, From, To, Call-ID, CSeq), that CSeq names the
    request's method and that Content-Length fits the bytes that came.
 
-Step 3 has a fast path and an exact path. Nearly every message on the wire writes each header
-as ``Name: value`` on one line, the name a token right against its colon. For those, one
-``findall`` over the lowercased lines (joined with NUL, which step 2 has refused, so that the
-same string also shows a bare CR or LF with two C searches) returns every name already
-normalized (``_fast_header_names``); it is trusted only when it found exactly one name per
-header line,
-so a folded line, a line without a colon, white space before a colon or a name that is not a
-token all make it decline. It also declines when a limit (header count, line length) is near.
-Whenever it declines, ``_split_header_lines`` decides, exactly as it always did, with its own
-error messages. CSeq has the same arrangement inside :func:`~sipha.sip.headers.parse_cseq`.
-``tests/sip/test_parser_fast_paths.py`` checks on generated and mutated messages that each
-fast path gives the exact path's answer whenever it answers at all.
+Every step is a C-level call over the whole header section, not a Python loop over its lines,
+because this runs for every datagram a node receives. Two of them have a fast path for the
+way (nearly) every sender writes and fall back to the exact path for anything else:
+
+* Header names (step 3). The lines are joined with NUL, a character step 2 has refused, so
+  the joined string shows a bare CR or LF with two ``in`` searches and, lowercased, feeds one
+  ``findall`` that returns every name written as a token right against its colon
+  (``_fast_header_names``). Its answer is used only when it found exactly one name per header
+  line and no limit (header count, line length) is near: a folded line, a line without a
+  colon, white space before a colon or a name that is not a token all make the counts differ.
+  Then ``_split_header_lines`` decides, exactly as before the fast path existed, with its own
+  error messages.
+* CSeq (step 4). One match over the whole ``CSeq: 4711 INVITE`` line
+  (:func:`~sipha.sip.headers._cseq_in_line`); any other spelling goes to ``parse_cseq``.
+
+A fast path never decides an error: when it declines, the exact path gives the answer and the
+error it always gave. ``tests/sip/test_parser_fast_paths.py`` feeds generated and mutated input
+to both paths and requires the same result or the same SipParseError status.
 
 Every other value stays text until a caller asks for it (see :mod:`sipha.sip.message`).
-Nothing here backtracks: each step is a linear scan (the one regex is anchored on CRLF and
-uses a possessive repeat of a class that excludes CR and LF), so parsing time is linear in
-the input.
-Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To, Call-ID,
-CSeq) so that the caller can still answer 400.
+Nothing here backtracks: each step is a linear scan, and each regex is a possessive repeat of
+a character class anchored on a delimiter it cannot contain, so parsing time is linear in the
+input. Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To,
+Call-ID, CSeq) so that the caller can still answer 400.
 
 ``StreamParser`` frames messages on a TCP byte stream by Content-Length (§18.3) and bounds what
 it buffers: a peer that sends a never-ending header gets an error, not our memory.

@@ -15,6 +15,13 @@ unescaped, so ``sip:%61lice@h`` and ``sip:alice@h`` hold the same ``user``; ``__
 what its part's grammar requires. Escapes decode as UTF-8 with ``surrogateescape`` so any octet
 sequence survives a parse/serialize round trip.
 
+Most URIs a node reads (Request-URI, From, To) are ``sip:user@host:port`` with plain
+parameters. :func:`parse_uri` first tries one linear regex for that shape (an IPv4 host is its
+own alternative, so it needs no second check) and builds the :class:`SipUri` through its slot
+descriptors; anything else (escapes, a password, IPv6, URI headers, other schemes, upper-case
+schemes) goes to the exact path above. The two agree on every input
+(``tests/sip/test_parser_fast_paths.py``).
+
 The dataclass ``==`` is structural (host case kept as written, params order-insensitive); use
 :func:`uri_equal` for the RFC 3261 §19.1.4 rules. Objects are frozen: treat ``params`` and
 ``headers`` as read-only and build new URIs with :meth:`SipUri.with_`.
