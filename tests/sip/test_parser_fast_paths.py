@@ -18,7 +18,12 @@ from hypothesis import strategies as st
 from sipha.sip import DEFAULT_LIMITS, Limits, Request, SipParseError, parse_message
 from sipha.sip.address import _check_display_words, _check_display_words_exact
 from sipha.sip.headers import _cseq_in_line, _parse_cseq_exact, parse_cseq, split_comma
-from sipha.sip.parser import _fast_header_names, _split_header_lines
+from sipha.sip.parser import (
+    _REQUEST_LINE,
+    _fast_header_names,
+    _request_line,
+    _split_header_lines,
+)
 from sipha.sip.uri import SipUri, _parse_uri_exact, parse_uri
 from sipha.sip.via import Via, _parse_via_exact, parse_via
 from tests.messages import sipp_invite, sipp_ok
@@ -129,6 +134,36 @@ def test_header_names_fast_path_agrees_on_mutated_messages(data: bytes, limits: 
     except UnicodeDecodeError:
         return
     _check_names(head, limits)
+
+
+# -- request line ---------------------------------------------------------------------------
+
+
+@st.composite
+def _request_lines(draw: st.DrawFn) -> str:
+    method = _mostly(draw, st.sampled_from(["INVITE", "ACK", "BYE", "x-Ext.1"]),
+                     st.text(alphabet=_TOKEN + _EDGE, max_size=8))
+    uri = _mostly(draw, st.sampled_from(["sip:a@b", "sip:service@127.0.0.1:5060", "tel:+1",
+                                         "urn:x:y", "sip:\u00e9@h\t"]),
+                  st.text(alphabet="sip:@ab\u00e9\u0663 \t", max_size=12))
+    version = _mostly(draw, st.just("SIP/2.0"), st.sampled_from(["sip/2.0", "SIP/3.0", ""]))
+    sep = _mostly(draw, st.just(" "), st.sampled_from(["  ", "\t", ""]))
+    line = f"{method}{sep}{uri} {version}"
+    if draw(st.integers(0, 4)) == 0:
+        line = _mutate(draw, line, _TOKEN + _EDGE)
+    return line
+
+
+@given(_request_lines(), st.sampled_from([DEFAULT_LIMITS, Limits(max_line_length=20)]))
+@SETTINGS
+@example("INVITE sip:service@127.0.0.1:5060 SIP/2.0", DEFAULT_LIMITS)
+@example("INVITE \u00e9x:y SIP/2.0", DEFAULT_LIMITS)
+@example("INVITE sip:" + "a" * 30 + " SIP/2.0", Limits(max_line_length=20))
+def test_request_line_fast_path_agrees_with_exact_path(start: str, limits: Limits) -> None:
+    m = _REQUEST_LINE.fullmatch(start)
+    if m is None or len(start) > limits.max_line_length:
+        return  # parse_message calls _request_line alone
+    assert _outcome(lambda: _request_line(start, b"", limits)) == (True, m.groups())
 
 
 # -- CSeq -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ answer 400 when it must not go further:
    request's method and that Content-Length fits the bytes that came.
 
 Every step is a C-level call over the whole header section, not a Python loop over its lines,
-because this runs for every datagram a node receives. Two of them have a fast path for the
+because this runs for every datagram a node receives. Three of them have a fast path for the
 way (nearly) every sender writes and fall back to the exact path for anything else:
 
 * Header names (step 3). The lines are joined with NUL, a character step 2 has refused, so
@@ -25,6 +25,7 @@ way (nearly) every sender writes and fall back to the exact path for anything el
   colon, white space before a colon or a name that is not a token all make the counts differ.
   Then ``_split_header_lines`` decides, exactly as before the fast path existed, with its own
   error messages.
+* The request line (step 3). One match for the usual spelling, ``_request_line`` otherwise.
 * CSeq (step 4). One match over the whole ``CSeq: 4711 INVITE`` line
   (:func:`~sipha.sip.headers._cseq_in_line`); any other spelling goes to ``parse_cseq``.
 
@@ -64,6 +65,10 @@ _NAME_CHARS = _TOKEN_CHARS | {"\n"}
 # back, so the scan is linear.
 _NAME_LINE = re.compile(r"\x00([a-z0-9\-.!%*_+`'~]++):")
 _COMPACT_NAMES = frozenset(COMPACT_FORMS)
+# A request line as senders write it: a token method, a Request-URI with an ASCII
+# alphanumeric scheme and no space, "SIP/2.0" in upper case. Whatever it accepts,
+# _request_line accepts with the same method and URI; anything else goes there.
+_REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]++) ([A-Za-z0-9]++:[^ ]*+) SIP/2\.0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +233,26 @@ def _fast_header_names(joined: str, lines: list[str], limits: Limits) -> list[st
     return names
 
 
+def _request_line(start: str, data: bytes, limits: Limits) -> tuple[str, str]:
+    """Method and Request-URI of any request line; raises SipParseError for a bad one."""
+    parts = start.split(" ")
+    if len(parts) != 3:
+        raise SipParseError("bad request line")
+    method, ruri, version = parts
+    if not _is_token(method):
+        raise SipParseError(f"bad method {method[:20]!r}")
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
+        raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
+                            partial=_salvage_raw(data, method))
+    colon = ruri.find(":")
+    if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
+        # The scheme is all we insist on here; the rest of the URI is parsed on demand.
+        raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
+                            partial=_salvage_raw(data, method))
+    return method, ruri
+
+
 def _early(data: bytes, reason: str) -> SipParseError:
     """An error found before the header lines were split: salvage from the raw bytes, for a
     request whose start line reads as one."""
@@ -289,21 +314,11 @@ def parse_message(
         if status < 100 or status > 699:
             raise SipParseError(f"status code out of range: {status}")
     else:
-        parts = start.split(" ")
-        if len(parts) != 3:
-            raise SipParseError("bad request line")
-        method, ruri, version = parts
-        if not _is_token(method):
-            raise SipParseError(f"bad method {method[:20]!r}")
-        if version != "SIP/2.0" and version.upper() != "SIP/2.0":
-            # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
-            raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
-                                partial=_salvage_raw(data, method))
-        colon = ruri.find(":")
-        if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
-            # The scheme is all we insist on here; the rest of the URI is parsed on demand.
-            raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
-                                partial=_salvage_raw(data, method))
+        m = _REQUEST_LINE.fullmatch(start)
+        if m is not None and len(start) <= limits.max_line_length:
+            method, ruri = m.groups()
+        else:
+            method, ruri = _request_line(start, data, limits)
 
     names_ = _fast_header_names(joined, head_lines, limits)
     if names_ is not None:
