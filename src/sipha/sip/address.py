@@ -13,12 +13,14 @@ Parsing is one pass: read a quoted display name (if any) with the shared quoted-
 then ``find('<')``/``find('>')``, then hand the bracket contents to :func:`parse_uri` and the
 tail to :func:`parse_params`. Lists are split first with :func:`split_comma`, which already
 skips commas inside quotes and brackets. Everything malformed raises SipParseError.
+A display name that is a single token (the usual ``sipp <sip:...>``) is taken as is, without
+the word split the general rule needs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.headers import (
@@ -31,6 +33,9 @@ from sipha.sip.headers import (
     split_comma,
 )
 from sipha.sip.uri import Uri, parse_uri
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "NameAddr",
@@ -113,6 +118,31 @@ class NameAddr:
         return _parse_qvalue(self.params["q"])
 
 
+# A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
+# slot descriptors does the same at about half the cost, and nodes read From and To of most
+# messages.
+_new_object: Final = object.__new__
+_set_uri: Final[Callable[[NameAddr, Uri], None]] = NameAddr.__dict__["uri"].__set__
+_set_display: Final[Callable[[NameAddr, str | None], None]] = (
+    NameAddr.__dict__["display_name"].__set__
+)
+_set_params: Final[Callable[[NameAddr, dict[str, str | None]], None]] = (
+    NameAddr.__dict__["params"].__set__
+)
+_set_bracketed: Final[Callable[[NameAddr, bool], None]] = NameAddr.__dict__["bracketed"].__set__
+
+
+def _name_addr(
+    uri: Uri, display: str | None, params: dict[str, str | None], bracketed: bool
+) -> NameAddr:
+    addr: NameAddr = _new_object(NameAddr)
+    _set_uri(addr, uri)
+    _set_display(addr, display)
+    _set_params(addr, params)
+    _set_bracketed(addr, bracketed)
+    return addr
+
+
 def _parse_qvalue(value: str | None) -> float:
     # RFC 3261 §25.1: qvalue = ("0" ["." 0*3DIGIT]) / ("1" ["." 0*3("0")])
     if value is None:
@@ -131,6 +161,13 @@ def _parse_qvalue(value: str | None) -> float:
 def _check_display_words(text: str) -> str | None:
     # RFC 3261 §25.1: display-name = *(token LWS) / quoted-string. Non-ASCII is tolerated
     # unquoted because real user agents send UTF-8 names that way.
+    word = text.strip(_WS)
+    if word and not word.strip(TOKEN_CHARS):
+        return word  # the common single token: what the general split below returns
+    return _check_display_words_exact(text)
+
+
+def _check_display_words_exact(text: str) -> str | None:
     words = [w for w in text.replace("\t", " ").split(" ") if w]
     if not words:
         return None
@@ -167,7 +204,7 @@ def parse_name_addr(value: str) -> NameAddr:
     uri = parse_uri(s[lt + 1 : gt])
     tail = s[gt + 1 :]
     params = parse_params(tail) if tail else {}
-    return NameAddr(uri, display, params, True)
+    return _name_addr(uri, display, params, True)
 
 
 def _parse_addr_spec(s: str) -> NameAddr:
@@ -177,7 +214,7 @@ def _parse_addr_spec(s: str) -> NameAddr:
     raw_uri, semi, tail = s.partition(";")
     uri = parse_uri(raw_uri.rstrip(_WS))
     params = parse_params(";" + tail) if semi else {}
-    return NameAddr(uri, None, params, False)
+    return _name_addr(uri, None, params, False)
 
 
 def parse_name_addr_list(value: str) -> list[NameAddr]:

@@ -12,14 +12,22 @@ Character-class checks use the "strip trick": ``not s.strip(CHARS)`` is true exa
 character of ``s`` is in ``CHARS`` (strip removes a run from each end and stops at the first
 character outside the set). It runs in C and allocates at most one string.
 
+CSeq is parsed for every message, so :func:`parse_cseq` reads the usual ``4711 INVITE`` with a
+``partition`` and two character checks, and ``_cseq_in_line`` with one anchored regex over the
+whole header line; any other spelling goes to the general grammar, which alone decides errors.
+
 Any malformed input raises :class:`~sipha.sip.errors.SipParseError` (status 400); misuse of the
 API (e.g. quoting a string with a bare CR) raises ``ValueError``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 from sipha.sip.errors import SipParseError
 
@@ -191,8 +199,21 @@ MULTI_VALUED: Final[frozenset[str]] = frozenset(
 )
 
 
+# The spellings callers use (canonical, lower case, compact), resolved once: nodes normalize a
+# name on every header access.
+_NORMALIZED: Final[dict[str, str]] = {
+    **{n: n.lower() for n in _CANONICAL_SPELLINGS},
+    **{n.lower(): n.lower() for n in _CANONICAL_SPELLINGS},
+    **COMPACT_FORMS,
+    **{c.upper(): full for c, full in COMPACT_FORMS.items()},
+}
+
+
 def normalize_name(name: str) -> str:
     """Lowercase ``name`` and expand a compact form (``"v"`` -> ``"via"``)."""
+    known = _NORMALIZED.get(name)
+    if known is not None:
+        return known
     lowered = name.lower()
     if len(lowered) == 1:
         return COMPACT_FORMS.get(lowered, lowered)
@@ -461,12 +482,55 @@ class CSeq:
 
 _CSEQ_MAX: Final = 2**31 - 1
 
+# A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
+# slot descriptors does the same at about half the cost, and every parsed message has a CSeq.
+_new_object: Final = object.__new__
+_set_seq: Final[Callable[[CSeq, int], None]] = CSeq.__dict__["seq"].__set__
+_set_method: Final[Callable[[CSeq, str], None]] = CSeq.__dict__["method"].__set__
+
 
 def parse_cseq(value: str) -> CSeq:
     """Parse ``"4711 INVITE"``. The number must be 0..2**31-1 and the method a token.
 
     Raises SipParseError otherwise.
     """
+    number, _, method = value.partition(" ")
+    # The form every sender writes: one space, ASCII digits, a token. Nine digits cannot pass
+    # 2**31-1 and a token holds no white space, so this is what the exact path returns; any
+    # other spelling (tabs, more spaces, ten digits, a bad method) goes there.
+    if (
+        number.isdigit()
+        and len(number) < 10
+        and number.isascii()
+        and method
+        and not method.strip(TOKEN_CHARS)
+    ):
+        cseq: CSeq = _new_object(CSeq)
+        _set_seq(cseq, int(number))
+        _set_method(cseq, method)
+        return cseq
+    return _parse_cseq_exact(value)
+
+
+# A whole "CSeq: 4711 INVITE" header line in the form every sender writes (name, colon, the
+# blanks unfolding strips, at most 9 digits, one space, a token method). Possessive repeats of
+# classes that each stop at the next literal: linear.
+_CSEQ_LINE: Final = re.compile(r"[^:]*+:[ \t]*+([0-9]{1,9}) ([A-Za-z0-9\-.!%*_+`'~]++)[ \t]*+")
+
+
+def _cseq_in_line(line: str) -> CSeq | None:
+    """The CSeq of a header line in the common form, else None (the caller then unfolds the
+    value and calls :func:`parse_cseq`, which decides alone)."""
+    m = _CSEQ_LINE.fullmatch(line)
+    if m is None:
+        return None
+    cseq: CSeq = _new_object(CSeq)
+    _set_seq(cseq, int(m[1]))
+    _set_method(cseq, m[2])
+    return cseq
+
+
+def _parse_cseq_exact(value: str) -> CSeq:
     number, method = split_lws(value)
     seq = parse_uint(number, name="CSeq", maximum=_CSEQ_MAX)
     if not method or method.strip(TOKEN_CHARS):

@@ -13,13 +13,22 @@ edited one joins its (mostly untouched) lines again, so a proxy that prepends a 
 Max-Forwards rewrites exactly the lines it touched and nothing else.
 
 Lookups use ``list.index`` on the names list, a C loop, which beats building a dict for the dozen
-headers a typical message carries.
+headers a typical message carries. The parsed values every node reads (Call-ID, CSeq, top Via,
+From, To) are cached in slots of their own rather than in a dict: a slot read is the cheapest
+attribute access Python has, and a message is built per datagram. An edit empties only the
+slot of the header it touched.
+
+The top Via is read with one regex match over its whole header line when the line holds one
+value of the common shape (:func:`~sipha.sip.via._via_in_line`); otherwise the value is
+unfolded, split on commas and parsed by :func:`~sipha.sip.via.parse_via`. The edits every hop
+makes (push a Via, add a Record-Route, decrement Max-Forwards, stamp received/rport) write the
+line directly from a name they already know instead of resolving its spelling again.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .address import NameAddr, parse_contact_list, parse_name_addr
 from .errors import SipParseError
@@ -34,13 +43,19 @@ from .headers import (
 )
 from .status import reason_phrase
 from .uri import AbsoluteUri, SipUri, TelUri, parse_uri
-from .via import Via, parse_via, parse_via_list
+from .via import Via, _via_in_line, parse_via, parse_via_list
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Literal
 
 _CRLF = "\r\n"
+
+
+# Which cache slot an edit of a header (by normalized name) makes stale.
+_CACHE_SLOTS: dict[str, str] = {
+    "call-id": "_call_id", "cseq": "_cseq", "via": "_via", "from": "_from", "to": "_to",
+}
 
 
 def _unfold(value: str) -> str:
@@ -58,14 +73,20 @@ class Message(ABC):
     :meth:`get_all`. Lazy accessors raise :class:`SipParseError` for a malformed value.
     """
 
-    __slots__ = ("_cache", "_lines", "_names", "_raw", "body")
+    __slots__ = ("_call_id", "_cseq", "_from", "_lines", "_names", "_raw", "_to", "_via", "body")
 
     def __init__(self, names: list[str], lines: list[str], body: bytes, raw: bytes | None) -> None:
+        # Request and Response set these same slots themselves rather than call this: one
+        # Python call less per parsed datagram. Keep the three in step.
         self._names = names
         self._lines = lines
         self.body = body
         self._raw = raw
-        self._cache: dict[str, Any] | None = None
+        self._call_id: str | None = None
+        self._cseq: CSeq | None = None
+        self._via: Via | None = None
+        self._from: NameAddr | None = None
+        self._to: NameAddr | None = None
 
     # -- start line (subclasses) -------------------------------------------------------------
     @abstractmethod
@@ -78,10 +99,9 @@ class Message(ABC):
         return _unfold(line[line.index(":") + 1 :])
 
     def _index(self, key: str) -> int:
-        try:
-            return self._names.index(key)
-        except ValueError:
-            return -1
+        # Two C scans of a dozen names cost less than the ValueError of a missing one.
+        names = self._names
+        return names.index(key) if key in names else -1
 
     def has(self, name: str) -> bool:
         """True if a header of that name (full or compact, any case) is present."""
@@ -123,12 +143,12 @@ class Message(ABC):
         # Only the edited header's parsed value goes stale: a proxy that pushes a Via still
         # reads the CSeq it parsed before without parsing it again.
         self._raw = None
-        cache = self._cache
-        if cache is not None:
-            if key is None:
-                self._cache = None
-            else:
-                cache.pop(key, None)
+        if key is None:
+            self._call_id = self._cseq = self._via = self._from = self._to = None
+        else:
+            slot = _CACHE_SLOTS.get(key)
+            if slot is not None:
+                setattr(self, slot, None)
 
     @staticmethod
     def _line(name: str, value: str) -> str:
@@ -143,18 +163,21 @@ class Message(ABC):
 
     def insert_header(self, name: str, value: str) -> None:
         """Insert a header line above the first one of the same name (or at the top)."""
-        key = normalize_name(name)
-        i = self._index(key)
-        if i < 0:
+        self._insert(normalize_name(name), self._line(name, value))
+
+    def _insert(self, key: str, line: str) -> None:
+        names = self._names
+        if key in names:
+            i = names.index(key)
+        else:
             # A new kind of header goes right below the Vias, where readers of the wire expect
             # routing headers to be.
             i = 0
             if key != "via":
-                names = self._names
                 while i < len(names) and names[i] == "via":
                     i += 1
-        self._names.insert(i, key)
-        self._lines.insert(i, self._line(name, value))
+        names.insert(i, key)
+        self._lines.insert(i, line)
         self._touch(key)
 
     def set_header(self, name: str, value: str) -> None:
@@ -196,6 +219,8 @@ class Message(ABC):
             return None
         value = self._value_at(i)
         parts = split_comma(value) if "," in value else [value]
+        if not parts:
+            raise SipParseError(f"empty {canonical_name(key)} header")
         if len(parts) <= 1:
             del self._names[i]
             del self._lines[i]
@@ -206,7 +231,8 @@ class Message(ABC):
 
     def push_via(self, value: str) -> None:
         """Add a Via value on top (RFC 3261 §16.6 step 8)."""
-        self.insert_header("via", value)
+        # insert_header("via", value) without resolving a spelling we know: every hop does it.
+        self._insert("via", f"Via: {value}")
 
     def pop_via(self) -> str | None:
         """Remove the topmost Via value (RFC 3261 §16.7 step 3); return it."""
@@ -217,9 +243,8 @@ class Message(ABC):
         i = self._index("via")
         if i < 0:
             raise SipParseError("no Via header")
-        current = self._value_at(i)
-        if "," in current:
-            rest = split_comma(current)[1:]
+        if "," in self._lines[i]:  # only a list needs the value unfolded and split
+            rest = split_comma(self._value_at(i))[1:]
             value = ", ".join([value, *rest])
         self._replace_value(i, value)
 
@@ -229,15 +254,16 @@ class Message(ABC):
         Returns True if the Via needed a change.
         """
         via = self.via
-        new = via.with_received(host, port)
-        if new == str(via):
+        # Via.with_received without serializing the Via twice to learn that nothing changed.
+        params = via._received_params(host, port)
+        if params is None:
             return False
-        self.set_top_via(new)
+        self.set_top_via(via._format(params))
         return True
 
     def add_record_route(self, value: str) -> None:
         """Add a Record-Route value on top (RFC 3261 §16.6 step 4)."""
-        self.insert_header("record-route", value)
+        self._insert("record-route", f"Record-Route: {value}")
 
     def pop_route(self) -> str | None:
         """Remove the topmost Route value (RFC 3261 §16.4); return it."""
@@ -255,8 +281,9 @@ class Message(ABC):
     def __bytes__(self) -> bytes:
         raw = self._raw
         if raw is None:
-            head = _CRLF.join([self.start_line(), *self._lines])
-            raw = (head + "\r\n\r\n").encode("utf-8") + self.body
+            # The two empty items end the header section with CRLF CRLF in the same join.
+            head = _CRLF.join([self.start_line(), *self._lines, "", ""])
+            raw = head.encode("utf-8") + self.body
             self._raw = raw
         return raw
 
@@ -272,52 +299,52 @@ class Message(ABC):
         return f"<{type(self).__name__} {self.start_line()!r} call-id={self.get('call-id')!r}>"
 
     # -- cached typed accessors ---------------------------------------------------------------
-    def _cached(self, key: str) -> Any:
-        c = self._cache
-        if c is None:
-            return None
-        return c.get(key)
-
-    def _store(self, key: str, value: Any) -> None:
-        if self._cache is None:
-            self._cache = {}
-        self._cache[key] = value
-
     def _required(self, key: str) -> str:
-        i = self._index(key)
-        if i < 0:
-            raise SipParseError(f"missing {canonical_name(key)} header")
-        return self._value_at(i)
+        try:
+            i = self._names.index(key)
+        except ValueError:
+            raise SipParseError(f"missing {canonical_name(key)} header") from None
+        line = self._lines[i]
+        value = line[line.index(":") + 1 :]
+        # _unfold inline: a folded value is rare and this runs several times per message.
+        return value.strip() if "\n" not in value else _unfold(value)
 
     @property
     def call_id(self) -> str:
         """The Call-ID value; raises SipParseError if absent."""
-        v = self._cached("call-id")
+        v = self._call_id
         if v is None:
-            v = self._required("call-id")
-            self._store("call-id", v)
-        return v  # type: ignore[no-any-return]
+            v = self._call_id = self._required("call-id")
+        return v
 
     @property
     def cseq(self) -> CSeq:
         """The parsed CSeq."""
-        v = self._cached("cseq")
+        v = self._cseq
         if v is None:
-            v = parse_cseq(self._required("cseq"))
-            self._store("cseq", v)
-        return v  # type: ignore[no-any-return]
+            v = self._cseq = parse_cseq(self._required("cseq"))  # parse_message caches it
+        return v
 
     @property
     def via(self) -> Via:
         """The topmost Via, parsed."""
-        v = self._cached("via")
+        v = self._via
         if v is None:
-            value = self._required("via")
-            if "," in value:
-                value = split_comma(value)[0]
-            v = parse_via(value)
-            self._store("via", v)
-        return v  # type: ignore[no-any-return]
+            try:
+                line = self._lines[self._names.index("via")]
+            except ValueError:
+                raise SipParseError("missing Via header") from None
+            v = _via_in_line(line)  # a single common value: one match over the line
+            if v is None:
+                value = _unfold(line[line.index(":") + 1 :])
+                if "," in value:
+                    parts = split_comma(value)
+                    if not parts:
+                        raise SipParseError("empty Via header")
+                    value = parts[0]
+                v = parse_via(value)
+            self._via = v
+        return v
 
     @property
     def vias(self) -> list[Via]:
@@ -330,20 +357,18 @@ class Message(ABC):
     @property
     def from_(self) -> NameAddr:
         """The From header, parsed."""
-        v = self._cached("from")
+        v = self._from
         if v is None:
-            v = parse_name_addr(self._required("from"))
-            self._store("from", v)
-        return v  # type: ignore[no-any-return]
+            v = self._from = parse_name_addr(self._required("from"))
+        return v
 
     @property
     def to(self) -> NameAddr:
         """The To header, parsed."""
-        v = self._cached("to")
+        v = self._to
         if v is None:
-            v = parse_name_addr(self._required("to"))
-            self._store("to", v)
-        return v  # type: ignore[no-any-return]
+            v = self._to = parse_name_addr(self._required("to"))
+        return v
 
     @property
     def from_tag(self) -> str | None:
@@ -401,10 +426,19 @@ class Message(ABC):
         if i < 0:
             self.add_header("Max-Forwards", str(default - 1))
             return default - 1
-        value = parse_uint(self._value_at(i), name="Max-Forwards", maximum=255) - 1
+        line = self._lines[i]
+        colon = line.index(":")
+        text = line[colon + 1 :].strip()
+        # Every hop does this: the plain form ("70") is read directly, anything else (white
+        # space inside, folding, more digits) by parse_uint, which then decides alone.
+        value = int(text) if text.isdigit() and len(text) < 4 and text.isascii() else -1
+        if not 0 <= value <= 255:
+            value = parse_uint(_unfold(line[colon + 1 :]), name="Max-Forwards", maximum=255)
+        value -= 1
         if value < 0:
             raise SipParseError("Max-Forwards exhausted", status=483)
-        self._replace_value(i, str(value))
+        self._lines[i] = f"{line[:colon]}: {value}"
+        self._raw = None  # no cached value depends on Max-Forwards
         return value
 
 
@@ -422,7 +456,12 @@ class Request(Message):
         body: bytes = b"",
         raw: bytes | None = None,
     ) -> None:
-        super().__init__(names, lines, body, raw)
+        # The slots of Message.__init__, set inline (see there).
+        self._names = names
+        self._lines = lines
+        self.body = body
+        self._raw = raw
+        self._call_id = self._cseq = self._via = self._from = self._to = None
         self.method = method
         self.ruri = ruri
         self._ruri: SipUri | TelUri | AbsoluteUri | None = None
@@ -467,7 +506,12 @@ class Response(Message):
         body: bytes = b"",
         raw: bytes | None = None,
     ) -> None:
-        super().__init__(names, lines, body, raw)
+        # The slots of Message.__init__, set inline (see there).
+        self._names = names
+        self._lines = lines
+        self.body = body
+        self._raw = raw
+        self._call_id = self._cseq = self._via = self._from = self._to = None
         self.status = status
         self.reason = reason
 

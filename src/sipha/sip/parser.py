@@ -6,16 +6,38 @@ Theory of operation
 answer 400 when it must not go further:
 
 1. find the end of the header section (one ``bytes.find``), refuse oversized input;
-2. decode the header section as UTF-8 in one C call and split it into lines;
+2. decode the header section as UTF-8 in one C call, refuse a NUL, split it into lines on
+   CRLF and refuse a bare CR or LF;
 3. read the start line, then per header line only the name (up to the colon), folding
    continuation lines into the line above;
 4. check the headers every message needs (Via, From, To, Call-ID, CSeq), that CSeq names the
    request's method and that Content-Length fits the bytes that came.
 
+Every step is a C-level call over the whole header section, not a Python loop over its lines,
+because this runs for every datagram a node receives. Three of them have a fast path for the
+way (nearly) every sender writes and fall back to the exact path for anything else:
+
+* Header names (step 3). The lines are joined with NUL, a character step 2 has refused, so
+  the joined string shows a bare CR or LF with two ``in`` searches and, lowercased, feeds one
+  ``findall`` that returns every name written as a token right against its colon
+  (``_fast_header_names``). Its answer is used only when it found exactly one name per header
+  line and no limit (header count, line length) is near: a folded line, a line without a
+  colon, white space before a colon or a name that is not a token all make the counts differ.
+  Then ``_split_header_lines`` decides, exactly as before the fast path existed, with its own
+  error messages.
+* The request line (step 3). One match for the usual spelling, ``_request_line`` otherwise.
+* CSeq (step 4). One match over the whole ``CSeq: 4711 INVITE`` line
+  (:func:`~sipha.sip.headers._cseq_in_line`); any other spelling goes to ``parse_cseq``.
+
+A fast path never decides an error: when it declines, the exact path gives the answer and the
+error it always gave. ``tests/sip/test_parser_fast_paths.py`` feeds generated and mutated input
+to both paths and requires the same result or the same SipParseError status.
+
 Every other value stays text until a caller asks for it (see :mod:`sipha.sip.message`).
-Nothing here backtracks: each step is a linear scan, so parsing time is linear in the input.
-Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To, Call-ID,
-CSeq) so that the caller can still answer 400.
+Nothing here backtracks: each step is a linear scan, and each regex is a possessive repeat of
+a character class anchored on a delimiter it cannot contain, so parsing time is linear in the
+input. Any failure is a :class:`SipParseError` carrying what was salvaged (Via, From, To,
+Call-ID, CSeq) so that the caller can still answer 400.
 
 ``StreamParser`` frames messages on a TCP byte stream by Content-Length (§18.3) and bounds what
 it buffers: a peer that sends a never-ending header gets an error, not our memory.
@@ -23,10 +45,11 @@ it buffers: a peer that sends a never-ending header gets an error, not our memor
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import PartialMessage, SipParseError
-from .headers import COMPACT_FORMS, parse_cseq
+from .headers import COMPACT_FORMS, TOKEN_CHARS, _cseq_in_line, parse_cseq
 from .message import Request, Response
 
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
@@ -35,6 +58,17 @@ _TOKEN_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~"
 )
 _NAME_CHARS = _TOKEN_CHARS | {"\n"}
+# One header line of the form (almost) every sender uses: a token name right against its
+# colon, at the start of a line. It runs over the lowercased lines joined with NUL (a byte the
+# header section cannot hold, see parse_message) and yields the lowercase names in order. A
+# match starts only at a NUL and cannot cross one, and the possessive ``++`` gives nothing
+# back, so the scan is linear.
+_NAME_LINE = re.compile(r"\x00([a-z0-9\-.!%*_+`'~]++):")
+_COMPACT_NAMES = frozenset(COMPACT_FORMS)
+# A request line as senders write it: a token method, a Request-URI with an ASCII
+# alphanumeric scheme and no space, "SIP/2.0" in upper case. Whatever it accepts,
+# _request_line accepts with the same method and URI; anything else goes there.
+_REQUEST_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]++) ([A-Za-z0-9]++:[^ ]*+) SIP/2\.0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +155,7 @@ def salvage(message: Request | Response) -> PartialMessage:
 
 
 def _is_token(s: str) -> bool:
-    return bool(s) and _TOKEN_CHARS.issuperset(s)
+    return bool(s) and not s.strip(TOKEN_CHARS)
 
 
 def _fold(head_lines: list[str]) -> tuple[list[str], SipParseError | None]:
@@ -178,15 +212,45 @@ def _split_header_lines(
     return names, lines, None
 
 
-def _content_length_value(names: list[str], lines: list[str]) -> int | None:
-    try:
-        i = names.index("content-length")
-    except ValueError:
+def _fast_header_names(joined: str, lines: list[str], limits: Limits) -> list[str] | None:
+    """The normalized header names, if every header line is ``token:...`` and no limit is
+    near; None when ``_split_header_lines`` must decide. ``lines`` is the header section
+    split on CRLF, start line first, and ``joined`` the same lines joined with NUL."""
+    breaks = len(lines) - 1
+    if not 0 < breaks <= limits.max_headers:
         return None
-    text = lines[i][lines[i].index(":") + 1 :].strip()
-    if not text.isdigit() or not text.isascii() or len(text) > 10:
-        raise SipParseError(f"bad Content-Length {text[:20]!r}")
-    return int(text)
+    if len(joined) > limits.max_line_length and max(map(len, lines)) > limits.max_line_length:
+        return None
+    names: list[str] = _NAME_LINE.findall(joined.lower())
+    if len(names) != breaks:
+        # Some line is folded, has no colon, or has a name that is not a token as written.
+        return None
+    if not _COMPACT_NAMES.isdisjoint(names):
+        # Cheaper than looking for one-letter names, and it hashes the names once for the
+        # mandatory-header check that follows.
+        compact = COMPACT_FORMS
+        names = [compact.get(n, n) if len(n) == 1 else n for n in names]
+    return names
+
+
+def _request_line(start: str, data: bytes, limits: Limits) -> tuple[str, str]:
+    """Method and Request-URI of any request line; raises SipParseError for a bad one."""
+    parts = start.split(" ")
+    if len(parts) != 3:
+        raise SipParseError("bad request line")
+    method, ruri, version = parts
+    if not _is_token(method):
+        raise SipParseError(f"bad method {method[:20]!r}")
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
+        raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
+                            partial=_salvage_raw(data, method))
+    colon = ruri.find(":")
+    if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
+        # The scheme is all we insist on here; the rest of the URI is parsed on demand.
+        raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
+                            partial=_salvage_raw(data, method))
+    return method, ruri
 
 
 def _early(data: bytes, reason: str) -> SipParseError:
@@ -227,8 +291,10 @@ def parse_message(
     if "\x00" in head:
         raise _early(data, "NUL byte in the header section")
     head_lines = head.split("\r\n")
-    breaks = len(head_lines) - 1
-    if head.count("\n") != breaks or head.count("\r") != breaks:
+    # Joined with NUL (refused above, so it cannot be part of a line) the lines show any CR
+    # or LF that is not a line break with two C-level searches, and serve the name scan.
+    joined = "\x00".join(head_lines)
+    if "\r" in joined or "\n" in joined:
         # A bare CR or LF inside a line would let a header hide inside another one.
         raise _early(data, "bare CR or LF in the header section")
     start = head_lines[0]
@@ -248,45 +314,48 @@ def parse_message(
         if status < 100 or status > 699:
             raise SipParseError(f"status code out of range: {status}")
     else:
-        parts = start.split(" ")
-        if len(parts) != 3:
-            raise SipParseError("bad request line")
-        method, ruri, version = parts
-        if not _is_token(method):
-            raise SipParseError(f"bad method {method[:20]!r}")
-        if version.upper() != "SIP/2.0":
-            # RFC 3261 §21.5.25: 505 Version Not Supported, answered from what we can read.
-            raise SipParseError(f"unsupported version {version[:20]!r}", status=505,
-                                partial=_salvage_raw(data, method))
-        colon = ruri.find(":")
-        if colon <= 0 or not ruri[:colon].isalnum() or len(ruri) > limits.max_line_length:
-            # The scheme is all we insist on here; the rest of the URI is parsed on demand.
-            raise SipParseError(f"bad Request-URI {ruri[:40]!r}", status=400,
-                                partial=_salvage_raw(data, method))
+        m = _REQUEST_LINE.fullmatch(start)
+        if m is not None and len(start) <= limits.max_line_length:
+            method, ruri = m.groups()
+        else:
+            method, ruri = _request_line(start, data, limits)
 
-    folded = "\r\n " in head or "\r\n\t" in head
-    names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
-    if err is not None:
-        raise err.with_partial(_partial(method, names, lines))
+    names_ = _fast_header_names(joined, head_lines, limits)
+    if names_ is not None:
+        names = names_
+        lines = head_lines[1:]
+    else:
+        folded = "\r\n " in head or "\r\n\t" in head
+        names, lines, err = _split_header_lines(head_lines[1:], limits, folded, len(head))
+        if err is not None:
+            raise err.with_partial(_partial(method, names, lines))
     try:
         if not _MANDATORY_SET.issubset(names):
             missing = [key for key in _MANDATORY if key not in names]
             raise SipParseError(f"missing mandatory header {missing[0]!r}")
         body_start = end + 4
         available = len(data) - body_start
-        length = _content_length_value(names, lines)
-        if length is None:
+        # Inline rather than a helper: this runs for every message.
+        if "content-length" in names:
+            cl_line = lines[names.index("content-length")]
+            text = cl_line[cl_line.index(":") + 1 :].strip()
+            if not text.isdigit() or not text.isascii() or len(text) > 10:
+                raise SipParseError(f"bad Content-Length {text[:20]!r}")
+            length = int(text)
+            if length > available:
+                raise SipParseError(
+                    f"Content-Length {length} but only {available} bytes of body"
+                )
+        else:
             if stream and available:
                 raise SipParseError("missing Content-Length on a stream")
             length = available
-        elif length > available:
-            raise SipParseError(
-                f"Content-Length {length} but only {available} bytes of body"
-            )
         if length > limits.max_body_size:
             raise SipParseError("body too large", status=413)
         cseq_line = lines[names.index("cseq")]
-        cseq = parse_cseq(cseq_line[cseq_line.index(":") + 1 :].strip())
+        cseq = _cseq_in_line(cseq_line) or parse_cseq(
+            cseq_line[cseq_line.index(":") + 1 :].strip()
+        )
         if method is not None and cseq.method != method:
             raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
     except SipParseError as exc:
@@ -300,7 +369,7 @@ def parse_message(
     else:
         msg = Response(status, reason, names, lines, body, raw)
     # The CSeq was parsed to validate it; keep it rather than parse it again on first use.
-    msg._cache = {"cseq": cseq}
+    msg._cseq = cseq
     return msg
 
 

@@ -12,6 +12,18 @@ the shared :func:`~sipha.sip.headers.parse_params`. Parameters with a meaning th
 layer relies on (``ttl``, ``rport``, ``maddr``, ``received``) are checked while parsing, so
 the properties below never raise.
 
+Nodes parse the top Via of every message, so :func:`parse_via` first tries a fast path: one
+linear regex for the shape nearly every sender writes (``SIP/2.0/UDP host:port;branch=...``,
+no white space but the one space, token parameters) that also recognizes an IPv4 host, so
+only other hosts need :func:`~sipha.sip.uri.parse_host`, and a leading ``branch``, so the
+usual value needs no parameter loop. ``_via_in_line`` runs the same match over a whole
+``Via:`` header line for :attr:`Message.via <sipha.sip.message.Message.via>`. Any other
+shape goes to the exact path (``_parse_via_exact``), which accepts the whole grammar. The
+two return equal Vias (same parameter order) and fail on the same values with the same
+status; ``tests/sip/test_parser_fast_paths.py`` checks that on generated and mutated values.
+The Via is still a frozen dataclass; the fast path fills its slots through their descriptors,
+which costs half of what the generated ``__init__`` does.
+
 rport is reported in two properties: ``has_rport`` (the parameter is present, with or without
 a value) and ``rport`` (its port number, or ``None`` when absent *or* empty). A request whose
 top Via has ``has_rport and rport is None`` asks for symmetric response routing (RFC 3581 §4).
@@ -22,11 +34,14 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.headers import TOKEN_CHARS, format_params, parse_params, split_comma, split_lws
-from sipha.sip.uri import parse_host, parse_port
+from sipha.sip.uri import _IPV4, parse_host, parse_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["MAGIC_COOKIE", "Via", "parse_via", "parse_via_list"]
 
@@ -48,11 +63,15 @@ class Via:
     protocol: str = "SIP/2.0"
 
     def __str__(self) -> str:
+        return self._format(self.params)
+
+    def _format(self, params: dict[str, str | None]) -> str:
+        # This Via serialized with other parameters, without building the other Via.
         host = self.host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         port = "" if self.port is None else f":{self.port}"
-        return f"{self.protocol}/{self.transport} {host}{port}{format_params(self.params)}"
+        return f"{self.protocol}/{self.transport} {host}{port}{format_params(params)}"
 
     def __hash__(self) -> int:
         return hash((self.transport, self.host, self.port, self.params.get("branch")))
@@ -116,13 +135,19 @@ class Via:
         add ``received`` even when it equals the host. ``received`` is an IP address without
         brackets.
         """
+        params = self._received_params(received, rport)
+        return self._format(self.params if params is None else params)
+
+    def _received_params(self, received: str, rport: int | None) -> dict[str, str | None] | None:
+        """The parameters :meth:`with_received` writes, or None when they are this Via's own
+        (then the value would not change: parameter lists serialize one-to-one)."""
         params = dict(self.params)
         fill_rport = rport is not None and "rport" in params and params["rport"] is None
         if fill_rport:
             params["rport"] = str(rport)
         if fill_rport or not _same_address(self.host, received):
             params["received"] = received
-        return str(Via(self.transport, self.host, self.port, params, self.protocol))
+        return None if params == self.params else params
 
 
 def _same_address(host: str, ip: str) -> bool:
@@ -173,22 +198,57 @@ def _check_params(params: dict[str, str | None]) -> None:
 
 
 # The shape nearly every Via has: no spaces but the one before sent-by, token parameters.
-# Every quantified group starts with a distinct literal (";" "=" ":"), so the match is linear.
+# An IPv4 sent-by gets its own alternative, so the common host needs no second check, and a
+# branch written first (as RFC 3261 senders do) its own group, so the common value needs no
+# parameter loop. Every repeat is possessive or bounded, and every quantified group starts
+# with a distinct literal (";" "=" ":"), so the match is linear.
 _T = r"[A-Za-z0-9\-.!%*_+`'~]"
 _COMMON = re.compile(
-    r"SIP/2\.0/([A-Za-z]{2,4}) ([A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
-    r"((?:;" + _T + r"+(?:=" + _T + r"+)?)*)"
+    r"SIP/2\.0/([A-Za-z]{2,4}) (?:(" + _IPV4.pattern + r")|([A-Za-z0-9\-.]++))"
+    r"(?::([0-9]{1,5}))?(?:;branch=(" + _T + r"++))?((?:;" + _T + r"++(?:=" + _T + r"++)?)*+)"
 )
+# The same over a whole "Via: value" header line (name, colon, the white space unfolding
+# strips), so that a message's top Via needs no slicing and stripping first.
+_COMMON_LINE = re.compile(r"[^:]*+:[ \t]*+" + _COMMON.pattern + r"[ \t]*+")
 _CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
 
+# A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
+# slot descriptors does the same at about half the cost, and nodes parse a Via per message.
+_new_object: Final = object.__new__
+_set_transport: Final[Callable[[Via, str], None]] = Via.__dict__["transport"].__set__
+_set_host: Final[Callable[[Via, str], None]] = Via.__dict__["host"].__set__
+_set_port: Final[Callable[[Via, int | None], None]] = Via.__dict__["port"].__set__
+_set_params: Final[Callable[[Via, dict[str, str | None]], None]] = Via.__dict__["params"].__set__
+_set_protocol: Final[Callable[[Via, str], None]] = Via.__dict__["protocol"].__set__
 
-def _parse_common(value: str) -> Via | None:
+
+def parse_via(value: str) -> Via:
+    """Parse one Via value (``SIP/2.0/UDP host:port;branch=...``).
+
+    Raises SipParseError when malformed, including bad ttl/rport/received/maddr parameters.
+    """
     m = _COMMON.fullmatch(value)
     if m is None:
-        return None
-    transport, host, port_text, tail = m.groups()
-    parse_host(host)
-    params: dict[str, str | None] = {}
+        return _parse_via_exact(value)
+    return _via_of_match(m)
+
+
+def _via_in_line(line: str) -> Via | None:
+    """The Via of a header line holding one value of the common shape, else None (the
+    caller then unfolds and splits the value and calls :func:`parse_via`)."""
+    m = _COMMON_LINE.fullmatch(line)
+    return None if m is None else _via_of_match(m)
+
+
+def _via_of_match(m: re.Match[str]) -> Via:
+    # The common shape, read from the match. What is left to check fails where the exact path
+    # fails (test_parser_fast_paths), so the two never disagree.
+    transport, ipv4, host, port_text, branch, tail = m.groups()
+    if ipv4 is not None:
+        host = ipv4
+    else:
+        parse_host(host)
+    params: dict[str, str | None] = {} if branch is None else {"branch": branch}
     if tail:
         for piece in tail[1:].split(";"):
             name, eq, pvalue = piece.partition("=")
@@ -199,18 +259,22 @@ def _parse_common(value: str) -> Via | None:
             _check_params(params)
         if "branch" in params and not params["branch"]:
             raise SipParseError("Via branch without value")
-    port = parse_port(port_text) if port_text else None
-    return Via(transport.upper(), host, port, params)
+    port: int | None = None
+    if port_text:
+        port = int(port_text)
+        if not 0 < port < 65536:
+            port = parse_port(port_text)  # raises, with the exact path's message
+    via: Via = _new_object(Via)
+    _set_transport(via, transport.upper())
+    _set_host(via, host)
+    _set_port(via, port)
+    _set_params(via, params)
+    _set_protocol(via, "SIP/2.0")
+    return via
 
 
-def parse_via(value: str) -> Via:
-    """Parse one Via value (``SIP/2.0/UDP host:port;branch=...``).
-
-    Raises SipParseError when malformed, including bad ttl/rport/received/maddr parameters.
-    """
-    via = _parse_common(value)
-    if via is not None:
-        return via
+def _parse_via_exact(value: str) -> Via:
+    # The general grammar: white space around "/" and ":", IPv6, quoted parameters.
     head, semi, tail = value.partition(";")
     pieces = head.split("/", 2)
     if len(pieces) != 3:
