@@ -6,10 +6,10 @@ active killed mid-run, repeated; prints min/median/max takeover time and failed 
   two servers, SIPp in a client namespace); the standby fences the dead node and moves the
   address with ``ip addr`` + gratuitous ARP;
 * ``keepalived``: the same namespaces, keepalived (Debian's) moving the address by unicast
-  VRRP (advert_int 0.1 s, VRRPv3) between two sipha dispatchers in ``external`` mode, its
-  notify scripts calling ``sipha dispatcher ctl promote|demote`` (contrib/keepalived/);
-* ``keepalived-curl``: the same with notify scripts that POST /ha/promote with curl (no
-  Python start-up on the takeover path).
+  VRRP (advert_int 0.1 s, VRRPv3) between two sipha dispatchers in ``external`` mode, with
+  contrib/keepalived/sipha-notify.sh making the promote/demote call through
+  ``sipha dispatcher ctl`` (a Python start-up on the takeover path);
+* ``keepalived-curl``: the same script as shipped, making the call with curl (its default).
 
 The fault: the active's dispatcher gets SIGKILL (with keepalived, the node's keepalived dies
 with it: stopped, then killed, so it sends no priority-0 goodbye). Takeover time comes from the
@@ -41,8 +41,8 @@ MODES = ("local", "ip", "keepalived", "keepalived-curl")
 LABELS = {
     "local": "sipha, local mode (loopback)",
     "ip": "sipha, ip mode (namespaces)",
-    "keepalived": "keepalived + sipha external mode (notify: sipha dispatcher ctl)",
-    "keepalived-curl": "keepalived + sipha external mode (notify: curl)",
+    "keepalived": "keepalived + sipha external mode (contrib notify via sipha dispatcher ctl)",
+    "keepalived-curl": "keepalived + sipha external mode (contrib notify via curl, default)",
 }
 
 

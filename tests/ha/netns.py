@@ -254,23 +254,21 @@ def _dispatcher_argv(node: str, peer: str, priority: int, mode: str, topo: Topol
 
 def _keepalived_conf(topo: Topology, node: str, peer: str, priority: int, notify_by: str) -> Path:
     """contrib/keepalived/keepalived.conf for this network, unicast VRRP between d1 and d2.
-    ``notify_by``: ``sipha`` (contrib's sipha-notify.sh, i.e. ``sipha dispatcher ctl``) or
-    ``curl`` (the same HTTP call without starting Python)."""
+    ``notify_by``: ``sipha`` (contrib's sipha-notify.sh calling ``sipha dispatcher ctl``) or
+    ``curl`` (the same script making the HTTP call with curl, its default)."""
     tmp = topo.tmp
     notify = tmp / f"notify-{node}.sh"
     log = tmp / f"notify-{node}.log"
-    if notify_by == "curl":
-        body = (f'case "$1" in master) action=promote ;; *) action=demote ;; esac\n'
-                f"exec curl -fsS -m 2 -X POST -H 'Authorization: Bearer {TOKEN}' "
-                f'http://127.0.0.1:{HTTP_PORT}/ha/$action >>{log} 2>&1\n')
-    else:
-        body = (f"SIPHA_HTTP=127.0.0.1:{HTTP_PORT} SIPHA_TOKEN={TOKEN} SIPHA_BIN={SIPHA} "
-                f'exec sh {NOTIFY} "$1" >>{log} 2>&1\n')
-    # keepalived forks a notify script per transition and does not wait: at start-up the
-    # "backup" call (init) can finish after the "master" one and demote the new master. A
-    # lock per node keeps them in the order they were started.
+    # contrib's script, with curl or with `sipha dispatcher ctl` (a Python start-up) making the
+    # call; its lock (one per node here) keeps keepalived's transitions in the order they
+    # started (keepalived forks a notify per transition and does not wait).
+    via = "curl" if notify_by == "curl" else "ctl"
     lock = tmp / f"notify-{node}.lock"
-    notify.write_text(f'#!/bin/sh\nexec 9>{lock}\nflock 9\n' + body.replace("exec ", ""))
+    notify.write_text(
+        f"#!/bin/sh\nSIPHA_HTTP=127.0.0.1:{HTTP_PORT} SIPHA_TOKEN={TOKEN} SIPHA_BIN={SIPHA} "
+        f"SIPHA_NOTIFY_VIA={via} SIPHA_NOTIFY_LOCK={lock} "
+        f'exec sh {NOTIFY} "$1" >>{log} 2>&1\n'
+    )
     notify.chmod(0o755)
     conf = tmp / f"keepalived-{node}.conf"
     conf.write_text(f"""
