@@ -48,8 +48,15 @@ test: setup lint typecheck unit
 demo: setup
 	$(BIN)/sipha run plans/case-c-dispatcher-failure.toml --profile both --out results/demo
 
+# Every benchmark, sipha and its peer side by side (about 45 minutes; not part of make test).
+# The figures and the commands that produced them are in docs/performance.md.
 bench: setup
-	$(BIN)/python bench/bench_parser.py
+	$(BIN)/python bench/bench_parser.py --seconds 2
+	$(BIN)/python bench/bench_server.py --seconds 4 --rates 300,600,900,1200,1500 --cpu-rate 300
+	$(BIN)/python bench/bench_dispatcher.py --seconds 4 --rates 500,1000,1500,2000,2500 --cpu-rate 500
+	$(BIN)/python bench/bench_dispatcher_memory.py --dialogs 100000
+	$(BIN)/python bench/bench_loadtest.py --seconds 4 --rates 2000,4000,5000,6000,7000,8000
+	$(BIN)/python bench/bench_failover.py --runs 10
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
