@@ -15,6 +15,9 @@ Run: ``.venv/bin/python bench/bench_dispatcher.py [--seconds 5] [--rates 500,100
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import harness as h
 from sipha.common.process import free_port, wait_sip_options
 
@@ -23,7 +26,8 @@ def _servers(procs: h.Procs) -> list[int]:
     return [h.sipp_uas(procs) for _ in range(4)]
 
 
-def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
+@contextlib.contextmanager
+def sipha_system() -> Iterator[h.System]:
     with h.processes() as procs:
         ports = _servers(procs)
         port = free_port()
@@ -33,13 +37,11 @@ def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple
             cmd += ["--server", f"sip:127.0.0.1:{p}"]
         disp = procs.start(cmd, log="dispatcher.log")
         wait_sip_options("127.0.0.1", port, timeout=15)
-        return h.measure(
-            "sipha dispatcher (hash-callid)", f"127.0.0.1:{port}", [disp.pid], rates, seconds,
-            common_rate,
-        )
+        yield h.System("sipha dispatcher (hash-callid)", f"127.0.0.1:{port}", [disp.pid])
 
 
-def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
+@contextlib.contextmanager
+def kamailio_system() -> Iterator[h.System]:
     with h.processes() as procs:
         ports = _servers(procs)
         port = free_port()
@@ -50,16 +52,14 @@ def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tu
             list_file=dlist,
         )
         kam = h.start_kamailio(procs, cfg, ip="127.0.0.1", port=port)
-        return h.measure(
-            "Kamailio 5.6 dispatcher (alg 0, tm failure route)", f"127.0.0.1:{port}",
-            [kam.pid], rates, seconds, common_rate,
-        )
+        yield h.System("Kamailio 5.6 dispatcher (alg 0, tm failure route)",
+                       f"127.0.0.1:{port}", [kam.pid])
 
 
 def main() -> int:
     return h.compare_main(
         __doc__, rates="500,1000,1500,2000,2500,3000,3500,4000", cpu_rate=500.0, target="<= 1.0x",
-        ours=bench_sipha, peer=bench_kamailio,
+        ours=sipha_system, peer=kamailio_system,
     )
 
 

@@ -16,7 +16,9 @@ Run: ``.venv/bin/python bench/bench_server.py [--seconds 5] [--rates 200,400,...
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 
 import harness as h
 from sipha.common.process import free_port, wait_sip_options
@@ -36,7 +38,8 @@ async def _bind(store_url: str, aor: str, contact: str) -> None:
         await store.close()
 
 
-def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
+@contextlib.contextmanager
+def sipha_system() -> Iterator[h.System]:
     with h.processes() as procs:
         uas = h.sipp_uas(procs)
         port = free_port()
@@ -48,13 +51,11 @@ def bench_sipha(rates: list[float], seconds: float, common_rate: float) -> tuple
             log="server.log",
         )
         wait_sip_options("127.0.0.1", port, timeout=15)
-        return h.measure(
-            "sipha server (stateful proxy)", f"127.0.0.1:{port}", [server.pid], rates, seconds,
-            common_rate,
-        )
+        yield h.System("sipha server (stateful proxy)", f"127.0.0.1:{port}", [server.pid])
 
 
-def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tuple[float, float]:
+@contextlib.contextmanager
+def kamailio_system() -> Iterator[h.System]:
     with h.processes() as procs:
         uas = h.sipp_uas(procs)
         port = free_port()
@@ -63,17 +64,14 @@ def bench_kamailio(rates: list[float], seconds: float, common_rate: float) -> tu
             callee=f"127.0.0.1:{uas}",
         )
         kam = h.start_kamailio(procs, cfg, ip="127.0.0.1", port=port)
-        return h.measure(
-            "Kamailio 5.6 (tm + rr)", f"127.0.0.1:{port}", [kam.pid], rates, seconds,
-            common_rate,
-        )
+        yield h.System("Kamailio 5.6 (tm + rr)", f"127.0.0.1:{port}", [kam.pid])
 
 
 def main() -> int:
     return h.compare_main(
         __doc__, rates="200,400,600,800,1000,1300,1600,2000,2500,3000", cpu_rate=300.0,
         target="<= 2x",
-        ours=bench_sipha, peer=bench_kamailio,
+        ours=sipha_system, peer=kamailio_system,
     )
 
 

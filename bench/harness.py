@@ -200,22 +200,24 @@ def start_kamailio(procs: Procs, cfg_text: str, *, ip: str, port: int) -> subpro
     return proc
 
 
-def measure(
-    label: str, target: str, pids: Sequence[int], rates: Sequence[float], seconds: float,
-    cpu_rate: float,
-) -> tuple[float, float]:
-    """CPU s per 1000 calls at ``cpu_rate`` (nan if not clean), then the highest clean rate.
+@dataclass
+class System:
+    """A system under test, up: its name, the address SIPp calls, the PIDs whose CPU counts."""
 
-    The CPU step comes first: after an overloaded step a node still works off its backlog
-    (retransmissions, timers), which would be billed to the next step.
-    """
-    print(f"  {label}:", flush=True)
-    cpu = run_step(target, cpu_rate, seconds, pids)
-    print(f"    CPU step at {cpu_rate:.0f} calls/s: {cpu.successful} ok {cpu.failed} failed, "
-          f"{cpu.cpu_per_1000:.3f} CPU s/1000 calls", flush=True)
-    time.sleep(1.0)
-    best, _ = highest_clean_rate(target, rates, seconds, pids)
-    return best, cpu.cpu_per_1000 if cpu.clean else float("nan")
+    label: str
+    target: str
+    pids: list[int]
+
+
+SystemFactory = Callable[[], contextlib.AbstractContextManager[System]]
+
+
+def _median(xs: Sequence[float]) -> float:
+    ys = sorted(xs)
+    n = len(ys)
+    if not n:
+        return float("nan")
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
 
 
 def _ratio(a: float, b: float) -> str:
@@ -228,24 +230,61 @@ def compare_main(
     rates: str,
     cpu_rate: float,
     target: str,
-    ours: Callable[[list[float], float, float], tuple[float, float]],
-    peer: Callable[[list[float], float, float], tuple[float, float]],
+    ours: SystemFactory,
+    peer: SystemFactory,
     peer_name: str = "Kamailio",
 ) -> int:
-    """The command line and the side-by-side table every peer benchmark prints."""
+    """The command line and the side-by-side table every peer benchmark prints.
+
+    Both systems are started first and stay up. The CPU steps come first and alternate
+    (sipha, peer, sipha, peer, ...): this machine's speed drifts over minutes, and two
+    measurements taken far apart compare the drift as much as the systems. The median of each
+    side's repeats is compared; a step counts when under 1 % of its calls failed (Kamailio's
+    serial forking gives SIPp a few stray 2xx under load, which SIPp counts as failures). Then
+    each side's highest clean rate, one after the other (an overloaded step leaves a backlog
+    that would be billed to the next step, hence last).
+    """
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per rate step")
     ap.add_argument("--rates", default=rates, help="comma-separated call rates to step through")
     ap.add_argument("--cpu-rate", type=float, default=cpu_rate, help="rate of the CPU measurement")
+    ap.add_argument("--cpu-repeats", type=int, default=3,
+                    help="alternating CPU steps per side (median compared; default 3)")
     args = ap.parse_args()
     steps = [float(r) for r in args.rates.split(",")]
-    s_best, s_cpu = ours(steps, args.seconds, args.cpu_rate)
-    k_best, k_cpu = peer(steps, args.seconds, args.cpu_rate)
+    with contextlib.ExitStack() as stack:
+        systems = [stack.enter_context(ours()), stack.enter_context(peer())]
+        cpu: dict[str, list[float]] = {s.label: [] for s in systems}
+        print(f"CPU steps at {args.cpu_rate:.0f} calls/s, alternating:", flush=True)
+        for _ in range(args.cpu_repeats):
+            for s in systems:
+                step = run_step(s.target, args.cpu_rate, args.seconds, s.pids)
+                usable = step.successful > 0 and step.failed <= step.calls * 0.01
+                print(f"  {s.label}: {step.successful} ok {step.failed} failed, "
+                      f"{step.cpu_per_1000:.3f} CPU s/1000 calls"
+                      + ("" if usable else " (not counted)"), flush=True)
+                if usable:
+                    cpu[s.label].append(step.cpu_per_1000)
+                time.sleep(1.0)
+        best: dict[str, float] = {}
+        for s in systems:
+            print(f"  {s.label}, rising rates:", flush=True)
+            best[s.label], _ = highest_clean_rate(s.target, steps, args.seconds, s.pids)
+            time.sleep(2.0)
+    ours_sys, peer_sys = systems
+    s_cpu, k_cpu = _median(cpu[ours_sys.label]), _median(cpu[peer_sys.label])
+    s_best, k_best = best[ours_sys.label], best[peer_sys.label]
+
+    def span(xs: list[float]) -> str:
+        return f"{min(xs):.3f}-{max(xs):.3f}" if xs else "-"
+
     print()
     print(f"{'':24} {'sipha':>10} {peer_name:>10} {'ratio':>8}")
     print(f"{'highest clean calls/s':24} {s_best:10.0f} {k_best:10.0f} {_ratio(s_best, k_best)}")
     print(
         f"{'CPU s per 1000 calls':24} {s_cpu:10.3f} {k_cpu:10.3f} {_ratio(s_cpu, k_cpu)}"
-        f"   (at {args.cpu_rate:.0f} calls/s; target {target})"
+        f"   (median at {args.cpu_rate:.0f} calls/s; target {target})"
     )
+    print(f"{'  range of the repeats':24} {span(cpu[ours_sys.label]):>10} "
+          f"{span(cpu[peer_sys.label]):>10}")
     return 0
