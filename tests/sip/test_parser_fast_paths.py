@@ -10,6 +10,7 @@ require the same result or the same SipParseError status.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 
 from hypothesis import HealthCheck, example, given, settings
@@ -25,7 +26,7 @@ from sipha.sip.parser import (
     _split_header_lines,
 )
 from sipha.sip.uri import SipUri, _parse_uri_exact, parse_uri
-from sipha.sip.via import Via, _parse_via_exact, parse_via
+from sipha.sip.via import _DOTTED_QUAD, Via, _parse_via_exact, parse_via
 from tests.messages import sipp_invite, sipp_ok
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -414,3 +415,18 @@ def test_accessors_agree_with_exact_parsers_on_generated_messages(
         b"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-12345-1-0", f"{prefix}{via}{suffix}"
         .encode()).replace(b"CSeq: 1 INVITE", f"CSeq: {cseq}".encode())
     _test_accessors(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.lists(st.integers(0, 999), min_size=1, max_size=5).map(lambda xs: ".".join(map(str, xs))),
+    st.text(alphabet="0123456789.", max_size=20),
+    st.ip_addresses(v=4).map(str),
+))
+def test_dotted_quad_fast_check_agrees_with_ipaddress(text: str) -> None:
+    try:
+        ipaddress.IPv4Address(text)
+        valid = True
+    except ValueError:
+        valid = False
+    assert bool(_DOTTED_QUAD.fullmatch(text)) == valid

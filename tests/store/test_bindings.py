@@ -322,3 +322,19 @@ def test_redis_aor_key_lives_until_its_latest_binding(redis_url: str) -> None:
         assert 300_000 < r.pttl(f"regttl:reg:{AOR}") <= 305_000
     finally:
         r.close()
+
+
+def test_bindings_now_agree_with_the_awaited_read_or_defer_to_it(store_url: str) -> None:
+    # The proxy reads bindings on its own thread when the backend can answer at once (SQLite);
+    # a backend behind a network round trip says None and the proxy awaits get_bindings.
+    async def scenario(store: Store) -> None:
+        await store.update_bindings(AOR, changes=[change("sip:alice@10.0.0.1", 60)],
+                                    call_id="c", cseq=1, now=T0)
+        now = store.get_bindings_now(AOR, T0 + 1)
+        if store_url.startswith("redis"):
+            assert now is None
+        else:
+            assert now == await store.get_bindings(AOR, T0 + 1)
+            assert store.get_bindings_now(AOR, T0 + 61) == []
+
+    run_with(store_url, scenario)

@@ -19,19 +19,22 @@ _RESOLVED: dict[str, str] = {}
 
 def _resolve(host: str) -> str:
     """An IP for ``host``; names are resolved once and cached (RFC 3263 NAPTR/SRV is out of
-    scope: a cluster names its servers by address)."""
+    scope: a cluster names its servers by address). IP literals are cached as themselves: this
+    runs for every forwarded request, and parsing the literal again cost more than the rest."""
+    ip = _RESOLVED.get(host)
+    if ip is not None:
+        return ip
     try:
         ipaddress.ip_address(host)
-        return host
+        ip = host
     except ValueError:
-        pass
-    ip = _RESOLVED.get(host)
-    if ip is None:
         try:
             ip = socket.gethostbyname(host)
         except OSError:
             ip = host
-        _RESOLVED[host] = ip
+    if len(_RESOLVED) >= 10_000:
+        _RESOLVED.clear()  # bounded: hosts come from what peers send
+    _RESOLVED[host] = ip
     return ip
 
 

@@ -35,7 +35,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from sipha.server.local import Local, destination
@@ -52,7 +52,7 @@ from sipha.sip.transaction import (
     build_cancel,
 )
 from sipha.sip.uri import parse_uri
-from sipha.store import Store
+from sipha.store import Binding, Store
 from sipha.transport import Peer, response_destination
 from sipha.transport.transactions import TransactionLayer
 
@@ -200,7 +200,17 @@ class Proxy:
         if not user:
             self._finish(call, 404)
             return
-        self.spawn(self._locate(call, f"{user}@{self.domain}"))
+        aor = f"{user}@{self.domain}"
+        try:
+            bindings = self.store.get_bindings_now(aor, time.time())
+        except Exception:
+            bindings = None  # the async path reports it (and answers 500)
+        if bindings:
+            # Answered on this thread (SQLite): no task for the common case of a callee with
+            # bindings; an empty answer takes the async path, which tells 404 from 480.
+            self._route_to(call, bindings)
+        else:
+            self.spawn(self._locate(call, aor))
 
     def to_next_hop(self, request: Request, txn: ServerTransaction, peer: Peer, hop: Peer) -> None:
         """Forward by Route / Request-URI (in-dialog requests, pre-loaded routes)."""
@@ -236,6 +246,9 @@ class Proxy:
             # 404: no such subscriber; 480: a subscriber with no registered contact.
             self._finish(call, 404 if user is None else 480)
             return
+        self._route_to(call, bindings)
+
+    def _route_to(self, call: ProxyCall, bindings: Sequence[Binding]) -> None:
         targets: list[tuple[str | None, Peer]] = []
         for b in bindings:
             contact = contact_uri_of(b.raw)

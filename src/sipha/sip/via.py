@@ -150,6 +150,11 @@ class Via:
         return None if params == self.params else params
 
 
+# An IPv4 address as ipaddress accepts it (no leading zeros, each octet 0-255); linear.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
 def _same_address(host: str, ip: str) -> bool:
     host = host[1:-1] if host.startswith("[") else host
     ip = ip[1:-1] if ip.startswith("[") else ip
@@ -167,6 +172,8 @@ def _same_address(host: str, ip: str) -> bool:
 def _check_ip(value: str | None, name: str) -> None:
     if value is None:
         raise SipParseError(f"Via {name} without value")
+    if _DOTTED_QUAD.fullmatch(value):
+        return  # the usual received=, checked without building an address object
     text = value[1:-1] if value.startswith("[") and value.endswith("]") else value
     try:
         ipaddress.ip_address(text)

@@ -81,6 +81,12 @@ class Store(Protocol):
     async def get_bindings(self, aor: str, now: float) -> list[Binding]:
         """The AOR's bindings not yet expired at `now`, highest q first."""
 
+    def get_bindings_now(self, aor: str, now: float) -> list[Binding] | None:
+        """`get_bindings` without awaiting, when the backend can answer on the caller's
+        thread at once (SQLite's WAL readers never wait); None when it cannot (a network
+        round trip): then use `get_bindings`. Every proxied INVITE does this lookup, and an
+        asyncio task per INVITE cost more than the lookup itself."""
+
     async def purge_expired(self, now: float) -> int:
         """Delete bindings expired at `now`; returns how many were deleted."""
 

@@ -102,7 +102,7 @@ def _binding_from_row(aor: str, row: tuple[Any, ...]) -> Binding:
         cseq=cseq,
         raw=raw,
         q=q,
-        path=tuple(json.loads(path)),
+        path=() if path == "[]" else tuple(json.loads(path)),  # most contacts have none
         received=received,
         instance=instance,
     )
@@ -336,6 +336,9 @@ class SqliteStore:
         return await self._run(self._write, op)
 
     async def get_bindings(self, aor: str, now: float) -> list[Binding]:
+        return list(self._current(self._rdb, aor, now))
+
+    def get_bindings_now(self, aor: str, now: float) -> list[Binding] | None:
         return list(self._current(self._rdb, aor, now))
 
     async def purge_expired(self, now: float) -> int:
