@@ -325,3 +325,21 @@ def test_a_2xx_retransmitted_after_the_bye_is_not_a_new_call() -> None:
     assert late.peer == UAC  # still relayed: the caller ACKs it
     assert (server.calls_total, server.dialogs) == (1, 0)
     assert r.dialog_phase("c1") is DialogPhase.IDLE
+
+
+def test_silence_is_due_only_when_a_failover_deadline_or_probe_timeout_came() -> None:
+    # The service reads its sockets before on_timer judges silence, and only then: under
+    # steady load that read must not run on every timer tick.
+    r = make_router()
+    r.on_timer(0.0)
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    assert not r.silence_due(0.1)
+    assert r.silence_due(0.2)
+    r.on_response(answer(forwarded(out), 180), out.peer, now=0.15)
+    assert not r.silence_due(0.3)  # answered: no failover deadline any more
+    for s in r.servers():
+        s.probing = True
+    r.set_state(r.servers()[0], HealthState.ACTIVE, 0.3, "test")  # probe at the next tick
+    r.on_timer(0.3)  # probes go out
+    assert not r.silence_due(0.3 + r.settings.probe.timeout - 0.01)
+    assert r.silence_due(0.3 + r.settings.probe.timeout)

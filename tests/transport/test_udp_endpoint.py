@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 from sipha.sip import Request, Response, build_response, parse_message
 from sipha.transport import ListenSpec, Peer, SipEndpoint
@@ -87,6 +88,28 @@ def test_crlf_keepalive_is_not_counted_as_malformed() -> None:
         await _recv(c)
         assert ep.counters.keepalives == 1
         assert ep.counters.malformed == 0
+        c.close()
+
+    asyncio.run(_with_echo_server(body))
+
+
+def test_drain_reads_what_already_arrived_and_no_more_than_its_limit() -> None:
+    # A node calls drain() before judging a peer silent: the datagrams queued while its loop
+    # was busy are handed over at once, in order, through the same receive path; the limit
+    # keeps a loaded socket from holding the loop.
+    async def body(ep: SipEndpoint, got: list[tuple[Request | Response, Peer]]) -> None:
+        c = _client()
+        port = ep.local().port
+        for i in range(10):
+            c.sendto(sipp_invite().replace(b"Call-ID: ", f"Call-ID: d{i}-".encode()),
+                     ("127.0.0.1", port))
+        # Block the loop on purpose (as a stall would): all ten queue, none is polled.
+        time.sleep(0.2)  # noqa: ASYNC251
+        assert ep.drain(limit=3) == 3
+        assert [m.call_id.split("-")[0] for m, _ in got] == ["d0", "d1", "d2"]
+        assert ep.drain() == 7
+        assert len(got) == 10
+        assert ep.drain() == 0
         c.close()
 
     asyncio.run(_with_echo_server(body))

@@ -63,6 +63,11 @@ class Prober:
             soonest = min(soonest, sent + timeout)
         return soonest
 
+    def timeout_due(self, now: float) -> bool:
+        """True when an outstanding probe has run out of time (its server is judged now)."""
+        limit = now - self.settings.timeout
+        return any(sent <= limit for _, sent in self._outstanding.values())
+
     def forget(self, server: Server) -> None:
         self._next.pop(server.uid, None)
         for branch, (s, _) in list(self._outstanding.items()):

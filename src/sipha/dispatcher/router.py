@@ -304,6 +304,16 @@ class Router:
         probe = self._probe_at
         return probe if probe < soonest else soonest
 
+    def silence_due(self, now: float) -> bool:
+        """True when `on_timer(now)` would judge a server by its silence: a failover deadline
+        or a probe timeout has come. The service reads what already arrived first."""
+        q = self._failover_q
+        while q and q[0][1].deadline != q[0][0]:
+            q.popleft()
+        return bool(q and q[0][0] <= now) or (
+            now >= self._probe_at and self.prober.timeout_due(now)
+        )
+
     def on_timer(self, now: float) -> list[Send]:
         out: list[Send] = self._outbox
         self._outbox = []

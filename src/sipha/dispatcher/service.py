@@ -32,6 +32,8 @@ log = logging.getLogger("sipha.dispatcher")
 
 # Never fire the timer more often than this: failover precision of a few ms is plenty.
 MIN_TIMER_GAP = 0.005
+# Datagrams read before judging silence: a stall's backlog at a few thousand messages a second.
+DRAIN_LIMIT = 2000
 
 
 def router_settings(cfg: DispatcherConfig) -> RouterSettings:
@@ -208,7 +210,10 @@ class DispatcherService:
         try:
             # Read what has already arrived before judging anyone's silence (failover, probe
             # timeouts): after our own stall the loop runs timers before it polls the sockets.
-            self.endpoint.drain()
+            # Only then, and bounded: under steady load the sockets are never empty, and an
+            # unbounded read would keep the loop (timers, the HA heartbeats) waiting.
+            if router.silence_due(loop.time()):
+                self.endpoint.drain(limit=DRAIN_LIMIT)
             out = router.on_timer(loop.time())
             send = self.endpoint.send
             for data, to in out:

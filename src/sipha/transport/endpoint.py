@@ -300,7 +300,7 @@ class SipEndpoint:
         if self._servers:
             self._sweeper = asyncio.create_task(self._sweep_idle())
 
-    def drain(self, limit: int = 100_000) -> int:
+    def drain(self, limit: int = 2000) -> int:
         """Receive, now, every datagram already queued on the UDP sockets; return how many.
 
         A node calls this before judging a peer's silence on a timer: after a stall of its
