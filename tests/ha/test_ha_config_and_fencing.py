@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,22 @@ def test_pid_fencer_kills_a_sipha_process_and_refuses_a_stranger() -> None:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=5)
+
+
+def test_pid_fencer_counts_an_exited_process_as_fenced_at_once() -> None:
+    # The standby's PID watcher fires when the active has exited; the fence that follows must
+    # not mistake the exiting process (its command line already empty) for a stranger and
+    # wait: that cost a 500 ms takeover once. A zombie, whatever its command line, is fenced.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{gone.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        start = time.monotonic()
+        ok, detail = asyncio.run(PidFencer().fence("ds2", gone.pid))
+        assert ok, detail
+        assert "already gone" in detail
+        assert time.monotonic() - start < 0.1
+    finally:
+        gone.wait(timeout=5)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import shlex
 import signal
 from collections.abc import Callable
@@ -35,8 +36,27 @@ class Fencer(Protocol):
         ...
 
 
+def _has_exited(pid: int) -> bool:
+    """True once every thread of ``pid`` has exited (its pidfd is readable), or it is gone.
+
+    The pidfd is the authority: /proc alone misleads in the instant a parent reaps its child,
+    when the state reads "X" and the command line is already empty."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    finally:
+        os.close(fd)
+
+
 def _looks_like_sipha(pid: int, marker: str) -> bool | None:
     """True/False from /proc, None when the process is gone."""
+    if _has_exited(pid):
+        return None
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -44,8 +64,10 @@ def _looks_like_sipha(pid: int, marker: str) -> bool | None:
         return None
     except OSError:
         return False
-    if stat.rpartition(")")[2].split()[:1] == ["Z"]:
-        return None  # a zombie: exited, sockets closed, only its parent's wait() is missing
+    if stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"], ["x"]):
+        return None  # exited (zombie or being reaped), sockets closed
+    if not cmdline and _has_exited(pid):
+        return None  # it exited between the two looks
     return marker.encode() in cmdline
 
 
