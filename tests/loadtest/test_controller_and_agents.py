@@ -132,6 +132,42 @@ def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> 
     assert len(read_sipp_stat_csv(tmp_path / "stats.csv")) >= 5
 
 
+def test_a_stalled_controller_loses_no_live_agent(tmp_path: Path) -> None:
+    # The controller's own loop stalls for longer than the heartbeat timeout (a busy machine);
+    # meanwhile both agents keep beating. Their queued frames must be read before anyone is
+    # judged silent: an agent is lost for its own silence, never for the controller's.
+    with uas() as (port, _proc):
+        time.sleep(0.3)
+        plan = make_plan(port, rate=50, duration=4.0)
+
+        async def scenario() -> RunResult:
+            controller = Controller(plan, expect_agents=2, results_dir=tmp_path,
+                                    heartbeat_timeout=2.0, join_timeout=20)
+            cport = controller.bind()
+            procs = spawn_agents(cport)
+
+            async def stall() -> None:
+                while controller.start_at == 0.0:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(controller.start_at + 1.5 - time.time())
+                time.sleep(2.6)  # noqa: ASYNC251 (blocks the controller's loop on purpose)
+
+            try:
+                staller = asyncio.get_running_loop().create_task(stall())
+                result = await controller.run()
+                await staller
+            finally:
+                for p in procs:
+                    await asyncio.to_thread(terminate, p)
+            return result
+
+        result = run(scenario())
+    assert {a: s.status for a, s in result.agents.items()} == {
+        "agent-1": "done", "agent-2": "done"
+    }
+    assert result.totals.calls_attempted == 200
+
+
 def test_agent_of_another_protocol_version_is_refused() -> None:
     plan = make_plan(5060)
 

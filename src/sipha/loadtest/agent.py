@@ -147,7 +147,8 @@ class Agent:
     async def _heartbeats(self, interval: float) -> None:
         seq = 0
         while True:
-            await asyncio.sleep(interval)
+            # The first beat goes at once: it tells the controller the plan arrived, before the
+            # first statistics report, a second after the start.
             seq += 1
             beat = p.Heartbeat(agent_id=self.agent_id, seq=seq, sent_at=time.time())
             self._outbox.put_nowait(p.encode(beat))
@@ -155,6 +156,7 @@ class Agent:
                 log.warning("controller silent for %.0f s: stopping", self.controller_timeout)
                 if self.runner is not None:
                     self.runner.stop()
+            await asyncio.sleep(interval)
 
     async def _receiver(self, sock: zmq.asyncio.Socket, runner: AgentRunner) -> None:
         while True:

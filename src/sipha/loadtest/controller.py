@@ -287,6 +287,13 @@ class Controller:
             return None
         return frames[0], frames[1]
 
+    async def _recv_queued(self) -> tuple[bytes, bytes] | None:
+        """The next frame if one is already queued, else None (no wait)."""
+        assert self._sock is not None
+        if not int(self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            return None
+        return await self._recv(1.0)
+
     async def _join(self) -> None:
         deadline = time.monotonic() + self.join_timeout
         while len(self.agents) < self.expect_agents:
@@ -362,10 +369,13 @@ class Controller:
                 stop_sent = True
                 for a in running:
                     await self._send(a.routing_id, p.Stop(reason="stopped by the controller"))
-            got = await self._recv(0.2)
+            # Every frame already queued is read before anyone is judged silent: after a stall
+            # of this loop the wait above may have timed out with agents' heartbeats waiting.
+            got = await self._recv(0.2) or await self._recv_queued()
+            while got is not None:
+                self._on_frame(*got, now=time.time())
+                got = await self._recv_queued()
             now = time.time()
-            if got is not None:
-                self._on_frame(*got, now=now)
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval
                 for a in running:
