@@ -56,9 +56,11 @@ def test_unreported_is_the_counters_beyond_the_reports() -> None:
 
 
 async def fake_agent(
-    port: int, reports: list[tuple[int, IntervalStats]], done: IntervalStats
+    port: int, reports: list[tuple[int, IntervalStats]], done: IntervalStats,
+    *, pause: float = 0.0,
 ) -> None:
-    """A real DEALER speaking the protocol, sending only the reports it is given, in order."""
+    """A real DEALER speaking the protocol, sending only the reports it is given, in order,
+    ``pause`` seconds apart (the controller reads whatever is queued in one go)."""
     ctx = zmq.asyncio.Context()
     sock = ctx.socket(zmq.DEALER)
     sock.setsockopt(zmq.IDENTITY, b"agent-x")
@@ -74,6 +76,7 @@ async def fake_agent(
             for n, stats in reports:
                 await sock.send(p.encode(p.StatsReport(agent_id="agent-x", second=n,
                                                        interval=stats.to_wire())))
+                await asyncio.sleep(pause)
             await sock.send(p.encode(p.Done(agent_id="agent-x", totals=done.to_wire())))
     finally:
         sock.close()
@@ -122,8 +125,9 @@ def test_a_report_after_its_row_was_written_is_reported_late() -> None:
                                 join_timeout=10)
         port = controller.bind()
         task = asyncio.get_running_loop().create_task(controller.run())
-        # Second 2 first: the agent has moved past second 1, whose row goes out empty.
-        await fake_agent(port, [(0, s0), (2, s2), (1, s1)], total(s0, s1, s2))
+        # Second 2 first: the agent has moved past second 1, whose row goes out empty before
+        # second 1's report comes (the pause lets the controller write it).
+        await fake_agent(port, [(0, s0), (2, s2), (1, s1)], total(s0, s1, s2), pause=0.3)
         async with asyncio.timeout(10):
             return await task
 
