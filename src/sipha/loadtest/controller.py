@@ -369,12 +369,15 @@ class Controller:
                 stop_sent = True
                 for a in running:
                     await self._send(a.routing_id, p.Stop(reason="stopped by the controller"))
-            # Every frame already queued is read before anyone is judged silent: after a stall
-            # of this loop the wait above may have timed out with agents' heartbeats waiting.
+            # The frames already queued (up to a bound: two per agent and second is the usual
+            # flow) are read before anyone is judged silent: after a stall of this loop the
+            # 0.2 s wait may time out with agents' heartbeats waiting behind it.
             got = await self._recv(0.2) or await self._recv_queued()
+            read = 0
             while got is not None:
                 self._on_frame(*got, now=time.time())
-                got = await self._recv_queued()
+                read += 1
+                got = await self._recv_queued() if read < 1000 else None
             now = time.time()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval
