@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -83,38 +84,50 @@ def spawn_agents(port: int) -> list[subprocess.Popen[bytes]]:
     ]
 
 
+async def run_with_fault(
+    controller: Controller, procs: list[subprocess.Popen[bytes]], at: float,
+    fault: Callable[[], None],
+) -> RunResult:
+    """Run the controller with its agents, call ``fault()`` ``at`` seconds into the run, and
+    stop the agents whatever happens."""
+
+    async def inject() -> None:
+        # The controller sets start_at when it sends the plans (a plain attribute: no event
+        # to wait on).
+        while controller.start_at == 0.0:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(controller.start_at + at - time.time())
+        fault()
+
+    try:
+        injector = asyncio.get_running_loop().create_task(inject())
+        result = await controller.run()
+        await injector
+    finally:
+        for p in procs:
+            await asyncio.to_thread(terminate, p)
+    return result
+
+
 def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> None:
     with uas() as (port, _proc):
         time.sleep(0.3)
         plan = make_plan(port, rate=100, duration=5.0)
+        killed_at = 0.0
 
-        async def scenario() -> tuple[RunResult, float]:
+        async def scenario() -> RunResult:
             controller = Controller(plan, expect_agents=2, results_dir=tmp_path,
                                     heartbeat_timeout=2.0, join_timeout=20)
-            cport = controller.bind()
-            procs = spawn_agents(cport)
-            killed_at = 0.0
+            procs = spawn_agents(controller.bind())
 
-            async def kill_one() -> None:
-                # The controller sets start_at when it sends the plans; kill agent-1 2.2 s
-                # into the run (polling a plain attribute: no event to wait on).
+            def kill_one() -> None:
                 nonlocal killed_at
-                while controller.start_at == 0.0:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(controller.start_at + 2.2 - time.time())
                 killed_at = time.time()
                 os.kill(procs[0].pid, signal.SIGKILL)
 
-            try:
-                killer = asyncio.get_running_loop().create_task(kill_one())
-                result = await controller.run()
-                await killer
-            finally:
-                for p in procs:
-                    await asyncio.to_thread(terminate, p)
-            return result, killed_at
+            return await run_with_fault(controller, procs, 2.2, kill_one)
 
-        result, killed_at = run(scenario())
+        result = run(scenario())
     lost = result.agents["agent-1"]
     assert lost.status == "lost"
     assert result.agents["agent-2"].status == "done"
@@ -143,23 +156,9 @@ def test_a_stalled_controller_loses_no_live_agent(tmp_path: Path) -> None:
         async def scenario() -> RunResult:
             controller = Controller(plan, expect_agents=2, results_dir=tmp_path,
                                     heartbeat_timeout=2.0, join_timeout=20)
-            cport = controller.bind()
-            procs = spawn_agents(cport)
-
-            async def stall() -> None:
-                while controller.start_at == 0.0:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(controller.start_at + 1.5 - time.time())
-                time.sleep(2.6)  # noqa: ASYNC251 (blocks the controller's loop on purpose)
-
-            try:
-                staller = asyncio.get_running_loop().create_task(stall())
-                result = await controller.run()
-                await staller
-            finally:
-                for p in procs:
-                    await asyncio.to_thread(terminate, p)
-            return result
+            procs = spawn_agents(controller.bind())
+            # time.sleep on the controller's loop: a stall, on purpose.
+            return await run_with_fault(controller, procs, 1.5, lambda: time.sleep(2.6))
 
         result = run(scenario())
     assert {a: s.status for a, s in result.agents.items()} == {
