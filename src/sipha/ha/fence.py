@@ -54,20 +54,18 @@ def _has_exited(pid: int) -> bool:
 
 
 def _looks_like_sipha(pid: int, marker: str) -> bool | None:
-    """True/False from /proc, None when the process is gone."""
+    """True/False from its command line, None when the process has exited (a zombie too:
+    its sockets are closed, only its parent's wait() is missing)."""
     if _has_exited(pid):
         return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return None
     except OSError:
         return False
-    if stat.rpartition(")")[2].split()[:1] in (["Z"], ["X"], ["x"]):
-        return None  # exited (zombie or being reaped), sockets closed
     if not cmdline and _has_exited(pid):
-        return None  # it exited between the two looks
+        return None  # it exited between the two looks (an exiting process has no cmdline)
     return marker.encode() in cmdline
 
 
