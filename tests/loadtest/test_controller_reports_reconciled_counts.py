@@ -47,7 +47,14 @@ def test_unreported_is_the_counters_beyond_the_reports() -> None:
     assert (gap.calls_attempted, gap.calls_successful, gap.calls_failed,
             gap.retransmissions) == (12, 10, 2, 1)
     assert gap.failed_by_reason == {"486": 1, "timeout": 1}
-    assert gap.histogram("setup_200") is None  # latencies of a lost report are not rebuilt
+    # The lost report's latencies come back from the totals' histograms, bucket for bucket.
+    lost = gap.histogram("setup_200")
+    assert lost is not None
+    assert lost.get_total_count() == 10
+    assert gap.percentiles("setup_200") == s1.percentiles("setup_200")
+    rebuilt = total(s0, s2)
+    rebuilt.extend(gap)
+    assert rebuilt == total(s0, s1, s2)
     nothing = unreported(total(s0, s1), total(s0, s1))
     assert nothing is not None
     assert nothing.is_empty()
@@ -100,6 +107,10 @@ def test_a_lost_report_is_reconciled_and_reported() -> None:
     result = run(scenario())
     assert time.monotonic() - started < 10
     assert result.totals.calls_attempted == 25
+    # The latencies of the lost second are in the run's histogram too, not only its counters.
+    whole = total(s0, s1, s2)
+    assert result.totals.histogram("setup_200").get_total_count() == 22  # type: ignore[union-attr]
+    assert result.totals.percentiles("setup_200") == whole.percentiles("setup_200")
     moved = result.reconciled
     assert (moved.calls_attempted, moved.calls_successful, moved.calls_failed,
             moved.retransmissions) == (12, 10, 2, 1)

@@ -20,7 +20,6 @@ All tasks live in one TaskGroup; the run's end cancels the helpers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ import zmq.asyncio
 from sipha.loadtest import protocol as p
 from sipha.loadtest.runner import AgentRunner
 from sipha.loadtest.stats import IntervalStats
+from sipha.loadtest.zmqrecv import recv_frames
 
 log = logging.getLogger(__name__)
 
@@ -91,20 +91,26 @@ class Agent:
             cores=os.cpu_count() or 1,
         )
         welcome: p.Welcome | None = None
-        async with asyncio.timeout(self.join_timeout):
-            while self.plan is None:
-                if welcome is None:
-                    await sock.send(p.encode(hello))
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        while self.plan is None:
-                            msg = p.decode(await sock.recv())
-                            if isinstance(msg, p.Refused):
-                                raise AgentRefused(msg.reason)
-                            if isinstance(msg, p.Welcome):
-                                welcome = msg
-                            elif isinstance(msg, p.Plan):
-                                self.plan = msg
+        deadline = time.monotonic() + self.join_timeout
+        next_hello = 0.0
+        while self.plan is None:
+            now = time.monotonic()
+            if now >= deadline:
+                raise TimeoutError(f"no controller answered within {self.join_timeout:g} s")
+            if welcome is None and now >= next_hello:
+                await sock.send(p.encode(hello))
+                next_hello = now + 1.0
+            # A bounded poll, never a cancelled recv: that could drop the Plan (see zmqrecv).
+            frames = await recv_frames(sock, min(1.0, deadline - now))
+            if frames is None:
+                continue
+            msg = p.decode(frames[0])
+            if isinstance(msg, p.Refused):
+                raise AgentRefused(msg.reason)
+            if isinstance(msg, p.Welcome):
+                welcome = msg
+            elif isinstance(msg, p.Plan):
+                self.plan = msg
         if welcome is None:
             welcome = p.Welcome(agent_id=self.agent_id, version=p.PROTOCOL_VERSION, run_id="")
         return welcome

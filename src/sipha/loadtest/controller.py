@@ -19,9 +19,10 @@ A ZeroMQ ROUTER socket; agents are DEALERs identified by their agent id (locust'
 3. *End*: when every agent is done or lost, the remaining seconds are written with the summary.
    ``stop()`` sends Stop to every agent (they drain and report Done).  An agent's Done carries
    its own totals; if they hold more than its merged reports (a report lost on the way), the
-   difference goes into a later second so the run's totals stay exact.  That safety net must
-   never be silent: it is an event (``agent-reconciled``, with the counters moved) and
-   :attr:`AgentState.reconciled`; in a healthy run both are empty.
+   difference (counters and latency samples) goes into a later second so the run's totals
+   stay exact.  That safety net must never be silent: it is an event (``agent-reconciled``,
+   with the counters moved) and :attr:`AgentState.reconciled`; in a healthy run both are
+   empty.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ import zmq
 import zmq.asyncio
 
 from sipha.loadtest import protocol as p
+from sipha.loadtest.histmath import difference
 from sipha.loadtest.results import ResultsSink
-from sipha.loadtest.stats import IntervalStats, RunStats, merge_all
+from sipha.loadtest.stats import IntervalStats, LatencyKind, RunStats, merge_all
 from sipha.loadtest.uac import planned_rate
 from sipha.loadtest.view import LiveView
+from sipha.loadtest.zmqrecv import recv_frames
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +91,12 @@ def share_plan(plan: p.Plan, *, agents: int, index: int, start_at: float) -> p.P
 
 
 def unreported(own: IntervalStats, seen: IntervalStats) -> IntervalStats | None:
-    """What an agent's own totals ``own`` hold beyond its merged reports ``seen``: counters
-    only (the latency samples of a lost report cannot be rebuilt from totals).
+    """What an agent's own totals ``own`` hold beyond its merged reports ``seen``: counters,
+    failure reasons and, bucket by bucket, the setup latencies (the Done totals carry the
+    agent's whole-run histograms, so a lost report's samples are rebuilt exactly).
 
-    None when it is not a clean difference: some counter of the reports exceeds the totals, or
-    the failure reasons do not add up to the failed calls.
+    None when it is not a clean difference: some counter or latency bucket of the reports
+    exceeds the totals, or the failure reasons do not add up to the failed calls.
     """
     gap = IntervalStats()
     for name in _COUNTERS:
@@ -108,6 +112,17 @@ def unreported(own: IntervalStats, seen: IntervalStats) -> IntervalStats | None:
             gap.failed_by_reason[key] = extra
     if sum(gap.failed_by_reason.values()) != gap.calls_failed:
         return None
+    which: LatencyKind
+    for which in ("setup_18x", "setup_200"):
+        whole, part = own.histogram(which), seen.histogram(which)
+        if whole is None:
+            if part is not None and part.get_total_count():
+                return None
+            continue
+        extra_samples = difference(whole, part)
+        if extra_samples is None:
+            return None
+        gap.add_latencies(which, extra_samples)
     return gap
 
 
@@ -277,22 +292,12 @@ class Controller:
         return float(seconds[-1] + 1) if seconds else 0.0
 
     async def _recv(self, wait: float) -> tuple[bytes, bytes] | None:
+        """The next (routing id, frame), waiting up to ``wait`` s (0: only one already queued)."""
         assert self._sock is not None
-        try:
-            async with asyncio.timeout(wait):
-                frames = await self._sock.recv_multipart()
-        except TimeoutError:
-            return None
-        if len(frames) != 2:
+        frames = await recv_frames(self._sock, wait)
+        if frames is None or len(frames) != 2:
             return None
         return frames[0], frames[1]
-
-    async def _recv_queued(self) -> tuple[bytes, bytes] | None:
-        """The next frame if one is already queued, else None (no wait)."""
-        assert self._sock is not None
-        if not int(self._sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-            return None
-        return await self._recv(1.0)
 
     async def _join(self) -> None:
         deadline = time.monotonic() + self.join_timeout
@@ -372,12 +377,12 @@ class Controller:
             # The frames already queued (up to a bound: two per agent and second is the usual
             # flow) are read before anyone is judged silent: after a stall of this loop the
             # 0.2 s wait may time out with agents' heartbeats waiting behind it.
-            got = await self._recv(0.2) or await self._recv_queued()
+            got = await self._recv(0.2)
             read = 0
             while got is not None:
                 self._on_frame(*got, now=time.time())
                 read += 1
-                got = await self._recv_queued() if read < 1000 else None
+                got = await self._recv(0) if read < 1000 else None
             now = time.time()
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + self.heartbeat_interval

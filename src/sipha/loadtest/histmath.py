@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["mean_stddev", "percentile_values"]
+__all__ = ["difference", "mean_stddev", "percentile_values"]
 
 _Shape = tuple[int, int, int, int, int]
 
@@ -95,3 +95,25 @@ def mean_stddev(hist: HdrHistogram) -> tuple[float, float]:
     dev = median - mean
     variance = float(np.dot(counts, dev * dev)) / total
     return mean, math.sqrt(variance)
+
+
+def difference(whole: HdrHistogram, part: HdrHistogram | None) -> HdrHistogram | None:
+    """The samples ``whole`` holds beyond ``part`` (same shape), bucket by bucket, as a new
+    histogram; None when ``part`` holds more than ``whole`` in some bucket (not a subset).
+
+    Each bucket's surplus is recorded at the bucket's highest equivalent value, which falls
+    in that same bucket: adding the result to ``part`` gives back ``whole``'s buckets exactly.
+    """
+    counts = _counts(whole).astype(np.int64)
+    if part is not None:
+        if _shape(part) != _shape(whole):
+            return None
+        counts = counts - _counts(part).astype(np.int64)
+    if (counts < 0).any():
+        return None
+    out = HdrHistogram(whole.lowest_trackable_value, whole.highest_trackable_value,
+                       whole.significant_figures)
+    highest, _ = _bucket_values(_shape(whole))
+    for i in np.flatnonzero(counts):
+        out.record_value(int(highest[i]), int(counts[i]))
+    return out

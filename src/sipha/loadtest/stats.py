@@ -335,6 +335,12 @@ class IntervalStats:
             return self._setup_18x
         raise ValueError(f"unknown latency histogram {which!r}")
 
+    def add_latencies(self, which: LatencyKind, hist: HdrHistogram) -> None:
+        """Add every sample of ``hist`` (the shape of :func:`new_histogram`) to ``which``;
+        the counters are the caller's to keep in step."""
+        if hist.get_total_count():
+            self._writable(which).add(hist)
+
     def _writable(self, which: LatencyKind) -> HdrHistogram:
         if which == "setup_200":
             if self._setup_200 is None:
@@ -370,8 +376,8 @@ class IntervalStats:
         which: LatencyKind
         for which in ("setup_18x", "setup_200"):
             theirs = other.histogram(which)
-            if theirs is not None and theirs.get_total_count():
-                self._writable(which).add(theirs)
+            if theirs is not None:
+                self.add_latencies(which, theirs)
 
     def merge(self, other: IntervalStats) -> None:
         """Fold in another agent's stats for the *same* interval: counters and histograms add,
