@@ -163,6 +163,17 @@ def parse_port(text: str) -> int:
     return port
 
 
+def add_matched_params(params: dict[str, str | None], tail: str) -> None:
+    """Add the ``;name[=value]`` pieces of ``tail`` to ``params`` (names lowercased, the first
+    of a name wins).  Only for a tail a fast-path regex matched as tokens: nothing here is
+    unescaped or checked."""
+    for piece in tail[1:].split(";"):
+        name, eq, value = piece.partition("=")
+        name = name.lower()
+        if name not in params:
+            params[name] = value if eq else None
+
+
 def _format_host(host: str) -> str:
     # An IPv6 address handed in without brackets still serializes as an IPv6reference.
     if ":" in host and not host.startswith("["):
@@ -337,11 +348,7 @@ def parse_uri(text: str) -> Uri:
             port = parse_port(port_text)  # raises, with the exact path's message
     params: dict[str, str | None] = {}
     if raw_params:
-        for item in raw_params[1:].split(";"):
-            name, eq, value = item.partition("=")
-            name = name.lower()
-            if name not in params:
-                params[name] = value if eq else None
+        add_matched_params(params, raw_params)
     uri: SipUri = _new_object(SipUri)
     _set_scheme(uri, scheme)
     _set_user(uri, user)

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Final
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.headers import TOKEN_CHARS, format_params, parse_params, split_comma, split_lws
-from sipha.sip.uri import _IPV4, parse_host, parse_port
+from sipha.sip.uri import _IPV4, add_matched_params, parse_host, parse_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -257,11 +257,7 @@ def _via_of_match(m: re.Match[str]) -> Via:
         parse_host(host)
     params: dict[str, str | None] = {} if branch is None else {"branch": branch}
     if tail:
-        for piece in tail[1:].split(";"):
-            name, eq, pvalue = piece.partition("=")
-            name = name.lower()
-            if name not in params:
-                params[name] = pvalue if eq else None
+        add_matched_params(params, tail)
         if not _CHECKED.isdisjoint(params):
             _check_params(params)
         if "branch" in params and not params["branch"]:
