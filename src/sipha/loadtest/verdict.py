@@ -10,10 +10,12 @@ run is held to ``--max-failed-calls 0``: the load tester's verdict before criter
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from sipha.common.expect import Criteria, Measured, Verdict, evaluate, longest_gap_slots
-from sipha.loadtest.controller import RunResult
-from sipha.loadtest.stats import SLOTS_PER_SECOND
+
+if TYPE_CHECKING:  # the CLI imports this module to build its parser: keep ZeroMQ out of it
+    from sipha.loadtest.controller import RunResult
 
 __all__ = ["DEFAULT", "add_arguments", "criteria_from_args", "judge", "measure"]
 
@@ -79,6 +81,8 @@ def criteria_from_args(args: argparse.Namespace) -> Criteria:
 
 def measure(result: RunResult) -> Measured:
     """A finished run's measurements (counters and histograms merged exactly over agents)."""
+    from sipha.loadtest.stats import SLOTS_PER_SECOND
+
     totals = result.totals
     answered = last_attempt = 0
     for second, stats in result.run.series():
