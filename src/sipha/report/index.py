@@ -22,7 +22,7 @@ from sipha.report.model import META, ResultsError, load_results
 from sipha.report.render import summary_rows
 from sipha.report.summary import Summary, summarize
 
-__all__ = ["IndexEntry", "MAX_DEPTH", "MAX_RUNS", "find_runs", "render_index"]
+__all__ = ["MAX_DEPTH", "MAX_RUNS", "IndexEntry", "find_runs", "render_index"]
 
 MAX_DEPTH = 4
 MAX_RUNS = 2000
