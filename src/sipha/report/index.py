@@ -153,7 +153,9 @@ tr.verdict-FAILED td {{ color: #c62828; }} tr.verdict-met td {{ color: #1a7f37; 
 "use strict";
 const runs = JSON.parse(document.getElementById("runs-data").textContent);
 const picked = [];
-function cell(tag, text) {{ const c = document.createElement(tag); c.textContent = text; return c; }}
+function cell(tag, text) {{
+  const c = document.createElement(tag); c.textContent = text; return c;
+}}
 function compare() {{
   const box = document.getElementById("compare");
   box.replaceChildren();
@@ -174,8 +176,11 @@ function compare() {{
   const names = [...new Set([...a.verdicts, ...b.verdicts].map((v) => v[0]))];
   for (const name of names) {{
     const tr = document.createElement("tr");
-    const show = (run) => {{ const v = run.verdicts.find((x) => x[0] === name);
-      return v ? `${{v[2] ?? "not measured"}} (bound ${{v[1]}}): ${{v[3] ? "met" : "FAILED"}}` : "–"; }};
+    const show = (run) => {{
+      const v = run.verdicts.find((x) => x[0] === name);
+      if (!v) return "–";
+      return `${{v[2] ?? "not measured"}} (bound ${{v[1]}}): ${{v[3] ? "met" : "FAILED"}}`;
+    }};
     tr.append(cell("th", name), cell("td", show(a)), cell("td", show(b)));
     table.appendChild(tr);
   }}
@@ -190,9 +195,13 @@ function compare() {{
 for (const box of document.querySelectorAll("input.pick")) {{
   box.addEventListener("change", () => {{
     const i = Number(box.value);
-    if (box.checked) {{ picked.push(i); if (picked.length > 2) {{
-      const old = picked.shift(); document.querySelector(`input.pick[value="${{old}}"]`).checked = false; }} }}
-    else picked.splice(picked.indexOf(i), 1);
+    if (box.checked) {{
+      picked.push(i);
+      if (picked.length > 2) {{
+        const old = picked.shift();
+        document.querySelector(`input.pick[value="${{old}}"]`).checked = false;
+      }}
+    }} else picked.splice(picked.indexOf(i), 1);
     compare();
   }});
 }}
