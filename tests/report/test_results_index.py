@@ -70,3 +70,19 @@ def test_index_of_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
                           str(tmp_path / "nope")], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "not a folder" in out.stderr
+
+
+def test_report_charts_are_interactive_offline(tmp_path: Path) -> None:
+    folder = write_synthetic(tmp_path / "run", fail_at=(8,))
+    report = render_report(folder)
+    with browser_page() as page:
+        page.goto(report.as_uri())
+        for chart in ("calls", "active", "roles"):
+            page.wait_for_function(
+                f"Number(document.getElementById('chart-{chart}').dataset.points) > 0")
+        # Zoom the roles chart to 50 ms around the takeover: uPlot redraws that window.
+        page.evaluate("(() => { const u = document.getElementById('chart-roles').uplot;"
+                      " u.setScale('x', {min: 5.0, max: 5.05}); })()")
+        span = page.evaluate("(() => { const s = document.getElementById('chart-roles')"
+                             ".uplot.scales.x; return s.max - s.min; })()")
+        assert abs(span - 0.05) < 1e-6
