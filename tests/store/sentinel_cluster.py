@@ -81,7 +81,7 @@ class SentinelCluster:
     # -- observation ---------------------------------------------------------------------------
     def client(self, port: int) -> redis.Redis:
         return redis.Redis(
-            host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2,
+            host="127.0.0.1", port=port, decode_responses=True, socket_timeout=2, protocol=2,
             socket_connect_timeout=1,
         )
 
@@ -113,9 +113,8 @@ class SentinelCluster:
         return bool(info.get("connected_slaves", 0) >= 1 and "online" in str(info.get("slave0")))
 
     def wait_ready(self) -> None:
-        """Replica in sync, and every Sentinel knows the replica and both other Sentinels
-        (needed for a quorum and a leader election)."""
-        self.wait_until("the replica is in sync", lambda: self.replica_in_sync(self.master_port))
+        """Every Sentinel knows the replica and both other Sentinels (needed for a quorum
+        and a leader election)."""
 
         def sentinels_ready() -> bool:
             for port in self.sentinel_ports:
@@ -154,6 +153,11 @@ def sentinel_cluster(workdir: Path) -> Iterator[SentinelCluster]:
         cluster.replica_port = free_port(kind=socket.SOCK_STREAM)
         cluster.start_redis(cluster.master_port)
         cluster.start_redis(cluster.replica_port, replicaof=cluster.master_port)
+        # Sentinels learn of replicas from the master's INFO, read at once and then only
+        # every 10 s: start them after the replica is attached, or wait 10 s to see it.
+        cluster.wait_until(
+            "the replica is in sync", lambda: cluster.replica_in_sync(cluster.master_port)
+        )
         for _ in range(3):
             port = free_port(kind=socket.SOCK_STREAM)
             cluster.sentinel_ports.append(port)

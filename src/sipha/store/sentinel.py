@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -83,15 +83,21 @@ class SentinelStore(RedisStore):
         self.settings = settings
         # WAIT blocks server-side for wait_timeout: the socket must outlast it.
         timeout = settings.wait_timeout + 2.0
-        common = {
+        common: dict[str, Any] = {
             "socket_timeout": timeout,
             "socket_connect_timeout": _CONNECT_TIMEOUT,
             # No retries inside redis-py: a retried script is the hold loop's decision.
             "retry": Retry(NoBackoff(), 0),
         }
-        self._sentinel = Sentinel(
+        self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
             list(settings.sentinels),
-            sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": _CONNECT_TIMEOUT},
+            # No retries either: redis-py's default (3, backing off up to 10 s) per dead
+            # Sentinel would stall every lookup for tens of seconds; the next one is asked.
+            sentinel_kwargs={
+                "socket_timeout": 1.0,
+                "socket_connect_timeout": _CONNECT_TIMEOUT,
+                "retry": Retry(NoBackoff(), 0),
+            },
             **common,
         )
         master = self._sentinel.master_for(
