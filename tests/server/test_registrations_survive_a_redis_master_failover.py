@@ -94,7 +94,8 @@ def test_every_user_registered_before_the_crash_stays_reachable(
     _add_users(url)
     uas = [SipClient(0) for _ in range(N)]
     try:
-        with server(tmp_path, store=url) as srv:
+        # The URL in a config file, as deployed (the flag takes the same string).
+        with server(tmp_path, config=f'store = "{url}"\n') as srv:
             for i, ua in enumerate(uas):
                 ua.server = ("127.0.0.1", srv.port)
                 assert ua.register(f"u{i}", PASSWORD, expires=600).status == 200

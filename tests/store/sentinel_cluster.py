@@ -85,9 +85,9 @@ class SentinelCluster:
             socket_connect_timeout=1,
         )
 
-    def master_seen_by(self, sentinel_port: int) -> dict[str, str]:
+    def master_seen_by(self, sentinel_port: int) -> dict[str, object]:
         with self.client(sentinel_port) as c:
-            state: dict[str, str] = c.execute_command("SENTINEL", "MASTER", SERVICE)
+            state: dict[str, object] = c.sentinel_master(SERVICE)
             return state
 
     def wait_until(self, what: str, check: object, timeout: float = START_TIMEOUT) -> None:
@@ -119,7 +119,7 @@ class SentinelCluster:
         def sentinels_ready() -> bool:
             for port in self.sentinel_ports:
                 state = self.master_seen_by(port)
-                if int(state["num-other-sentinels"]) < 2 or int(state["num-slaves"]) < 1:
+                if state["num-other-sentinels"] < 2 or state["num-slaves"] < 1:  # type: ignore[operator]
                     return False
             return True
 
@@ -132,11 +132,11 @@ class SentinelCluster:
         def promoted() -> bool:
             for port in self.sentinel_ports:
                 with self.client(port) as c:
-                    addr = c.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
+                    addr = c.sentinel_get_master_addr_by_name(SERVICE)
                 if int(addr[1]) != new:
                     return False
             with self.client(new) as c:
-                return c.info("replication")["role"] == "master"
+                return bool(c.info("replication")["role"] == "master")
 
         self.wait_until("the replica is promoted", promoted)
         self.master_port, self.replica_port = new, self.master_port
