@@ -58,7 +58,7 @@ from sipha.store.read_cache import ReadCache
 from sipha.store.redis_store import RedisStore
 from sipha.store.sentinel_url import SentinelSettings
 
-__all__ = ["SentinelStore"]
+__all__ = ["SentinelStore", "is_own_earlier_attempt"]
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ class SentinelStore(RedisStore):
             result = await RedisStore.update_bindings(
                 st, aor, changes=changes, call_id=call_id, cseq=cseq, now=now
             )
-            if attempt and _own_earlier_attempt(result, call_id, cseq):
+            if attempt and is_own_earlier_attempt(result, call_id, cseq):
                 return UpdateResult(UpdateOutcome.APPLIED, result.bindings)
             return result
 
@@ -267,7 +267,7 @@ class SentinelStore(RedisStore):
         return self
 
 
-def _own_earlier_attempt(result: UpdateResult, call_id: str, cseq: int) -> bool:
+def is_own_earlier_attempt(result: UpdateResult, call_id: str, cseq: int) -> bool:
     """An OUT_OF_ORDER answer to a retried REGISTER caused by the stored result of its own
     first attempt (same Call-ID, same CSeq: RFC 3261 §10.3 makes that pair one request)."""
     if result.ok:
