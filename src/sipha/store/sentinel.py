@@ -101,12 +101,11 @@ class SentinelStore(RedisStore):
                 "socket_connect_timeout": _CONNECT_TIMEOUT,
                 "retry": Retry(NoBackoff(), 0),
             },
-            **common,
         )
         master = self._sentinel.master_for(
             settings.service, db=settings.db, decode_responses=True, **common
         )
-        hosts = ",".join(f"{h}:{p}" for h, p in settings.sentinels)
+        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in settings.sentinels)
         super().__init__(
             f"redis-sentinel://{hosts}/{settings.service}/{settings.db}",
             prefix=settings.prefix,
