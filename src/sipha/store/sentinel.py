@@ -92,7 +92,7 @@ class SentinelStore(RedisStore):
             # No retries inside redis-py: a retried script is the hold loop's decision.
             "retry": Retry(NoBackoff(), 0),
         }
-        self._sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(settings.sentinels),
             # No retries either: redis-py's default (3, backing off up to 10 s) per dead
             # Sentinel would stall every lookup for tens of seconds; the next one is asked.
