@@ -1,0 +1,85 @@
+"""A standby that applied the active's snapshot resumes its open transactions exactly where the
+active stopped: an unanswered INVITE fails over to the next server on the new active's timer,
+and a CANCELled INVITE stays cancelled (a late 503 is not failed over to ring another phone).
+
+Both routers get every input in the same order; the new active must send the same bytes as
+the old active would have.
+"""
+
+from __future__ import annotations
+
+import random
+
+from sipha.dispatcher.router import Router, RouterSettings, Send
+from sipha.dispatcher.servers import parse_server
+from sipha.ha.replication import FrameDecoder, ReplSnapshot, encode_frame
+from sipha.sip import Request, Response, build_response, parse_message
+from sipha.transport import Peer
+
+UAC = Peer("udp", "127.0.0.9", 5099)
+
+
+def make_router() -> Router:
+    # A hashing scheduler: both nodes pick the same next server for the same call.
+    r = Router(RouterSettings(algorithm="hash-callid"), advertise=("127.0.0.1", 5060),
+               secret=b"k" * 16, rng=random.Random(1))
+    for i in range(3):
+        r.add_server(parse_server(f"sip:127.0.0.1:{5071 + i};probe=off"))
+    return r
+
+
+def request(method: str = "INVITE", branch: str = "z9hG4bKc1") -> Request:
+    data = (
+        f"{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.9:5099;branch={branch}\r\n"
+        "From: <sip:sipp@127.0.0.9:5099>;tag=f1\r\nTo: <sip:service@127.0.0.1:5060>\r\n"
+        f"Call-ID: c1\r\nCSeq: 1 {method}\r\nContact: <sip:sipp@127.0.0.9:5099>\r\n"
+        "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    msg = parse_message(data)
+    assert isinstance(msg, Request)
+    return msg
+
+
+def answer(send: Send, status: int) -> Response:
+    sent = parse_message(send.data)
+    assert isinstance(sent, Request)
+    resp = parse_message(bytes(build_response(sent, status, to_tag="s1")))
+    assert isinstance(resp, Response)
+    return resp
+
+
+def replicate(active: Router, now: float) -> Router:
+    """A standby that received the active's snapshot over the replication wire."""
+    standby = make_router()
+    [msg] = FrameDecoder().feed(encode_frame(ReplSnapshot(1, active.state.snapshot(now))))
+    assert isinstance(msg, ReplSnapshot)
+    standby.state.apply(msg.state, now)
+    return standby
+
+
+def test_the_new_active_fails_over_an_invite_the_old_one_forwarded() -> None:
+    active = make_router()
+    [first] = active.on_request(request(), UAC, now=0.0)
+    standby = replicate(active, now=0.1)
+    assert standby.next_deadline() <= 0.2
+    expected = active.on_timer(0.3)
+    got = standby.on_timer(0.3)
+    retries = [s for s in got if parse_message(s.data).method == "INVITE"]  # type: ignore[union-attr]
+    assert len(retries) == 1
+    assert retries[0].peer != first.peer
+    assert got == expected
+    assert standby.stats.failovers == 1
+
+
+def test_a_cancelled_invite_stays_cancelled_on_the_new_active() -> None:
+    active = make_router()
+    [first] = active.on_request(request(), UAC, now=0.0)
+    active.on_response(answer(first, 180), first.peer, now=0.05)
+    active.on_request(request("CANCEL"), UAC, now=0.1)
+    standby = replicate(active, now=0.15)
+    expected = active.on_response(answer(first, 503), first.peer, now=0.2)
+    got = standby.on_response(answer(first, 503), first.peer, now=0.2)
+    assert [s.peer for s in got] == [UAC]  # the caller gets the answer, no server a new INVITE
+    assert got == expected
+    assert standby.stats.failovers == 0
