@@ -113,13 +113,14 @@ class Forwarder:
         return self._step(p, event, now, idx=idx, response=msg, cause=f"answered {status}")
 
     def on_timer(self, now: float, out: list[Send]) -> None:
-        """Failover deadlines that passed, and transactions that expired."""
+        """Transactions that expired, then failover deadlines that passed (an expired
+        transaction is not failed over)."""
+        for p in self.table.sweep(now):
+            out += self._step(p, Input.EXPIRED, now)
         timeout = self.settings.failover_timeout
         for p in self.table.due(now):
             out += self._step(p, Input.NO_ANSWER, now,
                               cause=f"no response within {timeout * 1000:g} ms")
-        for p in self.table.sweep(now):
-            out += self._step(p, Input.EXPIRED, now)
 
     def server_down(self, server: Server, now: float, out: list[Send]) -> None:
         """Fail over the transactions still waiting on a server that just went down."""
@@ -238,7 +239,10 @@ class Forwarder:
         idx = p.current
         server = p.attempts[idx]
         method = msg.method
-        if method not in ("ACK", "CANCEL") and method in DIALOG_CREATING:
+        if method == "CANCEL":
+            if p.attempt_phases[idx] is not AttemptPhase.COMPLETED:
+                p.attempt_phases[idx] = AttemptPhase.CANCELLED  # by the caller's CANCEL
+        elif method != "ACK" and method in DIALOG_CREATING:
             msg.add_record_route(server.route)
         msg.push_via(self.stamp.via(server.peer.transport, p.branches[idx]))
         self.stats.forwarded_requests += 1

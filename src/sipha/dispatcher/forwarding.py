@@ -147,7 +147,9 @@ _D = Do
 
 _DROP: tuple[Do, ...] = ()
 _WIN_2XX = (_D.WIN, _D.CONFIRM_DIALOG, _D.CANCEL_OTHERS, _D.FORWARD_UPSTREAM)
-_LOSE = (_D.WIN, _D.END_DIALOG, _D.FORWARD_UPSTREAM)
+# A final non-2xx goes to the caller: an abandoned attempt still ringing is CANCELled too
+# (otherwise it rings on until its own timeout, and a late 2xx becomes a ghost call).
+_LOSE = (_D.WIN, _D.CANCEL_OTHERS, _D.END_DIALOG, _D.FORWARD_UPSTREAM)
 
 
 def _waiting(phase: Phase) -> dict[Input, Rule]:
