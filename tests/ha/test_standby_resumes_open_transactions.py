@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from sipha.dispatcher.router import Router, RouterSettings, Send
 from sipha.dispatcher.servers import parse_server
-from sipha.ha.replication import FrameDecoder, ReplSnapshot, encode_frame
+from sipha.ha.replication import FrameDecoder, ReplDeltas, ReplSnapshot, encode_frame
 from sipha.sip import Request, Response, build_response, parse_message
 from sipha.transport import Peer
 
@@ -49,22 +51,48 @@ def answer(send: Send, status: int) -> Response:
     return resp
 
 
-def replicate(active: Router, now: float) -> Router:
-    """A standby that received the active's snapshot over the replication wire."""
-    standby = make_router()
-    [msg] = FrameDecoder().feed(encode_frame(ReplSnapshot(1, active.state.snapshot(now))))
-    assert isinstance(msg, ReplSnapshot)
-    standby.state.apply(msg.state, now)
-    return standby
+class Pair:
+    """An active and its standby, the standby fed over the replication wire either by one
+    snapshot taken when asked (``snapshot``) or by the journal streamed since the start
+    (``deltas``)."""
+
+    def __init__(self, how: str) -> None:
+        self.how = how
+        self.active = make_router()
+        self.standby = make_router()
+        if how == "deltas":
+            self.active.state.journal = True
+            self._ship(ReplSnapshot(0, self.active.state.snapshot(0.0)), 0.0)
+
+    def _ship(self, msg: ReplSnapshot | ReplDeltas, now: float) -> None:
+        [got] = FrameDecoder().feed(encode_frame(msg))
+        if isinstance(got, ReplSnapshot):
+            self.standby.state.apply(got.state, now)
+        else:
+            assert isinstance(got, ReplDeltas)
+            for delta in got.deltas:
+                self.standby.state.apply_delta(delta, now)
+
+    def replicate(self, now: float) -> Router:
+        if self.how == "snapshot":
+            self._ship(ReplSnapshot(1, self.active.state.snapshot(now)), now)
+        else:
+            self._ship(ReplDeltas(1, self.active.state.drain_deltas()), now)
+        return self.standby
 
 
-def test_the_new_active_fails_over_an_invite_the_old_one_forwarded() -> None:
-    active = make_router()
+MODES = pytest.mark.parametrize("how", ["snapshot", "deltas"])
+
+
+@MODES
+def test_the_new_active_fails_over_an_invite_the_old_one_forwarded(how: str) -> None:
+    pair = Pair(how)
+    active = pair.active
     [first] = active.on_request(request(), UAC, now=0.0)
-    standby = replicate(active, now=0.1)
+    standby = pair.replicate(now=0.1)
     assert standby.next_deadline() <= 0.2
-    expected = active.on_timer(0.3)
-    got = standby.on_timer(0.3)
+    expected = active.on_timer(0.35)
+    got = standby.on_timer(0.35)
     retries = [s for s in got if parse_message(s.data).method == "INVITE"]  # type: ignore[union-attr]
     assert len(retries) == 1
     assert retries[0].peer != first.peer
@@ -72,14 +100,28 @@ def test_the_new_active_fails_over_an_invite_the_old_one_forwarded() -> None:
     assert standby.stats.failovers == 1
 
 
-def test_a_cancelled_invite_stays_cancelled_on_the_new_active() -> None:
-    active = make_router()
+@MODES
+def test_a_cancelled_invite_stays_cancelled_on_the_new_active(how: str) -> None:
+    pair = Pair(how)
+    active = pair.active
     [first] = active.on_request(request(), UAC, now=0.0)
     active.on_response(answer(first, 180), first.peer, now=0.05)
     active.on_request(request("CANCEL"), UAC, now=0.1)
-    standby = replicate(active, now=0.15)
+    standby = pair.replicate(now=0.15)
     expected = active.on_response(answer(first, 503), first.peer, now=0.2)
     got = standby.on_response(answer(first, 503), first.peer, now=0.2)
     assert [s.peer for s in got] == [UAC]  # the caller gets the answer, no server a new INVITE
     assert got == expected
     assert standby.stats.failovers == 0
+
+
+@MODES
+def test_a_finished_transaction_leaves_the_standby_too(how: str) -> None:
+    pair = Pair(how)
+    active = pair.active
+    [first] = active.on_request(request(), UAC, now=0.0)
+    active.on_response(answer(first, 200), first.peer, now=0.05)
+    standby = pair.replicate(now=0.1)
+    assert standby.state.pending == {}
+    assert standby.on_timer(0.3) == []
+    assert standby.dialog_phase("c1") is active.dialog_phase("c1")

@@ -29,7 +29,7 @@ from .forwarding import response_input as classify_response
 from .registry import ServerRegistry
 from .routing import DialogRouting
 from .state import DialogPhase, Server
-from .transactions import Pending
+from .transactions import Pending, TransactionRemoved, TransactionSet, export
 
 __all__ = ["Forwarder"]
 
@@ -89,6 +89,8 @@ class Forwarder:
         prepare(msg, source)
         send = self._attempt(p, msg, server, now)
         self.table.open(p)
+        if self.state.journal:
+            self.state.deltas.append(TransactionSet(export(p, now, p.raw)))
         return [send]
 
     def on_request(self, p: Pending, msg: Request, source: Peer, now: float) -> list[Send]:
@@ -142,6 +144,7 @@ class Forwarder:
         cause: str = "",
     ) -> list[Send]:
         rule: Rule = (INVITE_TABLE if p.is_invite else NON_INVITE_TABLE)[(p.phase, event)]
+        key = p.key
         retry: tuple[Server, Request] | None = None
         failing = p.attempts[p.current]
         fails_over = rule.otherwise is not None
@@ -185,6 +188,12 @@ class Forwarder:
             elif do is Do.END_DIALOG:
                 self.state.dialog_idle(p.call_id, now, self.settings.linger)
         self._enter(p, rule.next_phase, now)
+        state = self.state
+        if state.journal:  # the standby follows every step (HA replication)
+            state.deltas.append(
+                TransactionRemoved(key) if p.phase is Phase.TERMINATED
+                else TransactionSet(export(p, now, b""))
+            )
         if fails_over and self.settings.dialog_aware:
             # Passive health, after the retry (found or not): a server going down fails over
             # what still waits on it, and this transaction has already moved on.

@@ -35,7 +35,13 @@ import msgspec
 
 from .health import HealthSettings, HealthState, ServerHealth
 from .schedulers import Destination
-from .transactions import Pending, PendingSnapshot, TransactionTable
+from .transactions import (
+    Pending,
+    PendingSnapshot,
+    TransactionRemoved,
+    TransactionSet,
+    TransactionTable,
+)
 
 if TYPE_CHECKING:
     from sipha.transport import Peer
@@ -50,6 +56,8 @@ __all__ = [
     "Server",
     "ServerStateSet",
     "StateSnapshot",
+    "TransactionRemoved",
+    "TransactionSet",
 ]
 
 
@@ -181,7 +189,7 @@ class ServerStateSet(msgspec.Struct, frozen=True, tag=True):
     state: str
 
 
-Delta = DialogSet | DialogRemoved | ServerStateSet
+Delta = DialogSet | DialogRemoved | ServerStateSet | TransactionSet | TransactionRemoved
 
 SNAPSHOT_VERSION = 2
 """2: transactions carry their phase, each attempt's phase and the current attempt."""
@@ -392,6 +400,9 @@ class DispatcherState:
 
     def apply_delta(self, delta: Delta, now: float) -> None:
         """Replay one journaled change (unknown servers are ignored)."""
+        if isinstance(delta, TransactionSet | TransactionRemoved):
+            self.transactions.apply_delta(delta, self.servers, now)
+            return
         if isinstance(delta, DialogRemoved):
             self._remove_dialog(delta.call_id)
             return

@@ -18,7 +18,10 @@ The table owns both clocks of a transaction, so a standby that loads a snapshot 
   `sweep()` hands out the expired ones, which the forwarder terminates by the table.
 
 `snapshot()` exports every transaction with its phase, each attempt's phase and the time left
-to its deadline; `apply()` loads them and re-arms the deadlines, in deadline order.
+to its deadline; `apply()` loads them and re-arms the deadlines, in deadline order. Between
+snapshots the active journals each change as a delta (`TransactionSet`, with the request bytes
+only when the transaction opens; `TransactionRemoved`) and the standby replays them with
+`apply_delta()`, so it holds every transaction exactly as the active left it.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ if TYPE_CHECKING:
 
     from .state import Server
 
-__all__ = ["Pending", "PendingSnapshot", "TransactionTable"]
+__all__ = [
+    "Pending",
+    "PendingSnapshot",
+    "TransactionRemoved",
+    "TransactionSet",
+    "TransactionTable",
+]
 
 
 class Pending:
@@ -92,6 +101,16 @@ class PendingSnapshot(msgspec.Struct, frozen=True):
     phase: str
     deadline_in: float
     ttl: float
+
+
+class TransactionSet(msgspec.Struct, frozen=True, tag=True):
+    """A transaction opened or changed; ``tx.raw`` is empty when only its phase moved."""
+
+    tx: PendingSnapshot
+
+
+class TransactionRemoved(msgspec.Struct, frozen=True, tag=True):
+    key: bytes
 
 
 class TransactionTable:
@@ -219,45 +238,70 @@ class TransactionTable:
             if id(p) in seen:
                 continue
             seen.add(id(p))
-            out.append(
-                PendingSnapshot(
-                    p.key, p.raw, (p.source.transport, p.source.host, p.source.port), p.call_id,
-                    p.method, [s.uid for s in p.attempts], list(p.branches),
-                    [a.value for a in p.attempt_phases], p.current, p.phase.value,
-                    p.deadline - now if p.deadline else 0.0, p.expires - now,
-                )
-            )
+            out.append(export(p, now, p.raw))
         return out
 
     def apply(self, snaps: list[PendingSnapshot], servers: dict[int, Server], now: float) -> None:
         """Replace the table with ``snaps``; entries naming an unknown server are skipped.
         Raises ValueError for an unknown phase name."""
-        from sipha.transport import Peer
-
         self.index.clear()
         self._wheel.clear()
         self._deadlines.clear()
         self._swept = -1
-        calling: list[Pending] = []
-        for ps in snaps:
-            attempts = [servers[u] for u in ps.attempts if u in servers]
-            n = len(ps.attempts)
-            if (
-                len(attempts) != n or n == 0 or len(ps.branches) != n
-                or len(ps.attempt_phases) != n or not 0 <= ps.current < n
-            ):
-                continue
-            p = Pending(ps.key, ps.raw, Peer(*ps.source), ps.call_id, ps.method, now + ps.ttl)
-            p.attempts = attempts
-            p.branches = list(ps.branches)
-            p.attempt_phases = [AttemptPhase(a) for a in ps.attempt_phases]
-            p.current = ps.current
-            p.phase = Phase(ps.phase)
-            if p.phase is Phase.TERMINATED:
-                continue
-            self.open(p)
-            if p.phase is Phase.CALLING:
-                p.deadline = now + ps.deadline_in
-                calling.append(p)
+        loaded = [self._load(ps, None, servers, now) for ps in snaps]
+        calling = [p for p in loaded if p is not None and p.phase is Phase.CALLING]
         for p in sorted(calling, key=lambda p: p.deadline):
             self.arm(p, p.deadline)
+
+    def apply_delta(
+        self, delta: TransactionSet | TransactionRemoved, servers: dict[int, Server], now: float
+    ) -> None:
+        """Replay one journaled change. Raises ValueError for an unknown phase name."""
+        if isinstance(delta, TransactionRemoved):
+            p = self.index.get(delta.key)
+            if p is not None:
+                self.drop(p)
+            return
+        old = self.index.get(delta.tx.key)
+        p = self._load(delta.tx, old, servers, now)
+        if p is not None and p.phase is Phase.CALLING:
+            self.arm(p, p.deadline)
+
+    def _load(
+        self, ps: PendingSnapshot, old: Pending | None, servers: dict[int, Server], now: float
+    ) -> Pending | None:
+        from sipha.transport import Peer
+
+        attempts = [servers[u] for u in ps.attempts if u in servers]
+        n = len(ps.attempts)
+        raw = ps.raw or (old.raw if old is not None else b"")
+        if (
+            len(attempts) != n or n == 0 or len(ps.branches) != n or not raw
+            or len(ps.attempt_phases) != n or not 0 <= ps.current < n
+        ):
+            return None
+        phase = Phase(ps.phase)
+        attempt_phases = [AttemptPhase(a) for a in ps.attempt_phases]
+        if old is not None:
+            self.drop(old)
+        if phase is Phase.TERMINATED:
+            return None
+        p = Pending(ps.key, raw, Peer(*ps.source), ps.call_id, ps.method, now + ps.ttl)
+        p.attempts = attempts
+        p.branches = list(ps.branches)
+        p.attempt_phases = attempt_phases
+        p.current = ps.current
+        p.phase = phase
+        self.open(p)
+        if phase is Phase.CALLING:
+            p.deadline = now + ps.deadline_in
+        return p
+
+
+def export(p: Pending, now: float, raw: bytes) -> PendingSnapshot:
+    """``p`` as a snapshot entry (times relative to ``now``), carrying ``raw``."""
+    return PendingSnapshot(
+        p.key, raw, (p.source.transport, p.source.host, p.source.port), p.call_id, p.method,
+        [s.uid for s in p.attempts], list(p.branches), [a.value for a in p.attempt_phases],
+        p.current, p.phase.value, p.deadline - now if p.deadline else 0.0, p.expires - now,
+    )
