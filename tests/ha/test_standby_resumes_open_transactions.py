@@ -12,6 +12,7 @@ import random
 
 import pytest
 
+from sipha.dispatcher.health import HealthState
 from sipha.dispatcher.router import Router, RouterSettings, Send
 from sipha.dispatcher.servers import parse_server
 from sipha.ha.replication import FrameDecoder, ReplDeltas, ReplSnapshot, encode_frame
@@ -125,3 +126,23 @@ def test_a_finished_transaction_leaves_the_standby_too(how: str) -> None:
     assert standby.state.pending == {}
     assert standby.on_timer(0.3) == []
     assert standby.dialog_phase("c1") is active.dialog_phase("c1")
+
+
+def test_silence_from_before_the_promotion_fails_over_without_blaming_the_server() -> None:
+    # The server's answer may have gone to the old active while the address moved: the new
+    # active retries the INVITE elsewhere, but does not mark the first server failed.
+    pair = Pair("deltas")
+    [first] = pair.active.on_request(request(), UAC, now=0.0)
+    standby = pair.replicate(now=0.1)
+    standby.adopt_replicated_health(0.5)
+    retries = [s for s in standby.on_timer(0.5)
+               if parse_message(s.data).method == "INVITE"]  # type: ignore[union-attr]
+    assert len(retries) == 1
+    assert retries[0].peer != first.peer
+    assert all(s.state is HealthState.ACTIVE for s in standby.servers())
+    # A silence it could hear is held against the server as before.
+    later = [s for s in standby.on_timer(0.75) if s.peer == retries[0].peer]
+    assert later == [] or all(parse_message(s.data).method == "OPTIONS" for s in later)  # type: ignore[union-attr]
+    assert standby.find(f"{retries[0].peer.host}:{retries[0].peer.port}").state is (  # type: ignore[union-attr]
+        HealthState.SUSPECT
+    )

@@ -40,7 +40,8 @@ class Forwarder:
     """Opens transactions and drives each one by the forwarding table."""
 
     __slots__ = (
-        "failed", "registry", "routing", "settings", "stamp", "state", "stats", "table",
+        "failed", "listening_since", "registry", "routing", "settings", "stamp", "state",
+        "stats", "table",
     )
 
     def __init__(
@@ -62,6 +63,10 @@ class Forwarder:
         self.table = registry.state.transactions
         self.failed = failed
         """Report a passive failure of a server (health), with its cause."""
+        self.listening_since = 0.0
+        """Since when we hear the servers (an HA standby: since its promotion). Silence that
+        began before is no evidence against a server: its answer may have gone to the old
+        active. Such a transaction still fails over, but the server is not marked failed."""
 
     # -- inputs -----------------------------------------------------------------------------
     def new_transaction(self, key: bytes, msg: Request, source: Peer, now: float) -> list[Send]:
@@ -121,7 +126,8 @@ class Forwarder:
             out += self._step(p, Input.EXPIRED, now)
         timeout = self.settings.failover_timeout
         for p in self.table.due(now):
-            out += self._step(p, Input.NO_ANSWER, now,
+            heard = p.deadline >= self.listening_since + timeout  # sent since promotion
+            out += self._step(p, Input.NO_ANSWER, now, blame=heard,
                               cause=f"no response within {timeout * 1000:g} ms")
 
     def server_down(self, server: Server, now: float, out: list[Send]) -> None:
@@ -142,6 +148,7 @@ class Forwarder:
         request: Request | None = None,
         response: Response | None = None,
         cause: str = "",
+        blame: bool = True,
     ) -> list[Send]:
         rule: Rule = (INVITE_TABLE if p.is_invite else NON_INVITE_TABLE)[(p.phase, event)]
         key = p.key
@@ -194,7 +201,7 @@ class Forwarder:
                 TransactionRemoved(key) if p.phase is Phase.TERMINATED
                 else TransactionSet(export(p, now, b""))
             )
-        if fails_over and self.settings.dialog_aware:
+        if fails_over and blame and self.settings.dialog_aware:
             # Passive health, after the retry (found or not): a server going down fails over
             # what still waits on it, and this transaction has already moved on.
             self.failed(failing, now, cause)

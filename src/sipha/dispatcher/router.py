@@ -128,7 +128,10 @@ class Router:
         self.supervision.set_state(server, state, now, cause)
 
     def adopt_replicated_health(self, now: float) -> None:
+        """After an HA promotion: health as replicated (see `Supervision`), and replicated
+        transactions resume their failovers from now on (see `Forwarder.listening_since`)."""
         self.supervision.adopt_replicated_health(now)
+        self.forwarder.listening_since = now
 
     def open_transactions(self) -> int:
         return len(self.state.transactions)

@@ -20,10 +20,11 @@ one list append, and a sweep visits only the buckets that have come due, so 100,
 dialogs cost no periodic scan. An entry whose expiry moved later is simply skipped when its old
 bucket comes due; the later bucket holds it too.
 
-`snapshot()` exports everything as typed structs with times relative to ``now`` (monotonic
-clocks differ between hosts) and `apply()` loads one. With ``journal`` on, every dialog and
-health change is also appended to a list of typed deltas that `drain_deltas()` hands out and
-`apply_delta()` replays: the HA layer streams those to its standby.
+`snapshot()` exports everything as typed structs (`replicated`) with times relative to ``now``
+(monotonic clocks differ between hosts) and `apply()` loads one. With ``journal`` on, every
+dialog, health and transaction change is also appended to a list of typed deltas that
+`drain_deltas()` hands out and `apply_delta()` replays: the HA layer streams those to its
+standby.
 """
 
 from __future__ import annotations
@@ -31,22 +32,25 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from .health import HealthSettings, HealthState, ServerHealth
-from .schedulers import Destination
-from .transactions import (
-    Pending,
-    PendingSnapshot,
-    TransactionRemoved,
-    TransactionSet,
-    TransactionTable,
+from .replicated import (
+    SNAPSHOT_VERSION,
+    Delta,
+    DialogRemoved,
+    DialogSet,
+    DialogSnapshot,
+    ServerSnapshot,
+    ServerStateSet,
+    StateSnapshot,
 )
+from .schedulers import Destination
+from .transactions import Pending, TransactionRemoved, TransactionSet, TransactionTable
 
 if TYPE_CHECKING:
     from sipha.transport import Peer
 
 __all__ = [
+    "Delta",
     "Dialog",
     "DialogPhase",
     "DialogRemoved",
@@ -140,59 +144,6 @@ class Dialog:
         self.server = server
         self.phase = phase
         self.expires = expires
-
-
-# --- snapshots and deltas ------------------------------------------------------------------
-
-
-class ServerSnapshot(msgspec.Struct, frozen=True):
-    uid: int
-    id: str
-    uri: str
-    weight: int
-    priority: int
-    maxload: int
-    probing: bool
-    state: str
-    pending: int
-    dialogs: int
-
-
-class DialogSnapshot(msgspec.Struct, frozen=True, array_like=True):
-    call_id: str
-    server_uid: int
-    phase: str
-    ttl: float
-
-
-class StateSnapshot(msgspec.Struct, frozen=True):
-    version: int
-    next_uid: int
-    servers: list[ServerSnapshot]
-    dialogs: list[DialogSnapshot]
-    pending: list[PendingSnapshot]
-
-
-class DialogSet(msgspec.Struct, frozen=True, tag=True):
-    call_id: str
-    server_uid: int
-    phase: str
-    ttl: float
-
-
-class DialogRemoved(msgspec.Struct, frozen=True, tag=True):
-    call_id: str
-
-
-class ServerStateSet(msgspec.Struct, frozen=True, tag=True):
-    server_uid: int
-    state: str
-
-
-Delta = DialogSet | DialogRemoved | ServerStateSet | TransactionSet | TransactionRemoved
-
-SNAPSHOT_VERSION = 2
-"""2: transactions carry their phase, each attempt's phase and the current attempt."""
 
 
 class DispatcherState:

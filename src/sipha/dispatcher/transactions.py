@@ -192,14 +192,12 @@ class TransactionTable:
         return head[0] if head is not None else float("inf")
 
     def due(self, now: float) -> list[Pending]:
-        """The CALLING transactions whose failover deadline has come (their deadline cleared)."""
+        """The CALLING transactions whose failover deadline has come (each handed out once)."""
         out: list[Pending] = []
         q = self._deadlines
         while (head := self._live_head()) is not None and head[0] <= now:
             q.popleft()
-            p = head[1]
-            p.deadline = 0.0
-            out.append(p)
+            out.append(head[1])
         return out
 
     def waiting_on(self, server: Server) -> list[Pending]:
