@@ -31,12 +31,12 @@ def make_router() -> Router:
     return r
 
 
-def request(method: str = "INVITE", branch: str = "z9hG4bKc1") -> Request:
+def request(method: str = "INVITE", branch: str = "z9hG4bKc1", call: str = "c1") -> Request:
     data = (
         f"{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP 127.0.0.9:5099;branch={branch}\r\n"
         "From: <sip:sipp@127.0.0.9:5099>;tag=f1\r\nTo: <sip:service@127.0.0.1:5060>\r\n"
-        f"Call-ID: c1\r\nCSeq: 1 {method}\r\nContact: <sip:sipp@127.0.0.9:5099>\r\n"
+        f"Call-ID: {call}\r\nCSeq: 1 {method}\r\nContact: <sip:sipp@127.0.0.9:5099>\r\n"
         "Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     msg = parse_message(data)
@@ -146,3 +146,22 @@ def test_silence_from_before_the_promotion_fails_over_without_blaming_the_server
     assert standby.find(f"{retries[0].peer.host}:{retries[0].peer.port}").state is (  # type: ignore[union-attr]
         HealthState.SUSPECT
     )
+
+
+def test_a_standby_following_for_long_holds_no_more_than_the_active() -> None:
+    # The standby's timer does not run: its upkeep rides on the deltas it applies, so what
+    # its tables hold stays bounded by Timer C as on the active (here 400 s, 800 calls).
+    pair = Pair("deltas")
+    active, now = pair.active, 0.0
+    for n in range(800):
+        now = n * 0.5
+        [inv] = active.on_request(request(branch=f"z9hG4bKl{n}", call=f"l{n}"), UAC, now=now)
+        active.on_response(answer(inv, 200), inv.peer, now=now + 0.01)
+        active.on_timer(now + 0.02)
+        if n % 10 == 9:
+            pair.replicate(now=now + 0.03)
+    standby = pair.replicate(now=now + 0.05)
+    assert len(standby.state.transactions) == len(active.state.transactions) == 0
+    held = standby.state.transactions.held()
+    assert held <= active.state.transactions.held() + 2 * 20, held
+    assert held < 2 * 380, held  # Timer C's worth of calls, one entry each on wheel and FIFO

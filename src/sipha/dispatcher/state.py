@@ -351,6 +351,10 @@ class DispatcherState:
 
     def apply_delta(self, delta: Delta, now: float) -> None:
         """Replay one journaled change (unknown servers are ignored)."""
+        if now >= self._swept + 2:
+            # Once a second: the standby's expiry upkeep, which its timer does not do.
+            self.sweep(now)
+            self.transactions.prune(now)
         if isinstance(delta, TransactionSet | TransactionRemoved):
             self.transactions.apply_delta(delta, self.servers, now)
             return

@@ -127,6 +127,10 @@ class TransactionTable:
     def __len__(self) -> int:
         return len({id(p) for p in self.index.values()})
 
+    def held(self) -> int:
+        """Entries the expiry wheel and the deadline FIFO still hold (bounded upkeep)."""
+        return sum(len(b) for b in self._wheel.values()) + len(self._deadlines)
+
     def get(self, key: str | bytes) -> Pending | None:
         return self.index.get(key)
 
@@ -227,6 +231,14 @@ class TransactionTable:
                     out.append(p)
         self._swept = second - 1
         return out
+
+    def prune(self, now: float) -> None:
+        """A standby's upkeep (its timer does not run): forget expired transactions (the
+        active journals their dialogs' fate) and skipped deadline entries, so neither the wheel
+        nor the deadline FIFO grows while it follows the active for hours."""
+        for p in self.sweep(now):
+            self.drop(p)
+        self._live_head()
 
     # -- replication ----------------------------------------------------------------------
     def snapshot(self, now: float) -> list[PendingSnapshot]:
