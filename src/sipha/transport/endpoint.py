@@ -16,15 +16,22 @@ fail over at once instead of waiting for its timer.
 
 TCP connections are bounded: a cap on their number, on the bytes buffered for one incomplete
 message (the parser's limit), and an idle timeout swept by one periodic task.
+
+TLS (``tls:`` listeners, peers with transport ``tls``) is the TCP machinery above with asyncio's
+ssl support underneath: same framing, reuse, limits and idle timeout; the contexts come from
+:mod:`sipha.transport.tls`. An outgoing connection whose handshake fails (the peer's
+certificate does not verify) is reported like a refused connection and counted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +42,7 @@ from sipha.sip.parser import DEFAULT_LIMITS, Limits, salvage
 from sipha.sip.reject import reject_malformed
 
 from .address import ListenSpec, Peer
+from .tls import TlsConfig, TlsConfigError, client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,7 @@ class TransportCounters:
     tcp_closed_idle: int = 0
     tcp_closed_bad_framing: int = 0
     keepalives: int = 0
+    tls_failures: int = 0  # outgoing TLS handshakes that failed (certificate checks included)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -73,6 +82,7 @@ class TransportConfig:
     tcp_idle_timeout: float = 120.0
     tcp_connect_timeout: float = 2.0
     freebind: bool = False
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 def make_socket(spec: ListenSpec, *, freebind: bool = False) -> socket.socket:
@@ -184,7 +194,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, endpoint: SipEndpoint, receiver: _Receiver, outbound: bool) -> None:
+    def __init__(
+        self, endpoint: SipEndpoint, receiver: _Receiver, outbound: bool, kind: str = "tcp"
+    ) -> None:
+        self.kind = kind  # "tcp" or "tls": the transport of the Peer messages come from
         self.endpoint = endpoint
         self.receiver = receiver
         self.outbound = outbound
@@ -198,7 +211,7 @@ class _TcpConnection(asyncio.Protocol):
         tcp = cast(asyncio.Transport, transport)
         self.transport = tcp
         host, port = tcp.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", host, port)
+        self.peer = Peer(self.kind, host, port)
         ep = self.endpoint
         if not self.outbound and len(ep._tcp) >= ep.config.max_tcp_connections:
             ep.counters.tcp_refused += 1
@@ -270,6 +283,7 @@ class SipEndpoint:
         self._sweeper: asyncio.Task[None] | None = None
         self.bound: list[ListenSpec] = []
         self._receiver = _Receiver(self)
+        self._tls_client: ssl.SSLContext | None = None
 
     async def start(self) -> None:
         """Bind every listen spec; raises OSError if one cannot be bound."""
@@ -289,8 +303,15 @@ class SipEndpoint:
                     if self._udp_default is None:
                         self._udp_default = udp
                 else:
+                    kind = spec.transport
+                    tls = server_context(self.config.tls) if kind == "tls" else None
                     server = await loop.create_server(
-                        lambda: _TcpConnection(self, self._receiver, outbound=False), sock=sock
+                        functools.partial(
+                            _TcpConnection, self, self._receiver, outbound=False, kind=kind
+                        ),
+                        sock=sock,
+                        ssl=tls,
+                        ssl_handshake_timeout=self.config.tls.handshake_timeout if tls else None,
                     )
                     self._servers.append(server)
                 self.bound.append(ListenSpec(spec.transport, host, port))
@@ -359,14 +380,22 @@ class SipEndpoint:
     async def _connect(self, peer: Peer) -> None:
         key = (peer.host, peer.port)
         loop = asyncio.get_running_loop()
+        kind = "tls" if peer.transport == "tls" else "tcp"
         try:
+            tls = self._client_context() if kind == "tls" else None
             async with asyncio.timeout(self.config.tcp_connect_timeout):
                 _, proto = await loop.create_connection(
-                    lambda: _TcpConnection(self, self._receiver, outbound=True),
+                    lambda: _TcpConnection(self, self._receiver, outbound=True, kind=kind),
                     peer.host,
                     peer.port,
+                    # RFC 5922 §7.2: the certificate must name the host we dialled.
+                    ssl=tls,
+                    server_hostname=peer.host if tls else None,
                 )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, TlsConfigError) as exc:
+            if kind == "tls" and isinstance(exc, ssl.SSLError | TlsConfigError):
+                self.counters.tls_failures += 1
+                log.warning("TLS connection to %s failed: %s", peer, exc)
             for data in self._connecting.pop(key, []):
                 self._report(peer, data, exc)
             return
@@ -376,6 +405,13 @@ class SipEndpoint:
         self._tcp[key] = proto
         for data in self._connecting.pop(key, []):
             proto.write(data)
+
+    def _client_context(self) -> ssl.SSLContext:
+        # Made once (loading the CA bundle costs milliseconds); raises TlsConfigError.
+        ctx = self._tls_client
+        if ctx is None:
+            ctx = self._tls_client = client_context(self.config.tls)
+        return ctx
 
     def _report(self, peer: Peer, data: bytes, exc: Exception) -> None:
         self.counters.send_errors += 1
