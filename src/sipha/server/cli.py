@@ -51,10 +51,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: a random key made once and kept in the shared store); other users see "
         "flags in ps, so prefer nonce_secret in the --config file",
     )
+    add_tls_arguments(parser)
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
 
 
-def overrides_from(args: argparse.Namespace, file_rules: list[dict[str, Any]]) -> dict[str, Any]:
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--tls-*`` flags (the ``[tls]`` table of the config file)."""
+    g = parser.add_argument_group("TLS (tls:HOST:PORT listeners, TLS next hops)")
+    g.add_argument("--tls-cert", metavar="PEM", help="certificate our tls: listeners present")
+    g.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
+    g.add_argument("--tls-ca", metavar="PEM",
+                   help="CA the certificates of TLS peers must chain to (default: system CAs)")
+    g.add_argument("--tls-verify", choices=("on", "off"),
+                   help="check the certificate of every TLS peer we connect to (default on)")
+    g.add_argument("--tls-require-client-cert", action="store_true", default=None,
+                   help="mutual TLS: clients of our tls: listeners must present a certificate "
+                   "signed by --tls-ca")
+    g.add_argument("--tls-client-cert", metavar="PEM",
+                   help="certificate presented on outgoing TLS connections (default --tls-cert)")
+    g.add_argument("--tls-client-key", metavar="PEM", help="its private key")
+
+
+def tls_overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``[tls]`` table with the ``--tls-*`` flags over ``base`` (the file's), or None."""
+    flags = {
+        "cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
+        "verify_server": None if args.tls_verify is None else args.tls_verify == "on",
+        "require_client_cert": args.tls_require_client_cert,
+        "client_cert": args.tls_client_cert, "client_key": args.tls_client_key,
+    }
+    given = {k: v for k, v in flags.items() if v is not None}
+    return {**base, **given} if given else None
+
+
+def overrides_from(
+    args: argparse.Namespace,
+    file_rules: list[dict[str, Any]],
+    file_tls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The configuration fields the flags set (None values are left to the file)."""
     out: dict[str, Any] = {
         "listen": args.listen,
@@ -68,6 +102,9 @@ def overrides_from(args: argparse.Namespace, file_rules: list[dict[str, Any]]) -
         "record_route": False if args.no_record_route else None,
         "nonce_secret": args.nonce_secret,
     }
+    tls = tls_overrides(args, file_tls or {})
+    if tls is not None:
+        out["tls"] = tls
     if args.answer:
         # Flag rules come first: they win over the file's for the same user.
         out["answer"] = [{"pattern": p, "action": "answer"} for p in args.answer] + file_rules
@@ -80,11 +117,18 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        base = load_config(args.config)
         import msgspec
 
+        from sipha.common.config import load_toml
+        from sipha.server.config import ServerConfig
+
+        # The file alone need not be complete (a tls: listener's certificate may be a flag):
+        # only the merged configuration is validated.
+        base = load_toml(args.config, ServerConfig) if args.config else ServerConfig()
+
         file_rules = msgspec.to_builtins(base.answer)
-        cfg = load_config(args.config, overrides_from(args, file_rules))
+        file_tls = msgspec.to_builtins(base.tls)
+        cfg = load_config(args.config, overrides_from(args, file_rules, file_tls))
     except ConfigError as exc:
         print(f"sipha server: {exc}", file=sys.stderr)
         return 2
