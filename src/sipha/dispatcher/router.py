@@ -148,6 +148,7 @@ class Router:
         self._rr_suffix = f"@{self._adv};lr>"
         self._via_udp = f"SIP/2.0/UDP {self._adv};branch="
         self._via_tcp = f"SIP/2.0/TCP {self._adv};branch="
+        self._via_tls = f"SIP/2.0/TLS {self._adv};branch="
         self._scheduler: Scheduler = create(
             settings.algorithm, [], rng=rng or random.Random(), options=settings.algorithm_options
         )
@@ -385,7 +386,7 @@ class Router:
         # response finds its way back. Over TCP we always record it: the response must reuse
         # the connection, whose port is not the Via port.
         via = msg.via
-        if source.transport == "tcp":
+        if source.transport != "udp":
             msg.set_top_via(str(via.with_params(received=source.host, rport=str(source.port))))
         elif via.host != source.host or via.has_rport:
             msg.set_via_received(source.host, source.port)
@@ -439,7 +440,10 @@ class Router:
         return None if dest is None else self._by_dest.get(id(dest))
 
     def _via(self, transport: str, branch: str) -> str:
-        prefix = self._via_tcp if transport == "tcp" else self._via_udp
+        prefix = (
+            self._via_udp if transport == "udp"
+            else self._via_tcp if transport == "tcp" else self._via_tls
+        )
         return f"{prefix}{branch};rport"
 
     def _attempt(self, p: Pending, msg: Request, server: Server, now: float) -> Send:
@@ -582,8 +586,10 @@ class Router:
             raise SipParseError(f"cannot route to {text!r}", status=416)
         host, port = uri.host_port
         host = uri.maddr or host
-        transport = uri.transport or "udp"
-        return self._peer(transport if transport in ("udp", "tcp") else "udp", host, port or 5060)
+        transport = "tls" if uri.scheme == "sips" else (uri.transport or "udp").lower()
+        if transport not in ("udp", "tcp", "tls"):
+            transport = "udp"
+        return self._peer(transport, host, port or (5061 if transport == "tls" else 5060))
 
     def _peer(self, transport: str, host: str, port: int) -> Peer:
         k = (transport, host, port)
@@ -657,7 +663,7 @@ class Router:
         host = via.params.get("received") or via.host
         port = int(rport) if rport else via.port or 5060
         transport = via.transport.lower()
-        if transport not in ("udp", "tcp") or via.maddr is not None:
+        if transport not in ("udp", "tcp", "tls") or via.maddr is not None:
             peer = response_destination(msg)
         else:
             peer = self._peer(transport, host.strip("[]"), port)

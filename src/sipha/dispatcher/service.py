@@ -91,7 +91,8 @@ class DispatcherService:
             [ListenSpec.parse(text) for text in cfg.listen],
             self._on_message,
             config=TransportConfig(
-                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
+                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind,
+                tls=cfg.tls,
             ),
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sipha.common.config import ConfigError
 from sipha.common.loop import run
+from sipha.common.tls_flags import add_tls_arguments, tls_overrides
 from sipha.server.config import load_config
 
 __all__ = ["add_arguments", "main"]
@@ -55,35 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
 
 
-def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--tls-*`` flags (the ``[tls]`` table of the config file)."""
-    g = parser.add_argument_group("TLS (tls:HOST:PORT listeners, TLS next hops)")
-    g.add_argument("--tls-cert", metavar="PEM", help="certificate our tls: listeners present")
-    g.add_argument("--tls-key", metavar="PEM", help="its private key (default: in --tls-cert)")
-    g.add_argument("--tls-ca", metavar="PEM",
-                   help="CA the certificates of TLS peers must chain to (default: system CAs)")
-    g.add_argument("--tls-verify", choices=("on", "off"),
-                   help="check the certificate of every TLS peer we connect to (default on)")
-    g.add_argument("--tls-require-client-cert", action="store_true", default=None,
-                   help="mutual TLS: clients of our tls: listeners must present a certificate "
-                   "signed by --tls-ca")
-    g.add_argument("--tls-client-cert", metavar="PEM",
-                   help="certificate presented on outgoing TLS connections (default --tls-cert)")
-    g.add_argument("--tls-client-key", metavar="PEM", help="its private key")
-
-
-def tls_overrides(args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Any] | None:
-    """The ``[tls]`` table with the ``--tls-*`` flags over ``base`` (the file's), or None."""
-    flags = {
-        "cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
-        "verify_server": None if args.tls_verify is None else args.tls_verify == "on",
-        "require_client_cert": args.tls_require_client_cert,
-        "client_cert": args.tls_client_cert, "client_key": args.tls_client_key,
-    }
-    given = {k: v for k, v in flags.items() if v is not None}
-    return {**base, **given} if given else None
-
-
 def overrides_from(
     args: argparse.Namespace,
     file_rules: list[dict[str, Any]],
@@ -102,9 +74,9 @@ def overrides_from(
         "record_route": False if args.no_record_route else None,
         "nonce_secret": args.nonce_secret,
     }
-    tls = tls_overrides(args, file_tls or {})
-    if tls is not None:
-        out["tls"] = tls
+    tls = tls_overrides(args)
+    if tls:
+        out["tls"] = {**(file_tls or {}), **tls}
     if args.answer:
         # Flag rules come first: they win over the file's for the same user.
         out["answer"] = [{"pattern": p, "action": "answer"} for p in args.answer] + file_rules
