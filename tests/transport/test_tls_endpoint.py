@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sipha.common.certs import CertFiles, make_certs
+from sipha.common.loop import run as run_on_uvloop
 from sipha.sip import Request, Response, build_response
 from sipha.transport import ListenSpec, Peer, SipEndpoint, TlsConfig, TransportConfig
 from sipha.transport.tls import TlsConfigError, check
 from tests.messages import sipp_invite
+
+# The nodes run on uvloop, whose TLS is its own code: the main cases run on both loops.
+LOOPS = pytest.mark.parametrize("run", [asyncio.run, run_on_uvloop], ids=["asyncio", "uvloop"])
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +88,10 @@ class _Pair:
                 await self.changed.wait()
 
 
-def test_requests_and_answers_share_one_verified_tls_connection(certs: CertFiles) -> None:
+@LOOPS
+def test_requests_and_answers_share_one_verified_tls_connection(
+    certs: CertFiles, run: Callable[[Coroutine[Any, Any, None]], None]
+) -> None:
     async def main() -> None:
         async with _Pair(_server_tls(certs), TlsConfig(ca=str(certs.ca))) as pair:
             for call_id in ("a", "b", "c"):
@@ -95,15 +104,17 @@ def test_requests_and_answers_share_one_verified_tls_connection(certs: CertFiles
             assert {p.transport for _, p in pair.answers} == {"tls"}
             assert pair.server.tcp_connections == 1
             assert pair.server.counters.tcp_accepted == 1
+            assert pair.server.counters.tls_handshakes == 1
             assert pair.client.counters.tls_failures == 0
 
-    asyncio.run(main())
+    run(main())
 
 
+@LOOPS
 @pytest.mark.parametrize("case", ["wrong CA", "name not in the certificate"])
 def test_a_certificate_that_does_not_verify_is_refused_counted_and_reported(
     certs: CertFiles, other_ca: CertFiles, tmp_path: Path, case: str,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, run: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
     if case == "wrong CA":
         server, client = _server_tls(certs), TlsConfig(ca=str(other_ca.ca))
@@ -119,14 +130,19 @@ def test_a_certificate_that_does_not_verify_is_refused_counted_and_reported(
             assert pair.client.counters.tls_failures == 1
             assert pair.client.counters.send_errors == 1
             assert "certificate verify failed" in str(pair.errors[0])
+            await asyncio.sleep(0.1)  # the listener's side of the failed handshake
+            assert pair.server.counters.tls_handshakes == 1
+            assert pair.server.counters.tcp_accepted == 0
 
     with caplog.at_level(logging.DEBUG):
-        asyncio.run(main())
+        run(main())
     assert not [r for r in caplog.records if r.exc_info], "no traceback for a refused peer"
 
 
+@LOOPS
 def test_mutual_tls_accepts_a_client_certificate_and_refuses_a_client_without_one(
-    certs: CertFiles, caplog: pytest.LogCaptureFixture
+    certs: CertFiles, caplog: pytest.LogCaptureFixture,
+    run: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
     async def main() -> None:
         with_cert = TlsConfig(ca=str(certs.ca), client_cert=str(certs.client_cert),
@@ -143,9 +159,11 @@ def test_mutual_tls_accepts_a_client_certificate_and_refuses_a_client_without_on
             assert pair.got == []
             assert pair.answers == []
             assert pair.server.tcp_connections == 0
+            assert pair.server.counters.tls_handshakes == 1
+            assert pair.server.counters.tcp_accepted == 0  # the handshake failed: counted
 
     with caplog.at_level(logging.DEBUG):
-        asyncio.run(main())
+        run(main())
     assert not [r for r in caplog.records if r.exc_info]
 
 

@@ -20,7 +20,9 @@ message (the parser's limit), and an idle timeout swept by one periodic task.
 TLS (``tls:`` listeners, peers with transport ``tls``) is the TCP machinery above with asyncio's
 ssl support underneath: same framing, reuse, limits and idle timeout; the contexts come from
 :mod:`sipha.transport.tls`. An outgoing connection whose handshake fails (the peer's
-certificate does not verify) is reported like a refused connection and counted.
+certificate does not verify) is reported like a refused connection and counted. A handshake
+on a listener is bounded by the TLS ``handshake_timeout``; the connection cap applies once it
+has succeeded.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ class TransportCounters:
     tcp_closed_bad_framing: int = 0
     keepalives: int = 0
     tls_failures: int = 0  # outgoing TLS handshakes that failed (certificate checks included)
+    # Handshakes begun on tls: listeners. asyncio reports a failed one to no one (its debug
+    # log only), so failures are this minus the TLS connections accepted (tcp_accepted).
+    tls_handshakes: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -303,12 +308,9 @@ class SipEndpoint:
                     if self._udp_default is None:
                         self._udp_default = udp
                 else:
-                    kind = spec.transport
-                    tls = server_context(self.config.tls) if kind == "tls" else None
+                    tls = server_context(self.config.tls) if spec.transport == "tls" else None
                     server = await loop.create_server(
-                        functools.partial(
-                            _TcpConnection, self, self._receiver, outbound=False, kind=kind
-                        ),
+                        functools.partial(self._accepted, spec.transport),
                         sock=sock,
                         ssl=tls,
                         ssl_handshake_timeout=self.config.tls.handshake_timeout if tls else None,
@@ -320,6 +322,12 @@ class SipEndpoint:
             raise
         if self._servers:
             self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    def _accepted(self, kind: str) -> _TcpConnection:
+        # Called at accept, before any TLS handshake.
+        if kind == "tls":
+            self.counters.tls_handshakes += 1
+        return _TcpConnection(self, self._receiver, outbound=False, kind=kind)
 
     def drain(self, limit: int = 2000) -> int:
         """Receive, now, every datagram already queued on the UDP sockets; return how many.
