@@ -146,6 +146,9 @@ class Router:
         self._adv = f"{host}:{port}"
         self._host = host
         self._rr_suffix = f"@{self._adv};lr>"
+        self.listen_ports: dict[str, int] = {}
+        """Our port per transport where it is not the advertised one (set by the service):
+        a Record-Route with ``;transport=tls`` names the TLS listener's port."""
         self._via_udp = f"SIP/2.0/UDP {self._adv};branch="
         self._via_tcp = f"SIP/2.0/TCP {self._adv};branch="
         self._via_tls = f"SIP/2.0/TLS {self._adv};branch="
@@ -201,7 +204,7 @@ class Router:
             uid, dest, spec.uri, peer, probing=spec.probing, settings=self.settings.health,
             state=spec.state,
         )
-        server.route = f"<sip:ds{server.token}{self._rr_suffix}"
+        server.route = self._route_for(server.token, spec.transport)
         st.servers[uid] = server
         self._by_addr[(spec.host, spec.port)] = server
         self._by_dest[id(dest)] = server
@@ -446,11 +449,41 @@ class Router:
         )
         return f"{prefix}{branch};rport"
 
+    def _route_for(self, token: str, transport: str) -> str:
+        if transport == "udp":
+            return f"<sip:ds{token}{self._rr_suffix}"
+        port = self.listen_ports.get(transport, int(self._adv.rpartition(":")[2]))
+        return f"<sip:ds{token}@{self._host}:{port};transport={transport};lr>"
+
+    def _record_route(self, msg: Request, server: Server, source: Peer) -> None:
+        # RFC 3261 §16.6 step 4 with RFC 5658's double Record-Route when the transport
+        # changes: the server reaches us by the top one (its transport), the caller by the
+        # one below (its own, e.g. a phone over TLS in front of servers on UDP).
+        if source.transport != server.peer.transport:
+            msg.add_record_route(self._route_for(server.token, source.transport))
+        msg.add_record_route(server.route)
+
+    def _own_route(self, route: str | None) -> str | None:
+        """The server token of a top Route we Record-Routed (any transport), else None."""
+        if route is None or not route.startswith("<sip:ds"):
+            return None
+        at, end = route.find("@"), route.find(">")
+        if at < 0 or end < at:
+            return None
+        rest = route[at + 1 : end]
+        hostport = rest.partition(";")[0]
+        if not rest.endswith(";lr") or (
+            hostport != self._adv
+            and hostport not in {f"{self._host}:{p}" for p in self.listen_ports.values()}
+        ):
+            return None
+        return route[7:at]
+
     def _attempt(self, p: Pending, msg: Request, server: Server, now: float) -> Send:
         attempt = len(p.attempts)
         branch = make_branch(server.token, p.key + b"#%d" % attempt, self.secret)
         if msg.method in DIALOG_CREATING:
-            msg.add_record_route(server.route)
+            self._record_route(msg, server, p.source)
         msg.push_via(self._via(server.peer.transport, branch))
         p.attempts.append(server)
         p.branches.append(branch)
@@ -505,7 +538,7 @@ class Router:
                     out.append(self._cancel(p, i))
         self._prepare(msg, source)
         if method not in ("ACK", "CANCEL") and method in DIALOG_CREATING:
-            msg.add_record_route(server.route)
+            self._record_route(msg, server, source)
         msg.push_via(self._via(server.peer.transport, p.branches[idx]))
         self.stats.forwarded_requests += 1
         out.append(Send(bytes(msg), server.peer))
@@ -524,12 +557,15 @@ class Router:
         target: Server | None = None
         peer: Peer | None = None
         route = msg.get("route")
-        if route is not None and route.startswith("<sip:ds") and self._rr_suffix in route:
-            token = route[7 : route.index("@")]
+        token = self._own_route(route)
+        if token is not None:
             msg.pop_route()
+            route = msg.get("route")
+            if self._own_route(route) == token:
+                msg.pop_route()  # the second of a double Record-Route
+                route = msg.get("route")
             if from_server is None:
                 target = self._server_by_token(token)
-            route = msg.get("route")
         if target is None and from_server is not None:
             # Towards the caller: next Route, else the Request-URI (RFC 3261 §16.12).
             peer = self._uri_peer(_first_uri(route) if route else msg.ruri)

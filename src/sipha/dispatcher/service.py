@@ -127,6 +127,7 @@ class DispatcherService:
             secret=secret,
             rng=random.Random(int.from_bytes(os.urandom(8), "big")),
         )
+        router.listen_ports = {b.transport: b.port for b in reversed(self.endpoint.bound)}
         for spec in self.specs:
             router.add_server(spec)
         self.router = router
