@@ -187,3 +187,52 @@ def test_unusable_files_are_errors_naming_the_field(certs: CertFiles, tmp_path: 
                         require_client_cert=True), listening=True)
     assert err.value.field == "ca"
     check(_server_tls(certs, mutual=True), listening=True)
+
+
+def test_tls_traffic_never_goes_out_on_a_plain_connection_to_the_same_address(
+    certs: CertFiles,
+) -> None:
+    async def main() -> None:
+        got: list[Request | Response] = []
+        errors: list[Exception] = []
+        arrived = asyncio.Event()
+
+        def on_message(msg: Request | Response, peer: Peer) -> None:
+            got.append(msg)
+            arrived.set()
+
+        server = SipEndpoint([ListenSpec("tcp", "127.0.0.1", 0)], on_message)
+        client = SipEndpoint([], lambda m, p: None, config=TransportConfig(
+            tls=TlsConfig(ca=str(certs.ca))), on_send_error=lambda p, d, e: errors.append(e))
+        await server.start()
+        await client.start()
+        try:
+            port = server.local("tcp").port
+            client.send(sipp_invite("plain"), Peer("tcp", "127.0.0.1", port))
+            async with asyncio.timeout(5):
+                await arrived.wait()
+            client.send(sipp_invite("secret"), Peer("tls", "127.0.0.1", port))
+            assert len(errors) == 1
+            assert "plain TCP connection" in str(errors[0])
+            await asyncio.sleep(0.1)
+            assert [m.call_id for m in got] == ["plain"]
+        finally:
+            await client.close()
+            await server.close()
+
+    asyncio.run(main())
+
+
+def test_a_peer_that_keeps_failing_is_logged_once_and_counted_each_time(
+    certs: CertFiles, other_ca: CertFiles, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async with _Pair(_server_tls(certs), TlsConfig(ca=str(other_ca.ca))) as pair:
+            for n in range(3):
+                pair.client.send(sipp_invite(f"x{n}"), pair.target)
+                await pair.wait(lambda n=n: len(pair.errors) == n + 1)
+            assert pair.client.counters.tls_failures == 3
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(main())
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1

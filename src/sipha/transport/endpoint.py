@@ -289,6 +289,7 @@ class SipEndpoint:
         self.bound: list[ListenSpec] = []
         self._receiver = _Receiver(self)
         self._tls_client: ssl.SSLContext | None = None
+        self._tls_warned: set[Peer] = set()  # peers whose failed TLS handshake was logged
 
     async def start(self) -> None:
         """Bind every listen spec; raises OSError if one cannot be bound."""
@@ -376,6 +377,10 @@ class SipEndpoint:
         key = (peer.host, peer.port)
         conn = self._tcp.get(key)
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            if peer.transport == "tls" and conn.kind != "tls":
+                # What must go over TLS never goes out on a plain connection to that address.
+                self._report(peer, data, OSError(f"a plain TCP connection to {peer} is open"))
+                return
             conn.write(data)
             return
         queued = self._connecting.get(key)
@@ -403,7 +408,7 @@ class SipEndpoint:
         except (OSError, TimeoutError, TlsConfigError) as exc:
             if kind == "tls" and isinstance(exc, ssl.SSLError | TlsConfigError):
                 self.counters.tls_failures += 1
-                log.warning("TLS connection to %s failed: %s", peer, exc)
+                self._warn_tls(peer, exc)
             for data in self._connecting.pop(key, []):
                 self._report(peer, data, exc)
             return
@@ -413,6 +418,18 @@ class SipEndpoint:
         self._tcp[key] = proto
         for data in self._connecting.pop(key, []):
             proto.write(data)
+
+    def _warn_tls(self, peer: Peer, exc: Exception) -> None:
+        # Once per peer: a probe every half second, or contacts an attacker registered, must
+        # not fill the log; the counter has the rest.
+        warned = self._tls_warned
+        if peer in warned:
+            log.debug("TLS connection to %s failed: %s", peer, exc)
+            return
+        if len(warned) >= 1000:
+            warned.clear()
+        warned.add(peer)
+        log.warning("TLS connection to %s failed: %s", peer, exc)
 
     def _client_context(self) -> ssl.SSLContext:
         # Made once (loading the CA bundle costs milliseconds); raises TlsConfigError.
