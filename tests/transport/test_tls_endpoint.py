@@ -40,13 +40,14 @@ def _server_tls(c: CertFiles, *, mutual: bool = False) -> TlsConfig:
 class _Pair:
     """A TLS listener answering 200 to every request, and a client endpoint sending to it."""
 
-    def __init__(self, server: TlsConfig, client: TlsConfig) -> None:
+    def __init__(self, server: TlsConfig, client: TlsConfig, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.got: list[tuple[Request | Response, Peer]] = []
         self.answers: list[tuple[Request | Response, Peer]] = []
         self.errors: list[Exception] = []
         self.changed = asyncio.Event()
         self.server = SipEndpoint(
-            [ListenSpec("tls", "127.0.0.1", 0)], self._on_server,
+            [ListenSpec("tls", host, 0)], self._on_server,
             config=TransportConfig(tls=server),
         )
         self.client = SipEndpoint(
@@ -79,7 +80,7 @@ class _Pair:
 
     @property
     def target(self) -> Peer:
-        return Peer("tls", "127.0.0.1", self.server.local("tls").port)
+        return Peer("tls", self.host, self.server.local("tls").port)
 
     async def wait(self, cond: object, seconds: float = 5.0) -> None:
         async with asyncio.timeout(seconds):
@@ -89,11 +90,12 @@ class _Pair:
 
 
 @LOOPS
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_requests_and_answers_share_one_verified_tls_connection(
-    certs: CertFiles, run: Callable[[Coroutine[Any, Any, None]], None]
+    certs: CertFiles, run: Callable[[Coroutine[Any, Any, None]], None], host: str
 ) -> None:
     async def main() -> None:
-        async with _Pair(_server_tls(certs), TlsConfig(ca=str(certs.ca))) as pair:
+        async with _Pair(_server_tls(certs), TlsConfig(ca=str(certs.ca)), host) as pair:
             for call_id in ("a", "b", "c"):
                 pair.client.send(sipp_invite(call_id), pair.target)
             await pair.wait(lambda: len(pair.answers) == 3)
