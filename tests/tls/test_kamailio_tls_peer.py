@@ -36,8 +36,8 @@ enable_tls=yes
 listen=udp:127.0.0.1:{port}
 listen=tls:127.0.0.1:{tls_port}
 mpath="{modules}/"
-loadmodule "sl.so"
 loadmodule "tm.so"
+loadmodule "sl.so"
 loadmodule "tls.so"
 loadmodule "rr.so"
 loadmodule "pv.so"
