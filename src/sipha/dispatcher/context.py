@@ -76,24 +76,60 @@ class RouterStats:
 class Stamp:
     """The dispatcher's own header values: its Via (per transport) and its Record-Route."""
 
-    __slots__ = ("_via_tcp", "_via_udp", "adv", "host", "rr_suffix", "secret")
+    __slots__ = ("_via_tcp", "_via_tls", "_via_udp", "adv", "host", "listen_ports", "port",
+                 "rr_suffix", "secret")
 
     def __init__(self, advertise: tuple[str, int], secret: bytes) -> None:
         host, port = advertise
         self.adv = f"{host}:{port}"
         self.host = host
         self.secret = secret
+        self.port = port
         self.rr_suffix = f"@{self.adv};lr>"
         self._via_udp = f"SIP/2.0/UDP {self.adv};branch="
         self._via_tcp = f"SIP/2.0/TCP {self.adv};branch="
+        self._via_tls = f"SIP/2.0/TLS {self.adv};branch="
+        # Our port per transport where it is not the advertised one (set by the service): a
+        # Record-Route with ``;transport=tls`` names the TLS listener's port.
+        self.listen_ports: dict[str, int] = {}
 
     def via(self, transport: str, branch: str) -> str:
-        prefix = self._via_tcp if transport == "tcp" else self._via_udp
+        prefix = (self._via_udp if transport == "udp"
+                  else self._via_tcp if transport == "tcp" else self._via_tls)
         return f"{prefix}{branch};rport"
 
-    def route(self, token: str) -> str:
-        """Our Record-Route naming the server with ``token`` (``<sip:ds<token>@us;lr>``)."""
-        return f"<sip:ds{token}{self.rr_suffix}"
+    def route(self, token: str, transport: str = "udp") -> str:
+        """Our Record-Route naming the server with ``token`` (``<sip:ds<token>@us;lr>``),
+        with ``;transport=`` and that listener's port for a stream transport."""
+        if transport == "udp":
+            return f"<sip:ds{token}{self.rr_suffix}"
+        port = self.listen_ports.get(transport, self.port)
+        return f"<sip:ds{token}@{self.host}:{port};transport={transport};lr>"
+
+    def record_route(self, msg: Request, server_route: str, token: str, server_transport: str,
+                     source: Peer) -> None:
+        """RFC 3261 §16.6 step 4, with RFC 5658's double Record-Route when the transport
+        changes: the server reaches us by the top one (its transport), the caller by the one
+        below (its own, e.g. a phone over TLS in front of servers on UDP)."""
+        if source.transport != server_transport:
+            msg.add_record_route(self.route(token, source.transport))
+        msg.add_record_route(server_route)
+
+    def own_route(self, route: str | None) -> str | None:
+        """The server token of a top Route we Record-Routed (any transport), else None."""
+        if route is None or not route.startswith("<sip:ds"):
+            return None
+        at, end = route.find("@"), route.find(">")
+        if at < 0 or end < at:
+            return None
+        rest = route[at + 1 : end]
+        hostport = rest.partition(";")[0]
+        if not rest.endswith(";lr") or (
+            hostport != self.adv
+            and hostport not in {f"{self.host}:{p}" for p in self.listen_ports.values()}
+        ):
+            return None
+        return route[7:at]
 
 
 def prepare(msg: Request, source: Peer) -> None:
@@ -103,7 +139,7 @@ def prepare(msg: Request, source: Peer) -> None:
     # response finds its way back. Over TCP we always record it: the response must reuse
     # the connection, whose port is not the Via port.
     via = msg.via
-    if source.transport == "tcp":
+    if source.transport != "udp":
         msg.set_top_via(str(via.with_params(received=source.host, rport=str(source.port))))
     elif via.host != source.host or via.has_rport:
         msg.set_via_received(source.host, source.port)

@@ -225,7 +225,8 @@ class Forwarder:
         attempt = len(p.attempts)
         branch = make_branch(server.token, p.key + b"#%d" % attempt, self.stamp.secret)
         if msg.method in DIALOG_CREATING:
-            msg.add_record_route(server.route)
+            self.stamp.record_route(msg, server.route, server.token, server.peer.transport,
+                                    p.source)
         msg.push_via(self.stamp.via(server.peer.transport, branch))
         p.attempts.append(server)
         p.branches.append(branch)
@@ -259,7 +260,8 @@ class Forwarder:
             if p.attempt_phases[idx] is not AttemptPhase.COMPLETED:
                 p.attempt_phases[idx] = AttemptPhase.CANCELLED  # by the caller's CANCEL
         elif method != "ACK" and method in DIALOG_CREATING:
-            msg.add_record_route(server.route)
+            self.stamp.record_route(msg, server.route, server.token, server.peer.transport,
+                                    p.source)
         msg.push_via(self.stamp.via(server.peer.transport, p.branches[idx]))
         self.stats.forwarded_requests += 1
         return Send(bytes(msg), server.peer)

@@ -118,7 +118,7 @@ class ServerRegistry:
             uid, dest, spec.uri, peer, probing=spec.probing, settings=self.health,
             state=spec.state,
         )
-        server.route = self.stamp.route(server.token)
+        server.route = self.stamp.route(server.token, spec.transport)
         st.servers[uid] = server
         self.by_addr[(spec.host, spec.port)] = server
         self._by_dest[id(dest)] = server

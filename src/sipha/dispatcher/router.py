@@ -82,6 +82,16 @@ class Router:
             RateLimiter(settings.rate_limit, settings.rate_window) if settings.rate_limit else None
         )
 
+    @property
+    def listen_ports(self) -> dict[str, int]:
+        """Our port per transport where it is not the advertised one (set by the service
+        before servers are added): Record-Routes for TLS and TCP name those listeners."""
+        return self._stamp.listen_ports
+
+    @listen_ports.setter
+    def listen_ports(self, ports: dict[str, int]) -> None:
+        self._stamp.listen_ports = dict(ports)
+
     def _failed(self, server: Server, now: float, cause: str) -> None:
         self.supervision.observe(server, HealthInput.PASSIVE_FAILURE, now, cause)
 

@@ -58,12 +58,15 @@ class DialogRouting:
         target: Server | None = None
         peer: Peer | None = None
         route = msg.get("route")
-        if route is not None and route.startswith("<sip:ds") and self.stamp.rr_suffix in route:
-            token = route[7 : route.index("@")]
+        token = self.stamp.own_route(route)
+        if token is not None:
             msg.pop_route()
+            route = msg.get("route")
+            if self.stamp.own_route(route) == token:
+                msg.pop_route()  # the second of a double Record-Route (RFC 5658)
+                route = msg.get("route")
             if from_server is None:
                 target = registry.by_token(token)
-            route = msg.get("route")
         if target is None and from_server is not None:
             # Towards the caller: next Route, else the Request-URI (RFC 3261 §16.12).
             peer = self._uri_peer(_first_uri(route) if route else msg.ruri)
@@ -109,8 +112,10 @@ class DialogRouting:
             raise SipParseError(f"cannot route to {text!r}", status=416)
         host, port = uri.host_port
         host = uri.maddr or host
-        transport = uri.transport or "udp"
-        return self._peer(transport if transport in ("udp", "tcp") else "udp", host, port or 5060)
+        transport = "tls" if uri.scheme == "sips" else (uri.transport or "udp").lower()
+        if transport not in ("udp", "tcp", "tls"):
+            transport = "udp"
+        return self._peer(transport, host, port or (5061 if transport == "tls" else 5060))
 
     def _peer(self, transport: str, host: str, port: int) -> Peer:
         k = (transport, host, port)
@@ -129,7 +134,7 @@ class DialogRouting:
         host = via.params.get("received") or via.host
         port = int(rport) if rport else via.port or 5060
         transport = via.transport.lower()
-        if transport not in ("udp", "tcp") or via.maddr is not None:
+        if transport not in ("udp", "tcp", "tls") or via.maddr is not None:
             peer = response_destination(msg)
         else:
             peer = self._peer(transport, host.strip("[]"), port)

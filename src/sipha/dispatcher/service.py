@@ -91,7 +91,8 @@ class DispatcherService:
             [ListenSpec.parse(text) for text in cfg.listen],
             self._on_message,
             config=TransportConfig(
-                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
+                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind,
+                tls=cfg.tls,
             ),
         )
 
@@ -126,6 +127,7 @@ class DispatcherService:
             secret=secret,
             rng=random.Random(int.from_bytes(os.urandom(8), "big")),
         )
+        router.listen_ports = {b.transport: b.port for b in reversed(self.endpoint.bound)}
         for spec in self.specs:
             router.add_server(spec)
         self.router = router
