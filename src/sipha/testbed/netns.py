@@ -116,7 +116,11 @@ class Hosts:
     prefix: str
     hosts: dict[str, str]
     created: list[str] = field(default_factory=list)
-    guard_pid: int = 0
+    guard: subprocess.Popen[bytes] | None = None
+
+    @property
+    def guard_pid(self) -> int:
+        return self.guard.pid if self.guard is not None else 0
 
     @property
     def bridge(self) -> str:
@@ -153,7 +157,7 @@ class Hosts:
         """State file and guard first, then the bridge namespace and one namespace per host.
         Raises RuntimeError (after removing what it made) if iproute2 refuses."""
         self._write_state()
-        self.guard_pid = _start_guard(os.getpid(), self.prefix)
+        self.guard = _start_guard(os.getpid(), self.prefix)
         self._write_state()
         try:
             for name in [self.bridge, *(self.ns(h) for h in self.hosts)]:
@@ -217,17 +221,20 @@ class Hosts:
         left (empty on success)."""
         left = cleanup_prefix(self.prefix, self.created)
         self.created = []
+        if self.guard is not None:  # nothing left to guard
+            self.guard.kill()
+            self.guard.wait(timeout=5)
+            self.guard = None
         return left
 
 
-def _start_guard(pid: int, prefix: str) -> int:
+def _start_guard(pid: int, prefix: str) -> subprocess.Popen[bytes]:
     """A process, in a session of its own, that cleans up after ``pid`` once it dies."""
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "sipha.testbed.netns", "guard", str(pid), prefix],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return proc.pid
 
 
 def _namespaces() -> list[str]:
