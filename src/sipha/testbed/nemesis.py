@@ -17,11 +17,14 @@ A network fault acts on *directed pairs* of hosts for a while:
 
 * **netem** (loss, delay with jitter and correlation, duplicate, reorder, corrupt, rate): for
   each source host, the netem parameters per destination address, merged over every active
-  fault on that pair.  Installed on the source's ``eth0`` as a ``prio`` qdisc whose extra bands
-  hold one netem each, chosen by a u32 filter on the destination address; traffic to anyone else
-  (the runner's polls at the bridge address among them) is untouched.
+  fault on that pair.  Installed on the source's ``eth0`` as an HTB tree: one class per distinct
+  setting (its rate for ``rate``, a netem leaf for the rest), chosen by a u32 filter on the
+  destination address; traffic to anyone else (the runner's polls at the bridge address among
+  them) goes through the unlimited default class untouched.  A kernel without sch_netem (some
+  VM kernels) still gets loss and duplication, from nftables (``numgen random``), and rate;
+  delay, reorder and corrupt are then reported as failed faults.
 * **nftables** (partition, split_pair): for each host, the addresses it may neither send to nor
-  receive from on ``eth0``, as one table ``inet sipha_nemesis``.
+  receive from on ``eth0``, as one table ``ip sipha_nemesis``.
 
 A dispatcher is also reached at the service address it may hold, so its addresses include it.
 The runner applies a host's configuration only when it changed (:func:`tc_commands`,
@@ -33,6 +36,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from sipha.testbed.plan import NETEM_ACTIONS, PARTITION_ACTIONS, Fault
 
@@ -41,9 +45,11 @@ __all__ = [
     "Desired",
     "Nemesis",
     "Transition",
+    "kernel_has_netem",
     "netem_args",
     "nft_script",
     "pairs_of",
+    "split_params",
     "tc_commands",
 ]
 
@@ -199,75 +205,148 @@ class Nemesis:
         return d
 
 
+# Parameters nftables can apply itself (``numgen random``): used where the kernel has no
+# sch_netem (some VM kernels); rate always goes to an HTB class.
+NFT_PARAMS: Final = frozenset({"loss", "duplicate"})
+_FAST = "10gbit"
+
+
 def tc_commands(per_destination: Mapping[str, Mapping[str, float]],
                 device: str = "eth0") -> list[list[str]]:
-    """``tc`` argument lists (without ``tc -n NS``) that replace ``device``'s root qdisc with
-    netem by destination; an empty mapping just removes ours."""
+    """``tc`` argument lists (without ``tc -n NS``) that replace ``device``'s root qdisc: an
+    HTB tree whose default class is unlimited, plus one class per distinct setting (its rate,
+    if limited, and a netem leaf, if any netem parameter remains) chosen by a u32 filter on
+    the destination address; an empty mapping just removes ours."""
     cmds: list[list[str]] = [["qdisc", "del", "dev", device, "root"]]
     if not per_destination:
         return cmds
     by_params: dict[tuple[str, ...], list[str]] = {}
+    rates: dict[tuple[str, ...], str] = {}
     for address, params in sorted(per_destination.items()):
-        by_params.setdefault(tuple(netem_args(params)), []).append(address)
-    if len(by_params) > 13:
-        raise ValueError("more than 13 different netem settings on one host")
-    bands = 3 + len(by_params)
-    cmds.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "prio", "bands",
-                 str(bands), "priomap", *(["0"] * 16)])
-    for band, (args, addresses) in enumerate(by_params.items(), start=4):
-        cmds.append(["qdisc", "add", "dev", device, "parent", f"1:{band}",
-                     "handle", f"{band}0:", "netem", *args])
+        args = tuple(netem_args({k: v for k, v in params.items() if k != "rate_kbit"}))
+        rate = f"{params['rate_kbit']:g}kbit" if "rate_kbit" in params else _FAST
+        key = (rate, *args)
+        by_params.setdefault(key, []).append(address)
+        rates[key] = rate
+    cmds.append(["qdisc", "add", "dev", device, "root", "handle", "1:", "htb", "default", "1"])
+    cmds.append(["class", "add", "dev", device, "parent", "1:", "classid", "1:1", "htb",
+                 "rate", _FAST])
+    for n, (key, addresses) in enumerate(by_params.items(), start=2):
+        cmds.append(["class", "add", "dev", device, "parent", "1:", "classid", f"1:{n}", "htb",
+                     "rate", rates[key], "ceil", rates[key]])
+        if key[1:]:
+            cmds.append(["qdisc", "add", "dev", device, "parent", f"1:{n}",
+                         "handle", f"{n}0:", "netem", *key[1:]])
         for address in addresses:
             cmds.append(["filter", "add", "dev", device, "parent", "1:", "protocol", "ip",
                          "prio", "1", "u32", "match", "ip", "dst", f"{address}/32",
-                         "flowid", f"1:{band}"])
+                         "flowid", f"1:{n}"])
     return cmds
 
 
-def nft_script(blocked: frozenset[str], device: str = "eth0") -> str:
-    """An ``nft -f`` script replacing our table: drop to and from ``blocked`` on ``device``."""
-    text = f"table inet {_NFT_TABLE}\ndelete table inet {_NFT_TABLE}\n"
-    if not blocked:
+def nft_script(blocked: frozenset[str], device: str = "eth0", *,
+               random: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """An ``nft -f`` script replacing our table: drop to and from ``blocked`` on ``device``;
+    ``random`` (destination -> {loss, duplicate: percent}) drops or duplicates that share of
+    the packets sent there (the fallback for a kernel without netem)."""
+    text = f"table ip {_NFT_TABLE}\ndelete table ip {_NFT_TABLE}\n"
+    rules: list[str] = []
+    for address, params in sorted((random or {}).items()):
+        for name, verdict in (("duplicate", f"dup to {address} device \"{device}\""),
+                              ("loss", "drop")):
+            if params.get(name, 0.0) > 0:
+                share = round(params[name] * 100)  # per ten thousand
+                chance = f"numgen random mod 10000 < {share} " if share < 10000 else ""
+                rules.append(f'oifname "{device}" ip daddr {address} {chance}{verdict}')
+    if blocked:
+        addrs = ", ".join(sorted(blocked))
+        rules.append(f'oifname "{device}" ip daddr {{ {addrs} }} drop')
+    if not rules:
         return text
-    addrs = ", ".join(sorted(blocked))
+    inbound = ""
+    if blocked:
+        inbound = (f"  chain input {{\n    type filter hook input priority 0; policy accept;\n"
+                   f'    iifname "{device}" ip saddr {{ {", ".join(sorted(blocked))} }} drop\n'
+                   f"  }}\n")
+    body = "".join(f"    {r}\n" for r in rules)
     return text + (
-        f"table inet {_NFT_TABLE} {{\n"
-        f"  chain input {{ type filter hook input priority 0; policy accept;\n"
-        f'    iifname "{device}" ip saddr {{ {addrs} }} drop\n  }}\n'
-        f"  chain output {{ type filter hook output priority 0; policy accept;\n"
-        f'    oifname "{device}" ip daddr {{ {addrs} }} drop\n  }}\n'
-        f"}}\n"
+        f"table ip {_NFT_TABLE} {{\n{inbound}"
+        f"  chain output {{\n    type filter hook output priority 0; policy accept;\n"
+        f"{body}  }}\n}}\n"
     )
+
+
+def kernel_has_netem(ns: str) -> bool:
+    """Whether this kernel offers sch_netem: tried on a throw-away veth in namespace ``ns``
+    (one of the run's own)."""
+    def run(*argv: str) -> bool:
+        return subprocess.run(list(argv), capture_output=True, timeout=10,
+                              check=False).returncode == 0
+
+    run("ip", "-n", ns, "link", "add", "nmprobe0", "type", "veth", "peer", "name", "nmprobe1")
+    try:
+        return run("tc", "-n", ns, "qdisc", "add", "dev", "nmprobe0", "root", "netem",
+                   "delay", "1ms")
+    finally:
+        run("ip", "-n", ns, "link", "del", "nmprobe0")
+
+
+def split_params(params: Mapping[str, float], *, netem: bool) -> tuple[dict[str, float],
+                                                                       dict[str, float]]:
+    """(what tc applies, what nftables applies) of one destination's parameters."""
+    if netem:
+        return dict(params), {}
+    to_nft = {k: v for k, v in params.items() if k in NFT_PARAMS}
+    return {k: v for k, v in params.items() if k not in NFT_PARAMS
+            and not k.endswith("_correlation")}, to_nft
 
 
 class Applier:
     """Applies :class:`Desired` to the namespaces (``ns_of`` maps host -> namespace), touching
-    only the hosts whose configuration changed.  Blocking: run it off the event loop."""
+    only the hosts whose configuration changed.  With ``netem=False`` (a kernel without
+    sch_netem) loss and duplication go to nftables, rate to HTB, and anything else that needs
+    netem is reported as an error.  Blocking: run it off the event loop."""
 
-    def __init__(self, ns_of: Mapping[str, str]) -> None:
+    def __init__(self, ns_of: Mapping[str, str], *, netem: bool = True) -> None:
         self._ns_of = dict(ns_of)
-        self._netem: dict[str, dict[str, dict[str, float]]] = {}
-        self._blocked: dict[str, frozenset[str]] = {}
+        self._netem_ok = netem
+        self._tc: dict[str, dict[str, dict[str, float]]] = {}
+        self._nft: dict[str, str] = {}
 
     def apply(self, desired: Desired) -> list[str]:
         """Returns the errors (empty when every command succeeded)."""
         errors: list[str] = []
-        for host, netem in desired.netem.items():
-            if self._netem.get(host, {}) == netem:
-                continue
-            self._netem[host] = {a: dict(p) for a, p in netem.items()}
-            for i, argv in enumerate(tc_commands(netem)):
-                proc = subprocess.run(["tc", "-n", self._ns_of[host], *argv],
-                                      capture_output=True, text=True, timeout=10, check=False)
-                if proc.returncode != 0 and i > 0:  # deleting a missing root qdisc is fine
-                    errors.append(f"{host}: tc {' '.join(argv)}: {proc.stderr.strip()}")
-        for host, blocked in desired.blocked.items():
-            if self._blocked.get(host, frozenset()) == blocked:
-                continue
-            self._blocked[host] = blocked
-            proc = subprocess.run(["ip", "netns", "exec", self._ns_of[host], "nft", "-f", "-"],
-                                  input=nft_script(blocked), capture_output=True, text=True,
-                                  timeout=10, check=False)
-            if proc.returncode != 0:
-                errors.append(f"{host}: nft: {proc.stderr.strip()}")
+        for host in desired.netem.keys() | desired.blocked.keys():
+            tc: dict[str, dict[str, float]] = {}
+            nft: dict[str, dict[str, float]] = {}
+            for address, params in desired.netem.get(host, {}).items():
+                t, n = split_params(params, netem=self._netem_ok)
+                if t:
+                    tc[address] = t
+                if n:
+                    nft[address] = n
+            if not self._netem_ok and any(
+                    netem_args({k: v for k, v in p.items() if k != "rate_kbit"})
+                    for p in tc.values()):
+                errors.append(f"{host}: this kernel has no sch_netem (delay, reorder, corrupt "
+                              "need it); only loss, duplicate and rate can be applied")
+                tc = {a: {k: v for k, v in p.items() if k == "rate_kbit"}
+                      for a, p in tc.items()}
+                tc = {a: p for a, p in tc.items() if p}
+            if self._tc.get(host, {}) != tc:
+                self._tc[host] = tc
+                for i, argv in enumerate(tc_commands(tc)):
+                    proc = subprocess.run(["tc", "-n", self._ns_of[host], *argv],
+                                          capture_output=True, text=True, timeout=10,
+                                          check=False)
+                    if proc.returncode != 0 and i > 0:  # deleting no root qdisc is fine
+                        errors.append(f"{host}: tc {' '.join(argv)}: {proc.stderr.strip()}")
+            script = nft_script(desired.blocked.get(host, frozenset()), random=nft)
+            if self._nft.get(host, "") != script:
+                self._nft[host] = script
+                proc = subprocess.run(
+                    ["ip", "netns", "exec", self._ns_of[host], "nft", "-f", "-"],
+                    input=script, capture_output=True, text=True, timeout=10, check=False)
+                if proc.returncode != 0:
+                    errors.append(f"{host}: nft: {proc.stderr.strip()}")
         return errors

@@ -62,7 +62,7 @@ from sipha.testbed.addresses import (
     allocate_block,
 )
 from sipha.testbed.faults import FaultInjector
-from sipha.testbed.nemesis import Applier, Nemesis, Transition
+from sipha.testbed.nemesis import Applier, Nemesis, Transition, kernel_has_netem
 from sipha.testbed.netns import BRIDGE_ADDRESS, Hosts, run_prefix, unavailable
 from sipha.testbed.plan import (
     PROCESS_ACTIONS,
@@ -82,6 +82,8 @@ from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_s
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
+# Fault actions only sch_netem can apply.
+NETEM_ONLY = frozenset({"delay", "reorder", "corrupt"})
 _ROLE_POLL = 0.1
 _SAMPLE = 1.0
 _START_TIMEOUT = 20.0
@@ -134,9 +136,11 @@ class Runner:
         progress: Progress | None = None,
         block: AddressBlock | None = None,
         hosts: Hosts | None = None,
+        netem: bool = True,
     ) -> None:
         self.plan = plan
         self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
+        self.netem = netem  # whether the kernel has sch_netem
         # Absolute: every node runs with the results folder as its working directory, so a
         # relative path (the CLI's default) would name a folder inside itself.
         self.out = out.resolve()
@@ -386,7 +390,8 @@ class Runner:
                                  self.procs, dispatchers=dispatcher_names(plan),
                                  role_of=self.roles.role_of)
         nemesis = self._nemesis()
-        applier = Applier({h: self.hosts.ns(h) for h in self.hosts.hosts}) if self.hosts else None
+        applier = (Applier({h: self.hosts.ns(h) for h in self.hosts.hosts}, netem=self.netem)
+                   if self.hosts else None)
         hogs = sorted((f for f in plan.faults if f.action == "cpu_hog"), key=lambda f: f.at)
         offsets = [sum(p.duration for p in plan.phases[:i]) for i in range(len(plan.phases))]
         end_of_load = plan.load_duration
@@ -647,7 +652,14 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunO
     except RuntimeError as exc:
         raise RunAborted(f"could not create the run's namespaces: {exc}") from None
     try:
-        runner = Runner(plan, out, progress=progress, block=NETNS_BLOCK, hosts=hosts)
+        netem = kernel_has_netem(hosts.bridge)
+        needs = sorted({f.action for f in plan.faults if f.action in NETEM_ONLY})
+        if needs and not netem:
+            raise RunAborted(
+                f"this kernel has no sch_netem (CONFIG_NET_SCH_NETEM), which {', '.join(needs)} "
+                "faults need; loss, duplicate, rate, partition and split_pair work without it")
+        runner = Runner(plan, out, progress=progress, block=NETNS_BLOCK, hosts=hosts,
+                        netem=netem)
         with hosts.entered():
             return asyncio.run(runner.run())
     finally:
