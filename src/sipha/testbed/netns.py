@@ -179,6 +179,10 @@ class Hosts:
             self.destroy()
             raise
 
+    def add_address(self, host: str, address: str) -> None:
+        """A second address on ``host``'s eth0 (a lone dispatcher's service address)."""
+        _ip("-n", self.ns(host), "addr", "add", f"{address}/32", "dev", "eth0")
+
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:
         """The calling thread (and threads it starts) in the bridge namespace."""

@@ -649,7 +649,10 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunO
     hosts = Hosts(run_prefix(), netns_hosts(plan, NETNS_BLOCK))
     try:
         hosts.create()
+        if plan.dispatchers.count == 1:  # no pair to move it: the lone dispatcher holds it
+            hosts.add_address("d1", NETNS_BLOCK.service)
     except RuntimeError as exc:
+        hosts.destroy()
         raise RunAborted(f"could not create the run's namespaces: {exc}") from None
     try:
         netem = kernel_has_netem(hosts.bridge)
