@@ -99,6 +99,11 @@ at = 1
 action = "loss"
 target = "s1"
 percent = 1
+[[faults]]
+at = 1
+action = "cpu_hog"
+target = "t1"
+duration = 60
 """
 
 
@@ -177,35 +182,40 @@ def _start_long_run(tmp: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
     return proc, prefix, tmp / "long"
 
 
-def _leftovers(prefix: str, out: Path) -> list[str]:
+def _leftovers(prefix: str, out: Path, since: float) -> list[str]:
+    """Namespaces, the state file, the run's nodes, its CPU hog (stress-ng started since)."""
     left = _namespaces(prefix)
     if (STATE_DIR / f"{prefix}.json").exists():
         left.append("state file")
-    for p in psutil.process_iter(["cmdline", "status"]):
+    for p in psutil.process_iter(["cmdline", "status", "name", "create_time"]):
         try:
-            if p.info["status"] != psutil.STATUS_ZOMBIE and any(
-                    str(out) in a for a in p.info["cmdline"] or ()):
-                left.append(f"process {p.pid}")
+            if p.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if any(str(out) in a for a in p.info["cmdline"] or ()) or (
+                    p.info["name"].startswith("stress-ng") and p.info["create_time"] >= since):
+                left.append(f"process {p.pid} {p.info['name']}")
         except psutil.Error:
             continue
     return left
 
 
-def _wait_clean(prefix: str, out: Path, seconds: float) -> list[str]:
+def _wait_clean(prefix: str, out: Path, since: float, seconds: float) -> list[str]:
     deadline = time.monotonic() + seconds
-    while (left := _leftovers(prefix, out)) and time.monotonic() < deadline:
+    while (left := _leftovers(prefix, out, since)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
 
 
 @pytest.mark.timeout(90)
 def test_sigkilled_runner_leaves_no_namespace_process_or_rule(tmp_path: Path) -> None:
+    since = time.time() - 1
     proc, prefix, out = _start_long_run(tmp_path / "a")
     try:
+        assert any(p.name().startswith("stress-ng") for p in psutil.process_iter()), "no hog"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=5)
         # The guard notices through a pidfd and removes everything.
-        assert _wait_clean(prefix, out, 15) == []
+        assert _wait_clean(prefix, out, since, 15) == []
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -226,7 +236,7 @@ def test_sigkilled_runner_leaves_no_namespace_process_or_rule(tmp_path: Path) ->
                               timeout=30, check=False)
         assert done.returncode == 0, done.stderr
         assert prefix in done.stdout
-        assert _wait_clean(prefix, out, 5) == []
+        assert _wait_clean(prefix, out, since, 5) == []
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -101,6 +101,10 @@ def store_url(plan: Plan, block: AddressBlock, results: Path) -> str:
 def redis_command(block: AddressBlock, results: Path) -> NodeCommand:
     argv = ["redis-server", "--bind", block.redis, "--port", str(REDIS_PORT), "--save", "",
             "--appendonly", "no", "--dir", str(results)]
+    if not block.redis.startswith("127."):
+        # netns mode: the servers reach it from their own hosts, over the run's bridge, whose
+        # addresses exist only inside the run's namespaces.
+        argv += ["--protected-mode", "no"]
     return NodeCommand("redis", "redis", argv, block.redis)
 
 
