@@ -21,8 +21,9 @@ A network fault acts on *directed pairs* of hosts for a while:
   setting (its rate for ``rate``, a netem leaf for the rest), chosen by a u32 filter on the
   destination address; traffic to anyone else (the runner's polls at the bridge address among
   them) goes through the unlimited default class untouched.  A kernel without sch_netem (some
-  VM kernels) still gets loss and duplication, from nftables (``numgen random``), and rate;
-  delay, reorder and corrupt are then reported as failed faults.
+  VM kernels) gets loss and duplication from nftables (``numgen random``), rate from HTB, and
+  delay, jitter, reorder and corruption from a bump in the wire (:mod:`.wire`, a process
+  carrying the frames of the hosts that such a fault names).
 * **nftables** (partition, split_pair): for each host, the addresses it may neither send to nor
   receive from on ``eth0``, as one table ``ip sipha_nemesis``.
 
@@ -33,9 +34,13 @@ The runner applies a host's configuration only when it changed (:func:`tc_comman
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from sipha.testbed.plan import NETEM_ACTIONS, PARTITION_ACTIONS, Fault
@@ -301,38 +306,51 @@ def split_params(params: Mapping[str, float], *, netem: bool) -> tuple[dict[str,
             and not k.endswith("_correlation")}, to_nft
 
 
+# What a bump in the wire (:mod:`.wire`) applies where the kernel has no netem.
+WIRE_PARAMS: Final = frozenset({"delay_ms", "jitter_ms", "reorder", "corrupt"})
+
+
 class Applier:
     """Applies :class:`Desired` to the namespaces (``ns_of`` maps host -> namespace), touching
     only the hosts whose configuration changed.  With ``netem=False`` (a kernel without
-    sch_netem) loss and duplication go to nftables, rate to HTB, and anything else that needs
-    netem is reported as an error.  Blocking: run it off the event loop."""
+    sch_netem) loss and duplication go to nftables, rate to HTB, delay, jitter, reorder and
+    corruption to the bump in the wire of either end of the pair (``wires``: host -> (PID,
+    rules file); ``addresses``: host -> its addresses); a pair with neither end wired is
+    reported as an error.  Blocking: run it off the event loop."""
 
-    def __init__(self, ns_of: Mapping[str, str], *, netem: bool = True) -> None:
+    def __init__(self, ns_of: Mapping[str, str], *, netem: bool = True,
+                 wires: Mapping[str, tuple[int, Path]] | None = None,
+                 addresses: Mapping[str, Sequence[str]] | None = None) -> None:
         self._ns_of = dict(ns_of)
         self._netem_ok = netem
+        self._wires = dict(wires or {})
+        self._addresses = {h: list(a) for h, a in (addresses or {}).items()}
+        self._host_of = {a: h for h, addrs in self._addresses.items() for a in addrs[:1]}
         self._tc: dict[str, dict[str, dict[str, float]]] = {}
         self._nft: dict[str, str] = {}
+        self._wire: dict[str, str] = {}
 
     def apply(self, desired: Desired) -> list[str]:
         """Returns the errors (empty when every command succeeded)."""
         errors: list[str] = []
-        for host in desired.netem.keys() | desired.blocked.keys():
+        wire: dict[str, dict[str, dict[str, dict[str, float]]]] = {
+            h: {"egress": {}, "ingress": {}} for h in self._wires}
+        for host in sorted(desired.netem.keys() | desired.blocked.keys()):
             tc: dict[str, dict[str, float]] = {}
             nft: dict[str, dict[str, float]] = {}
             for address, params in desired.netem.get(host, {}).items():
                 t, n = split_params(params, netem=self._netem_ok)
+                if not self._netem_ok:
+                    w = {k: v for k, v in t.items() if k in WIRE_PARAMS}
+                    t = {k: v for k, v in t.items() if k not in WIRE_PARAMS}
+                    if w and not self._to_wire(wire, host, address, w):
+                        errors.append(f"{host}: this kernel has no sch_netem and neither end "
+                                      f"of {host} -> {address} has a bump in the wire; only "
+                                      "loss, duplicate and rate can be applied")
                 if t:
                     tc[address] = t
                 if n:
                     nft[address] = n
-            if not self._netem_ok and any(
-                    netem_args({k: v for k, v in p.items() if k != "rate_kbit"})
-                    for p in tc.values()):
-                errors.append(f"{host}: this kernel has no sch_netem (delay, reorder, corrupt "
-                              "need it); only loss, duplicate and rate can be applied")
-                tc = {a: {k: v for k, v in p.items() if k == "rate_kbit"}
-                      for a, p in tc.items()}
-                tc = {a: p for a, p in tc.items() if p}
             if self._tc.get(host, {}) != tc:
                 self._tc[host] = tc
                 for i, argv in enumerate(tc_commands(tc)):
@@ -349,4 +367,29 @@ class Applier:
                     input=script, capture_output=True, text=True, timeout=10, check=False)
                 if proc.returncode != 0:
                     errors.append(f"{host}: nft: {proc.stderr.strip()}")
+        for host, rules in wire.items():
+            text = json.dumps(rules, sort_keys=True)
+            if self._wire.get(host, "{}") == text:
+                continue
+            self._wire[host] = text
+            pid, path = self._wires[host]
+            try:
+                path.write_text(text)
+                os.kill(pid, signal.SIGHUP)
+            except OSError as exc:
+                errors.append(f"{host}: bump in the wire: {exc}")
         return errors
+
+    def _to_wire(self, wire: dict[str, dict[str, dict[str, dict[str, float]]]], src: str,
+                 address: str, params: dict[str, float]) -> bool:
+        """Give src -> address to the source's wire (by destination) or else to the
+        destination's (by source); False if neither end has one."""
+        if src in wire:
+            wire[src]["egress"][address] = params
+            return True
+        dst = self._host_of.get(address)
+        if dst in wire:
+            for a in self._addresses.get(src, []):
+                wire[dst]["ingress"][a] = params
+            return True
+        return False

@@ -117,6 +117,11 @@ class Hosts:
     hosts: dict[str, str]
     created: list[str] = field(default_factory=list)
     guard: subprocess.Popen[bytes] | None = None
+    wires: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def wire_rules(self, host: str) -> Path:
+        """The rules file of ``host``'s bump in the wire (:mod:`.wire`)."""
+        return STATE_DIR / f"{self.prefix}-wire-{host}.json"
 
     @property
     def guard_pid(self) -> int:
@@ -179,6 +184,40 @@ class Hosts:
             self.destroy()
             raise
 
+    def add_wires(self, wired: Sequence[str]) -> None:
+        """A bump in the wire (:mod:`.wire`, for a kernel without netem) for each host of
+        ``wired``: its cable's bridge end leaves the bridge, a second veth joins it, and a
+        process carries the frames between the two.  Raises RuntimeError."""
+        for i, host in enumerate(self.hosts):
+            if host in wired:
+                _ip("-n", self.bridge, "link", "set", f"v{i}", "nomaster")
+                _ip("-n", self.bridge, "link", "set", f"v{i}", "promisc", "on")
+                _ip("-n", self.bridge, "link", "add", f"w{i}", "type", "veth", "peer",
+                    "name", f"x{i}")
+                _ip("-n", self.bridge, "link", "set", f"x{i}", "master", "br0", "up")
+                _ip("-n", self.bridge, "link", "set", f"w{i}", "promisc", "on", "up")
+        # A frame carried by a packet socket must be complete: no checksum left to the
+        # hardware, no segment larger than the MTU.  Every sender on the bridge, then.
+        devices = [(self.ns(h), "eth0") for h in self.hosts] + [(self.bridge, "br0")]
+        for ns, dev in devices:
+            proc = subprocess.run(["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off",
+                                   "tso", "off", "gso", "off"], capture_output=True, text=True,
+                                  timeout=10, check=False)
+            if proc.returncode != 0:
+                raise RuntimeError(f"ethtool -K {dev} in {ns}: {proc.stderr.strip()}")
+        for i, host in enumerate(self.hosts):
+            if host not in wired:
+                continue
+            self.wire_rules(host).write_text("{}")
+            self.wires[host] = subprocess.Popen(
+                ["ip", "netns", "exec", self.bridge, sys.executable, "-m", "sipha.testbed.wire",
+                 f"v{i}", f"w{i}", str(self.wire_rules(host))],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        for host, wire in self.wires.items():
+            assert wire.stdout is not None
+            if wire.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"the bump in the wire of {host} did not start")
+
     def add_address(self, host: str, address: str) -> None:
         """A second address on ``host``'s eth0 (a lone dispatcher's service address)."""
         _ip("-n", self.ns(host), "addr", "add", f"{address}/32", "dev", "eth0")
@@ -225,6 +264,12 @@ class Hosts:
         left (empty on success)."""
         left = cleanup_prefix(self.prefix, self.created)
         self.created = []
+        for proc in self.wires.values():  # killed inside the bridge namespace: reap them
+            proc.kill()
+            proc.wait(timeout=5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        self.wires.clear()
         if self.guard is not None:  # nothing left to guard
             self.guard.kill()
             self.guard.wait(timeout=5)
@@ -265,6 +310,8 @@ def cleanup_prefix(prefix: str, names: Sequence[str] = ()) -> list[str]:
     for ns in reversed(todo):
         _ip("netns", "del", ns, check=False)
     left = [n for n in _namespaces() if n in todo]
+    for rules in STATE_DIR.glob(f"{prefix}-wire-*.json") if STATE_DIR.is_dir() else ():
+        rules.unlink(missing_ok=True)
     if not left:
         (STATE_DIR / f"{prefix}.json").unlink(missing_ok=True)
     return left

@@ -390,8 +390,11 @@ class Runner:
                                  self.procs, dispatchers=dispatcher_names(plan),
                                  role_of=self.roles.role_of)
         nemesis = self._nemesis()
-        applier = (Applier({h: self.hosts.ns(h) for h in self.hosts.hosts}, netem=self.netem)
-                   if self.hosts else None)
+        applier = None
+        if self.hosts is not None and nemesis is not None:
+            wires = {h: (p.pid, self.hosts.wire_rules(h)) for h, p in self.hosts.wires.items()}
+            applier = Applier({h: self.hosts.ns(h) for h in self.hosts.hosts}, netem=self.netem,
+                              wires=wires, addresses=nemesis.addresses)
         hogs = sorted((f for f in plan.faults if f.action == "cpu_hog"), key=lambda f: f.at)
         offsets = [sum(p.duration for p in plan.phases[:i]) for i in range(len(plan.phases))]
         end_of_load = plan.load_duration
@@ -635,6 +638,19 @@ def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:
     return hosts
 
 
+def wired_hosts(plan: Plan) -> list[str]:
+    """The hosts that carry a delay, reorder or corrupt fault's traffic through a bump in the
+    wire when the kernel has no netem: each named host (a group's members), a link's first."""
+    groups = group_members(plan)
+    wired: list[str] = []
+    for f in plan.faults:
+        if f.action in NETEM_ONLY:
+            for h in [f.link[0]] if f.link else groups.get(f.target, [f.target]):
+                if h not in wired:
+                    wired.append(h)
+    return wired
+
+
 def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunOutcome:
     """Run ``plan`` into ``out`` (blocking); see :class:`Runner`.  In netns mode the hosts
     are created first and removed afterwards, whatever happens; raises RunAborted when they
@@ -656,11 +672,14 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunO
         raise RunAborted(f"could not create the run's namespaces: {exc}") from None
     try:
         netem = kernel_has_netem(hosts.bridge)
-        needs = sorted({f.action for f in plan.faults if f.action in NETEM_ONLY})
-        if needs and not netem:
-            raise RunAborted(
-                f"this kernel has no sch_netem (CONFIG_NET_SCH_NETEM), which {', '.join(needs)} "
-                "faults need; loss, duplicate, rate, partition and split_pair work without it")
+        if not netem:
+            wired = wired_hosts(plan)
+            if wired:
+                try:
+                    hosts.add_wires(wired)
+                except RuntimeError as exc:
+                    raise RunAborted(f"this kernel has no sch_netem and the bump in the wire "
+                                     f"for the delay faults could not start: {exc}") from None
         runner = Runner(plan, out, progress=progress, block=NETNS_BLOCK, hosts=hosts,
                         netem=netem)
         with hosts.entered():
