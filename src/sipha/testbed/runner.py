@@ -20,6 +20,12 @@ One asyncio task drives a run through its stages:
    group is terminated then killed, the testers' outputs are read into ``calls.jsonl``,
    ``meta.json`` records the status and any process left over, and the report is rendered.
 
+In netns mode (``[hosts] mode = "netns"``, :func:`run_plan`) every host is a network namespace
+(:mod:`.netns`), created before the run and removed after it whatever happens; the runner's
+thread joins the bridge's namespace for the run, nodes start through ``ip netns exec``, the
+pair runs in ip mode with the run's fence script, and network faults go to the nemesis
+(:mod:`.nemesis`) instead of the process fault injector.
+
 Ctrl-C (SIGINT) or SIGTERM sets an Event the stages watch; the run then goes straight to
 *stop*, so an interrupted run still writes its partial results.
 """
