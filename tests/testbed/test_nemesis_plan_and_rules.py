@@ -157,6 +157,9 @@ def test_network_faults_need_netns_hosts_and_split_pair_a_pair() -> None:
     with pytest.raises(ConfigError) as info:
         parse_plan({**plan, "dispatchers": {"count": 1}})
     assert "dispatchers.count = 2" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_plan({**BASE, "testers": [{"name": "s1"}]})
+    assert info.value.field == "testers[0].name"
     loopback = parse_plan({**BASE, "hosts": {"mode": "loopback"}})
     assert with_hosts(loopback, "netns").hosts.mode == "netns"
     assert with_hosts(loopback, None) is loopback

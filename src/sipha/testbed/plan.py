@@ -436,6 +436,12 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         if t.name in seen:
             raise err(f"testers[{i}].name", f"duplicate tester {t.name!r}", "rename it")
         seen.add(t.name)
+    if plan.hosts.mode == "netns":
+        taken = {*node_names(plan), "controller", "br"}
+        for i, t in enumerate(plan.testers):
+            if t.name in taken:
+                raise err(f"testers[{i}].name", f"{t.name!r} also names a host of the run",
+                          "rename the tester (each tester is a host in netns mode)")
     if not plan.phases:
         raise err("phases", "no load phase", "add [[phases]] with duration and rate")
     for i, p in enumerate(plan.phases):
