@@ -341,7 +341,8 @@ def cleanup_leftovers() -> list[str]:
     for prefix in prefixes:
         state = states.get(prefix, {})
         pid_text = prefix.removeprefix("sipha-r")
-        pid = int(pid_text) if pid_text.isdigit() else 0
+        recorded = state.get("pid")
+        pid = recorded if isinstance(recorded, int) else int(pid_text) if pid_text.isdigit() else 0
         started = state.get("started")
         if pid and _runner_alive(pid, started if isinstance(started, float) else None):
             continue
