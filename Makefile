@@ -5,8 +5,8 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
-DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core nftables stress-ng ethtool
-DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip nft stress-ng ethtool
+DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core chromium nftables stress-ng ethtool
+DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium nft stress-ng ethtool
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean lock
 

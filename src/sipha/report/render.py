@@ -17,6 +17,7 @@ import msgspec
 
 from sipha.common.expect import CRITERIA, Verdict
 from sipha.report.figures import FIGURES, fig_compare_active_calls, fig_compare_failed
+from sipha.report.interactive import interactive_section
 from sipha.report.model import Results, load_results
 from sipha.report.summary import Summary, calls_per_second, summarize
 
@@ -140,6 +141,8 @@ def render_report(folder: str | Path) -> Path:
         _table(summary_rows(summary)),
         "<h2>Criteria</h2>",
         _verdict_table(summary),
+        interactive_section(results),
+        "<h2>Figures</h2>",
     ]
     for filename, (caption, draw) in FIGURES.items():
         png = draw(results)
