@@ -29,6 +29,7 @@ import zmq
 import zmq.asyncio
 
 from sipha.loadtest import protocol as p
+from sipha.loadtest.curve import AgentKeys, secure_client
 from sipha.loadtest.runner import AgentRunner
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.zmqrecv import recv_frames
@@ -45,7 +46,9 @@ class AgentRefused(RuntimeError):
 class Agent:
     """``await Agent("127.0.0.1:5555").run()`` returns the agent's totals.
 
-    Raises :class:`AgentRefused` when refused and ``TimeoutError`` when no controller answers
+    With ``keys`` it connects as a CurveZMQ client (the controller must then hold its public
+    key; a controller that does not admits nothing: the join times out).  Raises
+    :class:`AgentRefused` when refused and ``TimeoutError`` when no controller answers
     within ``join_timeout``.
     """
 
@@ -57,7 +60,9 @@ class Agent:
         join_timeout: float = 60.0,
         controller_timeout: float = 15.0,
         version: int = p.PROTOCOL_VERSION,
+        keys: AgentKeys | None = None,
     ) -> None:
+        self.keys = keys
         host, _, port = controller.rpartition(":")
         self.endpoint = controller if "://" in controller else f"tcp://{host.strip('[]')}:{port}"
         self.agent_id = agent_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -74,6 +79,7 @@ class Agent:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
         sock.setsockopt(zmq.LINGER, 2000)
+        secure_client(sock, self.keys)
         sock.connect(self.endpoint)
         try:
             welcome = await self._join(sock)
@@ -104,7 +110,11 @@ class Agent:
             frames = await recv_frames(sock, min(1.0, deadline - now))
             if frames is None:
                 continue
-            msg = p.decode(frames[0])
+            try:
+                msg = p.decode(frames[0])
+            except p.ProtocolError as exc:
+                log.warning("bad frame from the controller: %s", exc)
+                continue
             if isinstance(msg, p.Refused):
                 raise AgentRefused(msg.reason)
             if isinstance(msg, p.Welcome):

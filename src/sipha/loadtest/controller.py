@@ -28,6 +28,7 @@ A ZeroMQ ROUTER socket; agents are DEALERs identified by their agent id (locust'
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -38,10 +39,19 @@ import msgspec
 import zmq
 import zmq.asyncio
 
+from sipha.common.netaddr import is_loopback
 from sipha.loadtest import protocol as p
+from sipha.loadtest.admission import ReportBounds, check_report, check_totals
+from sipha.loadtest.curve import ControllerKeys, Gatekeeper, secure_server
 from sipha.loadtest.histmath import difference
 from sipha.loadtest.results import ResultsSink
-from sipha.loadtest.stats import IntervalStats, LatencyKind, RunStats, merge_all
+from sipha.loadtest.stats import (
+    IntervalStats,
+    LatencyKind,
+    RunStats,
+    StatsDecodeError,
+    merge_all,
+)
 from sipha.loadtest.uac import planned_rate
 from sipha.loadtest.view import LiveView
 from sipha.loadtest.zmqrecv import recv_frames
@@ -49,6 +59,8 @@ from sipha.loadtest.zmqrecv import recv_frames
 log = logging.getLogger(__name__)
 
 __all__ = ["AgentState", "Controller", "RunResult", "share_plan", "unreported"]
+
+_MAX_DROP_EVENTS = 20  # per reason: a hostile agent must not fill events.jsonl
 
 _COUNTERS = ("calls_attempted", "calls_successful", "calls_failed", "retransmissions",
              "transactions_ok", "transactions_failed")
@@ -165,6 +177,9 @@ class RunResult:
     events: list[dict[str, object]]
     start_time: float
     duration: float
+    # Frames dropped (undecodable, implausible, from no agent), by reason.
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)
+    refused_keys: int = 0  # CurveZMQ clients whose key is not allowed
 
     @property
     def totals(self) -> IntervalStats:
@@ -191,7 +206,10 @@ class Controller:
 
     Outputs: ``results_dir`` (``stats.csv``, ``stats.jsonl``, ``events.jsonl``) and/or explicit
     ``csv_path`` / ``jsonl_path``.  ``bind`` is ``HOST:PORT`` (port 0: any; see ``port`` after
-    :meth:`bind`).  Raises ``TimeoutError`` if not enough agents join within ``join_timeout``.
+    :meth:`bind`).  With ``keys`` the socket is a CurveZMQ server admitting only the agents
+    whose public keys are allowed; without, only a loopback ``bind`` is accepted
+    (``ValueError`` otherwise).  Raises ``TimeoutError`` if not enough agents join within
+    ``join_timeout``.
     """
 
     def __init__(
@@ -209,9 +227,20 @@ class Controller:
         heartbeat_interval: float = 1.0,
         heartbeat_timeout: float = 3.5,
         row_grace: float = 2.5,
+        keys: ControllerKeys | None = None,
     ) -> None:
         if expect_agents < 1:
             raise ValueError("expect_agents must be >= 1")
+        host = bind.rpartition(":")[0]
+        if keys is None and not is_loopback(host):
+            raise ValueError(
+                f"a controller bound to {host} needs CurveZMQ keys: the plan carries the "
+                "users' password (make them with `sipha load keys DIR`, pass --keys DIR)"
+            )
+        self.keys = keys
+        self.bounds = ReportBounds.from_plan(plan)
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self._gatekeeper: Gatekeeper | None = None
         self.plan = plan
         self.expect_agents = expect_agents
         self.bind_address = bind
@@ -245,8 +274,13 @@ class Controller:
         host, _, port = self.bind_address.rpartition(":")
         host = host.strip("[]") or "127.0.0.1"
         self._ctx = zmq.asyncio.Context()
+        if self.keys is not None:
+            # The ZAP handler must answer before the first agent connects.
+            self._gatekeeper = Gatekeeper(self._ctx, self.keys.allowed)
+            self._gatekeeper.start()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 1000)
+        secure_server(sock, self.keys)
         if int(port) == 0:
             self.port = sock.bind_to_random_port(f"tcp://{host}")
         else:
@@ -276,6 +310,8 @@ class Controller:
                 self.sink.close(duration=self._duration())
             if self._sock is not None:
                 self._sock.close()
+            if self._gatekeeper is not None:
+                self._gatekeeper.stop()
             if self._ctx is not None:
                 self._ctx.term()
         assert self.sink is not None
@@ -285,7 +321,22 @@ class Controller:
             events=self.sink.events,
             start_time=self.start_at,
             duration=self._duration(),
+            dropped=dict(self.dropped),
+            refused_keys=self._gatekeeper.refused if self._gatekeeper is not None else 0,
         )
+
+    def _drop(self, reason: str, agent: str | None, detail: str, *, now: float) -> None:
+        """Count a frame that is not used, and say so (the first few times per reason)."""
+        self.dropped[reason] += 1
+        log.warning("dropped a frame from %s (%s): %s", agent or "an unknown peer", reason,
+                    detail[:200])
+        if self.dropped[reason] <= _MAX_DROP_EVENTS:
+            fields: dict[str, object] = {"reason": reason, "agent": agent or "",
+                                         "detail": detail[:200]}
+            if self.sink is not None:
+                self.sink.event("frame-dropped", at=now, **fields)
+            else:
+                self._pre_events.append(("frame-dropped", now, fields))
 
     def _duration(self) -> float:
         seconds = self.sink.run.seconds() if self.sink is not None else []
@@ -322,9 +373,10 @@ class Controller:
             self._pre_events.append(("agent-refused", time.time(), {"reason": str(exc)}))
             return
         except p.ProtocolError as exc:
-            log.warning("bad frame from %r: %s", routing_id, exc)
+            self._drop("undecodable", None, str(exc), now=time.time())
             return
         if not isinstance(msg, p.Hello):
+            self._drop("not-joined", None, type(msg).__name__, now=time.time())
             return
         answer = p.negotiate(msg, run_id=self.run_id, heartbeat_interval=self.heartbeat_interval)
         await self._send(routing_id, answer)
@@ -405,10 +457,11 @@ class Controller:
     def _on_frame(self, routing_id: bytes, data: bytes, *, now: float) -> None:
         assert self.sink is not None
         state = self.by_routing.get(routing_id)
+        agent = state.agent_id if state is not None else None
         try:
             msg = p.decode(data)
         except p.ProtocolError as exc:
-            log.warning("bad frame from %r: %s", routing_id, exc)
+            self._drop("undecodable", agent, str(exc), now=now)
             return
         if state is None:
             if isinstance(msg, p.Hello):
@@ -416,15 +469,31 @@ class Controller:
                 asyncio.get_running_loop().create_task(
                     self._send(routing_id, p.Refused(reason="a run is already in progress"))
                 )
+            else:
+                self._drop("not-joined", None, type(msg).__name__, now=now)
             return
+        stats: IntervalStats | None = None
+        if isinstance(msg, p.StatsReport | p.Done):
+            snapshot = msg.interval if isinstance(msg, p.StatsReport) else msg.totals
+            try:
+                stats = IntervalStats.from_wire(snapshot)
+            except StatsDecodeError as exc:
+                self._drop("bad-stats", agent, str(exc), now=now)
+                return
+            elapsed = now - self.start_at
+            why = (check_report(self.bounds, msg.second, stats, elapsed=elapsed)
+                   if isinstance(msg, p.StatsReport)
+                   else check_totals(self.bounds, stats, elapsed=elapsed))
+            if why is not None:
+                self._drop("implausible", agent, why, now=now)
+                return
         if state.status == "lost":
             # It came back: keep its reports (RunStats ignores duplicates), not its liveness.
-            if isinstance(msg, p.StatsReport):
-                self.sink.add(state.agent_id, msg.second, IntervalStats.from_wire(msg.interval))
+            if isinstance(msg, p.StatsReport) and stats is not None:
+                self.sink.add(state.agent_id, msg.second, stats)
             return
         state.last_heard = now
-        if isinstance(msg, p.StatsReport):
-            stats = IntervalStats.from_wire(msg.interval)
+        if isinstance(msg, p.StatsReport) and stats is not None:
             if self.sink.run.add(state.agent_id, msg.second, stats):
                 state.reported.extend(stats)
                 if msg.second <= self.sink.last_written and _has_counts(stats):
@@ -432,8 +501,8 @@ class Controller:
                     self.sink.event("agent-report-late", at=now, agent=state.agent_id,
                                     second=msg.second, **_counters(stats))
             state.last_second = max(state.last_second, msg.second)
-        elif isinstance(msg, p.Done):
-            state.totals = IntervalStats.from_wire(msg.totals)
+        elif isinstance(msg, p.Done) and stats is not None:
+            state.totals = stats
             self._reconcile(state)
             state.status = "done"
             self.sink.event("agent-done", at=now, agent=state.agent_id)
