@@ -45,6 +45,8 @@ def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) 
         result = run(run_distributed(plan, agents=2, results_dir=tmp_path))
     assert sorted(result.agents) == ["agent-1", "agent-2"]
     assert all(a.status == "done" for a in result.agents.values())
+    # The agents joined over CurveZMQ with keys made for the run; nothing was refused.
+    assert (result.dropped, result.refused_keys) == ({}, 0)
     own = IntervalStats()
     for a in result.agents.values():
         assert a.totals is not None

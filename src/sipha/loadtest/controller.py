@@ -240,7 +240,7 @@ class Controller:
         self.keys = keys
         self.bounds = ReportBounds.from_plan(plan)
         self.dropped: collections.Counter[str] = collections.Counter()
-        self._gatekeeper: Gatekeeper | None = None
+        self.gatekeeper: Gatekeeper | None = None
         self.plan = plan
         self.expect_agents = expect_agents
         self.bind_address = bind
@@ -276,8 +276,8 @@ class Controller:
         self._ctx = zmq.asyncio.Context()
         if self.keys is not None:
             # The ZAP handler must answer before the first agent connects.
-            self._gatekeeper = Gatekeeper(self._ctx, self.keys.allowed)
-            self._gatekeeper.start()
+            self.gatekeeper = Gatekeeper(self._ctx, self.keys.allowed)
+            self.gatekeeper.start()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 1000)
         secure_server(sock, self.keys)
@@ -310,8 +310,8 @@ class Controller:
                 self.sink.close(duration=self._duration())
             if self._sock is not None:
                 self._sock.close()
-            if self._gatekeeper is not None:
-                self._gatekeeper.stop()
+            if self.gatekeeper is not None:
+                self.gatekeeper.stop()
             if self._ctx is not None:
                 self._ctx.term()
         assert self.sink is not None
@@ -322,7 +322,7 @@ class Controller:
             start_time=self.start_at,
             duration=self._duration(),
             dropped=dict(self.dropped),
-            refused_keys=self._gatekeeper.refused if self._gatekeeper is not None else 0,
+            refused_keys=self.gatekeeper.refused if self.gatekeeper is not None else 0,
         )
 
     def _drop(self, reason: str, agent: str | None, detail: str, *, now: float) -> None:
