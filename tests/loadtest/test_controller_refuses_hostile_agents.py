@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import socket
 import struct
@@ -25,6 +26,7 @@ import zmq.asyncio
 
 from sipha.common.loop import run
 from sipha.loadtest import protocol as p
+from sipha.loadtest.agent import Agent, AgentRefused
 from sipha.loadtest.controller import Controller, RunResult
 from sipha.loadtest.curve import (
     AgentKeys,
@@ -263,3 +265,28 @@ def test_sipha_load_keys_writes_a_controller_and_agent_key_folder(tmp_path: Path
     assert len(load_controller_keys(tmp_path / "k").allowed) == 2
     assert load_agent_keys(tmp_path / "k", "agent-2").public in load_controller_keys(
         tmp_path / "k").allowed
+
+
+def test_an_agent_with_an_unknown_key_is_told_it_was_refused(
+        keys_dir: Path, tmp_path: Path) -> None:
+    create_keys(tmp_path / "other", ["stray"])
+    stray = load_agent_keys(tmp_path / "other", "stray")
+    stray = AgentKeys(public=stray.public, secret=stray.secret,
+                      controller=load_controller_keys(keys_dir).public)
+
+    async def scenario() -> str:
+        controller = Controller(plan_with_password(), expect_agents=1, join_timeout=5,
+                                keys=load_controller_keys(keys_dir))
+        port = controller.bind()
+        task = asyncio.get_running_loop().create_task(controller.run())
+        try:
+            with pytest.raises(AgentRefused) as refused:
+                await Agent(f"127.0.0.1:{port}", agent_id="stray", keys=stray,
+                            join_timeout=4).run()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await task
+        return str(refused.value)
+
+    assert "refused this agent's CurveZMQ key" in run(scenario())

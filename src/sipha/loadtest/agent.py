@@ -27,6 +27,7 @@ import time
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from sipha.loadtest import protocol as p
 from sipha.loadtest.curve import AgentKeys, secure_client
@@ -80,15 +81,20 @@ class Agent:
         sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
         sock.setsockopt(zmq.LINGER, 2000)
         secure_client(sock, self.keys)
+        # A controller that refuses our key says so only in the handshake: watch for it.
+        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
         sock.connect(self.endpoint)
         try:
-            welcome = await self._join(sock)
+            welcome = await self._join(sock, monitor)
+            sock.disable_monitor()
+            monitor.close()
             return await self._run_plan(sock, welcome)
         finally:
+            monitor.close()
             sock.close()
             ctx.term()
 
-    async def _join(self, sock: zmq.asyncio.Socket) -> p.Welcome:
+    async def _join(self, sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> p.Welcome:
         hello = p.Hello(
             agent_id=self.agent_id,
             version=self.version,
@@ -107,7 +113,15 @@ class Agent:
                 await sock.send(p.encode(hello))
                 next_hello = now + 1.0
             # A bounded poll, never a cancelled recv: that could drop the Plan (see zmqrecv).
-            frames = await recv_frames(sock, min(1.0, deadline - now))
+            frames = await recv_frames(sock, min(0.2, deadline - now))
+            event = await recv_frames(monitor, 0)
+            if event is not None and (
+                parse_monitor_message(event)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            ):
+                raise AgentRefused(
+                    f"the controller at {self.endpoint} refused this agent's CurveZMQ key "
+                    "(is its public key in the controller's agents/ folder?)"
+                )
             if frames is None:
                 continue
             try:
