@@ -228,7 +228,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
         "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
-        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller",
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller;",
+        "           keys DIR --agents N",
         "",
         _section(_add_scenario_arguments,
                  "call, register, options, register+call (uas and controller: all but TARGET):"),
