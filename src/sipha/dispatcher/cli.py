@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from sipha.common.config import ConfigError
+from sipha.common.http import check_exposure
 
 CTL_ACTIONS: dict[str, tuple[str, str]] = {
     "list": ("", "one line per server: uid, id, state, weight, calls, probe latency"),
@@ -75,6 +76,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address (default: none)")
     parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
     parser.add_argument(
+        "--insecure-http", action="store_true",
+        help="allow --http on a non-loopback address without a --token",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)",
     )
@@ -111,6 +116,8 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         cfg, specs = build_config(args)
+        if cfg.http:
+            check_exposure(cfg.http, cfg.token, insecure=args.insecure_http)
     except (ConfigError, ValueError) as exc:
         print(f"sipha dispatcher: {exc}", file=sys.stderr)
         return 2
