@@ -26,6 +26,7 @@ import msgspec
 from sipha.common.process import terminate
 from sipha.loadtest.controller import AgentState, Controller, RunResult
 from sipha.loadtest.curve import create_keys, load_controller_keys
+from sipha.loadtest.phases import AgentPhase
 from sipha.loadtest.protocol import Plan
 from sipha.loadtest.results import ResultsSink
 from sipha.loadtest.runner import AgentRunner
@@ -67,7 +68,8 @@ async def run_local(
         sink.write(second, target_rate=planned_rate(plan, second))
 
     runner = AgentRunner(plan, plan.options, on_second=on_second)
-    state = AgentState("local", "localhost", os.getpid(), b"local", time.time(), status="running")
+    state = AgentState("local", "localhost", os.getpid(), b"local", time.time(),
+                       phase=AgentPhase.RUNNING)
     watcher: asyncio.Task[None] | None = None
     if stop is not None:
 
@@ -80,7 +82,7 @@ async def run_local(
         sink.event("run-started", at=time.time(), agents=1, start_at=start_at)
         totals = await runner.run()
         state.totals = totals
-        state.status = "done"
+        state.phase = AgentPhase.DONE
         sink.event("run-finished", at=time.time(), done=["local"], lost=[])
     finally:
         if watcher is not None:
