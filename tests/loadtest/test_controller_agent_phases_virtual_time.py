@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -220,3 +221,54 @@ def test_any_frames_at_any_time_never_raise_and_totals_are_the_accepted_reports(
     for state in c.agents.values():
         merged.merge(state.reported)
     assert c.run.totals().calls_attempted == merged.calls_attempted
+
+
+scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(),
+                   st.text(max_size=20), st.binary(max_size=20))
+fields = st.dictionaries(
+    st.sampled_from(["agent_id", "second", "interval", "totals", "seq", "sent_at", "version",
+                     "host", "pid", "cores", "calls_attempted", "setup_200", "reason"]),
+    st.one_of(scalar, st.dictionaries(st.sampled_from(["calls_attempted", "calls_failed",
+                                                       "failed_by_reason", "setup_200",
+                                                       "answered_slots"]), scalar)),
+    max_size=6,
+)
+near_frame = st.builds(
+    lambda version, tag, body: msgspec.msgpack.encode([version, {"type": tag, **body}]),
+    st.sampled_from([1, 1, 1, 0, 2]),
+    st.sampled_from(["hello", "heartbeat", "stats", "done", "plan", "stop", "welcome", "x"]),
+    fields,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames=st.lists(near_frame, max_size=10))
+def test_frames_that_almost_follow_the_protocol_are_dropped_and_counted(
+        frames: list[bytes]) -> None:
+    c = started()
+    for n, data in enumerate(frames):
+        dropped = sum(c.dropped.values())
+        actions = c.on_frame(b"a0", data, T0 + 1 + n * 0.1)
+        try:
+            msg = p.decode(data)
+        except p.VersionMismatch:
+            # Another version is answered with a Refused that names both versions.
+            assert [a.message for a in actions if isinstance(a, Send)] == [p.Refused(
+                reason=str(p.VersionMismatch(msgspec.msgpack.decode(data)[0])))]
+            continue
+        except p.ProtocolError:
+            assert sum(c.dropped.values()) == dropped + 1
+            continue
+        # Well-formed: a message agents never send is dropped too.
+        if not isinstance(msg, p.Hello | p.Heartbeat | p.StatsReport | p.Done):
+            assert sum(c.dropped.values()) == dropped + 1
+    assert c.agents["a0"].phase in (AgentPhase.RUNNING, AgentPhase.DONE)
+
+
+def test_stop_goes_once_to_every_live_agent() -> None:
+    c = started()
+    c.on_frame(b"a1", done("a1", 0), T0 + 0.5)
+    sent = c.stop(T0 + 1)
+    assert [(a.routing_id, type(a.message)) for a in sent if isinstance(a, Send)] == [
+        (b"a0", p.Stop)]
+    assert c.stop(T0 + 2) == []
