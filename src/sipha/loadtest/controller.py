@@ -152,7 +152,8 @@ class Controller:
     # -- socket ---------------------------------------------------------------------------------
 
     def bind(self) -> int:
-        """Bind the ROUTER socket now (before agents are started); returns the port."""
+        """Bind the ROUTER socket now (before agents are started); returns the port.  With
+        keys, call it from a running event loop: the ZAP handler runs on it."""
         if self._sock is not None:
             return self.port
         host, _, port = self.bind_address.rpartition(":")

@@ -93,7 +93,7 @@ class Hello(_Msg, frozen=True, tag="hello"):
     version: int
     host: HostName
     pid: NonNegInt
-    cores: Annotated[int, msgspec.Meta(ge=1)]
+    cores: Annotated[int, msgspec.Meta(ge=1, le=65536)]
 
 
 class Welcome(_Msg, frozen=True, tag="welcome"):
