@@ -290,3 +290,30 @@ def test_an_agent_with_an_unknown_key_is_told_it_was_refused(
         return str(refused.value)
 
     assert "refused this agent's CurveZMQ key" in run(scenario())
+
+
+@pytest.mark.parametrize("mistake", ["no keys", "another controller's key"])
+def test_an_agent_with_mismatched_keys_stops_with_a_reason(keys_dir: Path, tmp_path: Path,
+                                                          mistake: str) -> None:
+    keys: AgentKeys | None = None
+    if mistake == "another controller's key":
+        create_keys(tmp_path / "other", ["agent-1"])
+        own = load_agent_keys(keys_dir, "agent-1")
+        keys = AgentKeys(public=own.public, secret=own.secret,
+                         controller=load_controller_keys(tmp_path / "other").public)
+
+    async def scenario() -> str:
+        controller = Controller(plan_with_password(), expect_agents=1, join_timeout=8,
+                                keys=load_controller_keys(keys_dir))
+        port = controller.bind()
+        task = asyncio.get_running_loop().create_task(controller.run())
+        try:
+            with pytest.raises(AgentRefused) as refused:
+                await Agent(f"127.0.0.1:{port}", agent_id="a", keys=keys, join_timeout=6).run()
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await task
+        return str(refused.value)
+
+    assert "handshake" in run(scenario())

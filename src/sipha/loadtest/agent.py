@@ -20,6 +20,7 @@ All tasks live in one TaskGroup; the run's end cancels the helpers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -38,6 +39,10 @@ from sipha.loadtest.zmqrecv import recv_frames
 log = logging.getLogger(__name__)
 
 __all__ = ["Agent", "AgentRefused"]
+
+_HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                       | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_MAX_HANDSHAKE_FAILURES = 3
 
 
 class AgentRefused(RuntimeError):
@@ -82,7 +87,7 @@ class Agent:
         sock.setsockopt(zmq.LINGER, 2000)
         secure_client(sock, self.keys)
         # A controller that refuses our key says so only in the handshake: watch for it.
-        monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         sock.connect(self.endpoint)
         try:
             welcome = await self._join(sock, monitor)
@@ -105,23 +110,37 @@ class Agent:
         welcome: p.Welcome | None = None
         deadline = time.monotonic() + self.join_timeout
         next_hello = 0.0
+        failures = 0
         while self.plan is None:
             now = time.monotonic()
             if now >= deadline:
                 raise TimeoutError(f"no controller answered within {self.join_timeout:g} s")
             if welcome is None and now >= next_hello:
-                await sock.send(p.encode(hello))
+                # Never a blocking send: after a failed handshake the socket may have no
+                # peer at all, and a waiting send would outlive the join deadline.
+                with contextlib.suppress(zmq.Again):
+                    await sock.send(p.encode(hello), zmq.NOBLOCK)
                 next_hello = now + 1.0
             # A bounded poll, never a cancelled recv: that could drop the Plan (see zmqrecv).
             frames = await recv_frames(sock, min(0.2, deadline - now))
             event = await recv_frames(monitor, 0)
-            if event is not None and (
-                parse_monitor_message(event)["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH
-            ):
-                raise AgentRefused(
-                    f"the controller at {self.endpoint} refused this agent's CurveZMQ key "
-                    "(is its public key in the controller's agents/ folder?)"
-                )
+            if event is not None:
+                failures += 1
+                kind = parse_monitor_message(event)["event"]
+                if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    raise AgentRefused(
+                        f"the controller at {self.endpoint} refused this agent's CurveZMQ key "
+                        "(is its public key in the controller's agents/ folder?)"
+                    )
+                if (kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                        or failures >= _MAX_HANDSHAKE_FAILURES):
+                    # Keys on one side only (libzmq does not retry that) or the wrong server
+                    # key (retried a few times, in case the controller went away
+                    # mid-handshake).
+                    raise AgentRefused(
+                        f"the CurveZMQ handshake with {self.endpoint} keeps failing: keys on "
+                        "one side only (--keys), or not this controller's public key"
+                    )
             if frames is None:
                 continue
             try:
