@@ -25,6 +25,7 @@ import zmq
 import zmq.asyncio
 
 from sipha.common.loop import run
+from sipha.common.process import free_port, terminate
 from sipha.loadtest import protocol as p
 from sipha.loadtest.agent import Agent, AgentRefused
 from sipha.loadtest.controller import Controller, RunResult
@@ -37,6 +38,7 @@ from sipha.loadtest.curve import (
 from sipha.loadtest.protocol import UserRange
 from sipha.loadtest.stats import IntervalStats
 from tests.loadtest.helpers import make_plan
+from tests.sipp import uas
 
 PASSWORD = "s3cret-of-the-users"
 
@@ -317,3 +319,30 @@ def test_an_agent_with_mismatched_keys_stops_with_a_reason(keys_dir: Path, tmp_p
         return str(refused.value)
 
     assert "handshake" in run(scenario())
+
+
+def test_the_cli_controller_with_keys_runs_its_keyed_agent(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    create_keys(keys, ["agent-1"])
+    cport = free_port(kind=socket.SOCK_STREAM)
+    sipha = [sys.executable, "-m", "sipha.cli", "load"]
+    with uas() as (port, _sipp):
+        controller = subprocess.Popen(
+            [*sipha, "controller", "call", f"127.0.0.1:{port}", "--bind", f"127.0.0.1:{cport}",
+             "--keys", str(keys), "--expect", "1", "--join-timeout", "30s", "--rate", "20",
+             "--max-calls", "20", "--quiet", "--jsonl", str(tmp_path / "s.jsonl")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        agent = subprocess.Popen(
+            [*sipha, "agent", "--controller", f"127.0.0.1:{cport}", "--keys", str(keys)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        try:
+            out, _ = controller.communicate(timeout=60)
+            agent.communicate(timeout=30)
+        finally:
+            for proc in (controller, agent):
+                terminate(proc, 5.0)
+    assert controller.returncode == 0, out
+    assert "attempted 20 successful 20 failed 0" in out
+    assert "without --keys" not in out
