@@ -4,8 +4,9 @@
         --users 1000 --csv out.csv
     sipha load register TARGET --users 1000 --password secret --rate 200 --max-calls 1000
     sipha load uas --listen 127.0.0.1:5070 --answer 0.8 --busy 0.2 --ring 1s
-    sipha load controller call TARGET --bind 0.0.0.0:5555 --expect 4 --rate 1000
-    sipha load agent --controller 10.0.0.5:5555
+    sipha load keys keys/ --agents 4                   # CurveZMQ keys for the control plane
+    sipha load controller call TARGET --bind 10.0.0.5:5555 --keys keys/ --expect 4 --rate 1000
+    sipha load agent --controller 10.0.0.5:5555 --keys keys/ --key agent-1
     sipha load call TARGET --agents 2 --rate 4000      # controller + 2 local agent processes
 
 This module only parses arguments and calls :mod:`sipha.loadtest.api`.
@@ -28,6 +29,7 @@ import msgspec
 from sipha.common.expect import EXIT_NOT_RUN, describe, exit_code
 from sipha.common.loop import run as run_loop
 from sipha.loadtest import verdict
+from sipha.loadtest.curve import load_controller_keys
 from sipha.loadtest.options import AnswerMix, ScenarioOptions
 from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
 
@@ -169,8 +171,11 @@ def _add_controller_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("scenario", choices=RUN_SCENARIOS,
                    help="what every agent runs: " + ", ".join(RUN_SCENARIOS))
     g.add_argument("target", type=_target, help="HOST[:PORT] the agents send to")
-    g.add_argument("--bind", default="0.0.0.0:5555", metavar="HOST:PORT",
-                   help="address the agents connect to (default 0.0.0.0:5555)")
+    g.add_argument("--bind", default="127.0.0.1:5555", metavar="HOST:PORT",
+                   help="address the agents connect to (default 127.0.0.1:5555)")
+    g.add_argument("--keys", metavar="DIR",
+                   help="CurveZMQ keys from `sipha load keys DIR`: only agents whose public "
+                   "key is in DIR/agents may join (required unless --bind is loopback)")
     g.add_argument("--expect", type=int, default=1, metavar="N",
                    help="agents to wait for before starting; the rate is split among them "
                    "(default 1)")
@@ -184,6 +189,17 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
                    help="address of the controller to join (its --bind)")
     g.add_argument("--id", default=None,
                    help="agent id in the controller's reports (default: hostname-pid)")
+    g.add_argument("--keys", metavar="DIR",
+                   help="CurveZMQ keys: DIR/controller.key and DIR/agents/NAME.key_secret")
+    g.add_argument("--key", metavar="NAME",
+                   help="this agent's key pair in DIR/agents (default: the only one there)")
+
+
+def _add_keys_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("keys DIR")
+    g.add_argument("directory", metavar="DIR", help="folder to write the key files to")
+    g.add_argument("--agents", type=int, default=1, metavar="N",
+                   help="key pairs agent-1 .. agent-N to make (default 1)")
 
 
 def _section(add: Any, title: str | None = None) -> str:
@@ -205,6 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "uas": "answer calls (and register --users at --registrar)",
         "controller": "run a plan over remote agents",
         "agent": "run as an agent of a controller",
+        "keys": "make CurveZMQ keys for a controller and its agents",
     }
     for name in RUN_SCENARIOS:
         p = sub.add_parser(name, help=helps[name], description=helps[name])
@@ -217,17 +234,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_options(p)
     p = sub.add_parser("agent", help=helps["agent"], description=helps["agent"])
     _add_agent_options(p)
+    p = sub.add_parser("keys", help=helps["keys"], description=helps["keys"])
+    _add_keys_options(p)
     # `sipha load --help` lists every option of every sub-command, as promised.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
         "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
-        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller",
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller;",
+        "           keys DIR --agents N",
         "",
         _section(_add_scenario_arguments,
                  "call, register, options, register+call (uas and controller: all but TARGET):"),
         _section(_add_uas_options),
         _section(_add_controller_options),
         _section(_add_agent_options),
+        _section(_add_keys_options),
     ))
 
 
@@ -290,6 +311,8 @@ def main(args: argparse.Namespace) -> int:
     command = args.load_command
     if command == "agent":
         return _agent(args)
+    if command == "keys":
+        return _keys(args)
     from sipha.loadtest import api
     from sipha.loadtest.view import make_view
 
@@ -308,8 +331,14 @@ def main(args: argparse.Namespace) -> int:
 
     async def go() -> Any:
         if command == "controller":
+            keys = None
+            if args.keys:
+                keys = load_controller_keys(args.keys)
+            else:
+                print("sipha load: controller without --keys: any local process may join "
+                      "and read the plan (with the users' password)", file=sys.stderr)
             controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
-                                        join_timeout=args.join_timeout, **outputs)
+                                        join_timeout=args.join_timeout, keys=keys, **outputs)
             watcher = asyncio.get_running_loop().create_task(stop.wait())
             watcher.add_done_callback(lambda _: controller.stop())
             try:
@@ -322,7 +351,7 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         result = run_loop(_with_signals(go, stop))
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
         return EXIT_NOT_RUN
     totals = result.totals
@@ -341,10 +370,34 @@ def main(args: argparse.Namespace) -> int:
     return exit_code(verdicts)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from sipha.loadtest.curve import create_keys
+
+    if not 1 <= args.agents <= 10_000:
+        print("sipha load keys: --agents must be 1 .. 10000", file=sys.stderr)
+        return 2
+    try:
+        written = create_keys(args.directory, [f"agent-{i + 1}" for i in range(args.agents)])
+    except (OSError, ValueError) as exc:
+        print(f"sipha load keys: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def _agent(args: argparse.Namespace) -> int:
     from sipha.loadtest.agent import Agent, AgentRefused
+    from sipha.loadtest.curve import KeyFileError, load_agent_keys
 
-    agent = Agent(args.controller, agent_id=args.id)
+    keys = None
+    if args.keys:
+        try:
+            keys = load_agent_keys(args.keys, args.key)
+        except KeyFileError as exc:
+            print(f"sipha load agent: {exc}", file=sys.stderr)
+            return 2
+    agent = Agent(args.controller, agent_id=args.id, keys=keys)
     try:
         totals = run_loop(agent.run())
     except AgentRefused as exc:

@@ -405,6 +405,18 @@ class StreamParser:
         Raises:
             SipParseError: a malformed message (skipped), or a broken stream (``broken`` set).
         """
+        frame = self.next_frame()
+        if frame is None:
+            return None
+        return parse_message(frame, limits=self._limits, stream=True)
+
+    def next_frame(self) -> bytes | None:
+        """The next complete message's bytes, unparsed (for readers with their own fast
+        scanner, like the load generator), or None if more bytes are needed.
+
+        Raises:
+            SipParseError: a broken stream (``broken`` set): the connection should be closed.
+        """
         if self.broken is not None:
             raise self.broken
         buf = self._buf
@@ -430,7 +442,7 @@ class StreamParser:
             return None
         frame = bytes(buf[:total])
         del buf[:total]
-        return parse_message(frame, limits=self._limits, stream=True)
+        return frame
 
     def _frame_length(self, head: bytes) -> int:
         # Only the Content-Length line matters for framing; find it without decoding the rest.
