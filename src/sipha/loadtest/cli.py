@@ -205,6 +205,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_options(p)
     p = sub.add_parser("agent", help=helps["agent"], description=helps["agent"])
     _add_agent_options(p)
+    from sipha.loadtest.scenario import cli as scenario_cli
+
+    p = sub.add_parser("scenario", help="run a SIPp XML scenario (client or --listen server)",
+                       description=scenario_cli.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    scenario_cli.add_arguments(p)
     # `sipha load --help` lists every option of every sub-command, as promised.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
@@ -271,6 +277,10 @@ def main(args: argparse.Namespace) -> int:
     command = args.load_command
     if command == "agent":
         return _agent(args)
+    if command == "scenario":
+        from sipha.loadtest.scenario import cli as scenario_cli
+
+        return scenario_cli.main(args)
     from sipha.loadtest import api
     from sipha.loadtest.view import make_view
 

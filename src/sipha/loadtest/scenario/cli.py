@@ -1,0 +1,183 @@
+"""``sipha load scenario``: run a SIPp XML scenario, as client or server.
+
+    sipha load scenario my_call.xml 10.0.0.5:5060 -r 50 -m 1000 --inf users.csv
+    sipha load scenario --sn uas --listen 127.0.0.1:5070
+    sipha load scenario --sn uac 127.0.0.1:5070 -r 50 -m 50
+
+Only argument parsing and printing live here; :mod:`.runner` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from sipha.common.loop import run as run_loop
+from sipha.loadtest.scenario.builtin import BUILTINS, builtin_text
+from sipha.loadtest.scenario.check import check_injections
+from sipha.loadtest.scenario.context import RunConfig
+from sipha.loadtest.scenario.errors import ScenarioError
+from sipha.loadtest.scenario.injection import InjectionFile, load_injection
+from sipha.loadtest.scenario.loader import load_scenario, load_scenario_text
+from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.runner import RunBounds, run_scenario
+from sipha.loadtest.scenario.stats import format_screen
+
+__all__ = ["add_arguments", "main"]
+
+
+def _duration(text: str) -> float:
+    from sipha.loadtest.cli import parse_duration
+
+    return parse_duration(text)
+
+
+def _hostport(text: str, default_port: int = 5060) -> tuple[str, int]:
+    text = text.removeprefix("sip:")
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    else:
+        host, sep, port = text.rpartition(":")
+        if not sep:
+            host, port = text, ""
+    if port and not port.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected HOST[:PORT]")
+    return host, int(port) if port else default_port
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``sipha load scenario`` (SIPp's option in each help text)."""
+    p.add_argument("operands", nargs="*", metavar="[FILE.xml] [TARGET]",
+                   help="the scenario file (unless --sn) and, for a client scenario, "
+                   "the target HOST[:PORT]")
+    p.add_argument("--sn", choices=BUILTINS, help="a built-in scenario, as SIPp's -sn")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="address to bind (SIPp's -i/-p; server scenarios answer here)")
+    p.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address (SIPp -i)")
+    p.add_argument("--local-port", "-p", type=int, default=0,
+                   help="local port (SIPp -p; default: any free port)")
+    p.add_argument("--rate", "-r", type=float, default=10.0, help="calls per second (SIPp -r)")
+    p.add_argument("--max-calls", "-m", type=int, help="stop after this many calls (SIPp -m)")
+    p.add_argument("--limit", "-l", type=int, help="calls in progress at most (SIPp -l)")
+    p.add_argument("--duration", type=_duration, help="stop starting calls after this long")
+    p.add_argument("--users", type=int, default=0,
+                   help="closed loop: this many users, each starting its next call when its "
+                   "last ends (SIPp -users)")
+    p.add_argument("--pause", type=_duration, default=0.0,
+                   help="length of a <pause/> without attributes (SIPp -d; default 0)")
+    p.add_argument("--service", "-s", default="service", help="[service] (SIPp -s)")
+    p.add_argument("--media-ip", default="", help="[media_ip] (SIPp -mi; default: local ip)")
+    p.add_argument("--media-port", type=int, default=6000, help="[media_port] (SIPp -mp)")
+    p.add_argument("--inf", action="append", default=[], metavar="FILE",
+                   help="injection file, repeatable (SIPp -inf)")
+    p.add_argument("--infindex", action="append", nargs=2, default=[],
+                   metavar=("FILE", "FIELD"), help="index FILE by field FIELD (SIPp -infindex)")
+    p.add_argument("--recv-timeout", type=_duration, default=0.0,
+                   help="fail a call waiting longer at a recv (SIPp -recv_timeout)")
+    p.add_argument("--max-retrans", type=int, default=7,
+                   help="UDP retransmissions of non-INVITE messages (SIPp -max_retrans)")
+    p.add_argument("--max-invite-retrans", type=int, default=5,
+                   help="UDP retransmissions of INVITEs (SIPp -max_invite_retrans)")
+    p.add_argument("--base-cseq", type=int, default=1, help="first [cseq] (SIPp -base_cseq)")
+    p.add_argument("--auth-user", default="", help="[authentication] user (SIPp -au)")
+    p.add_argument("--auth-password", default="password",
+                   help="[authentication] password (SIPp -ap)")
+    p.add_argument("--no-default-behaviors", action="store_true",
+                   help="do not answer unexpected BYE/CANCEL (SIPp -default_behaviors none)")
+    p.add_argument("--allow-exec", action="store_true",
+                   help="allow <exec command=...> (it runs shell commands: off by default)")
+    p.add_argument("--drain-timeout", type=_duration, default=40.0,
+                   help="after the last call started, how long calls may finish (default 40s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no per-step table at the end")
+
+
+def _scenario(args: argparse.Namespace) -> tuple[Scenario, list[str]]:
+    operands = list(args.operands)
+    if args.sn:
+        name = f"<built-in {args.sn}>"
+        scenario = load_scenario_text(builtin_text(args.sn), file=name,
+                                      allow_exec=args.allow_exec)
+    else:
+        if not operands:
+            raise ScenarioError("give a scenario FILE.xml or --sn NAME", file="sipha")
+        scenario = load_scenario(operands.pop(0), allow_exec=args.allow_exec)
+    return scenario, operands
+
+
+def _files(args: argparse.Namespace) -> list[InjectionFile]:
+    files = [load_injection(path) for path in args.inf]
+    by_name = {f.name: f for f in files}
+    for path, field_no in args.infindex:
+        if path not in by_name:
+            raise ScenarioError("--infindex names a file not given with --inf", file=path)
+        if not field_no.isdigit():
+            raise ScenarioError(f"--infindex field {field_no!r} is not a number", file=path)
+        by_name[path].build_index(int(field_no))
+    return files
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        scenario, operands = _scenario(args)
+        files = _files(args)
+        check_injections(scenario, files, users=args.users)
+    except ScenarioError as exc:
+        print(f"sipha load scenario: {exc}", file=sys.stderr)
+        return 2
+    local_ip, local_port = args.local_ip, args.local_port
+    if args.listen:
+        local_ip, local_port = _hostport(args.listen)
+    remote = ("127.0.0.1", 5060)
+    if operands:
+        remote = _hostport(operands[0])
+    elif scenario.client:
+        print("sipha load scenario: a client scenario needs a TARGET", file=sys.stderr)
+        return 2
+    if len(operands) > 1:
+        print(f"sipha load scenario: unexpected operands {operands[1:]}", file=sys.stderr)
+        return 2
+    config = RunConfig(
+        local_ip=local_ip, local_port=local_port, remote_ip=remote[0], remote_port=remote[1],
+        service=args.service, media_ip=args.media_ip, media_port=args.media_port,
+        users=args.users, pause_ms=args.pause * 1000.0, recv_timeout=args.recv_timeout,
+        max_retrans=args.max_retrans, max_retrans_invite=args.max_invite_retrans,
+        base_cseq=args.base_cseq, auth_username=args.auth_user,
+        auth_password=args.auth_password, default_behaviors=not args.no_default_behaviors,
+    )
+    bounds = RunBounds(rate=args.rate, max_calls=args.max_calls, limit=args.limit,
+                       duration=args.duration, drain_timeout=args.drain_timeout)
+
+    async def go() -> object:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        bound: asyncio.Future[int] = loop.create_future()
+        bound.add_done_callback(lambda f: print(
+            f"sipha load scenario: {scenario.name or scenario.file} on "
+            f"{local_ip}:{f.result()}", flush=True))
+        return await run_scenario(scenario, config, bounds, files=files, seed=args.seed,
+                                  stop=stop, bound=bound)
+
+    try:
+        engine = run_loop(go())
+    except OSError as exc:
+        print(f"sipha load scenario: {exc}", file=sys.stderr)
+        return 1
+    from sipha.loadtest.scenario.engine import ScenarioEngine
+
+    assert isinstance(engine, ScenarioEngine)
+    if not args.quiet:
+        print(format_screen(scenario, engine.stats, pause_ms=config.pause_ms))
+    s = engine.stats
+    print(f"created {s.created} successful {s.successful} failed {s.failed_calls}"
+          + (f" {dict(s.failed)}" if s.failed else ""))
+    return 0 if s.failed_calls == 0 else 3
+
+

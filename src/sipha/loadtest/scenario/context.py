@@ -1,0 +1,247 @@
+"""What a running call knows, and the rendering of keywords against it.
+
+:class:`RunConfig` is the run's fixed settings (addresses, service, timers); :class:`CallState`
+one call's variables, last received message, route set, injection lines and counters.
+:func:`render` turns a template into text for that call.  Rendering never raises for data a
+peer sent: a missing header renders empty, as in SIPp.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from dataclasses import dataclass, field
+
+from sipha.loadtest.scenario.injection import InjectionFile
+from sipha.loadtest.scenario.model import Keyword, Template
+from sipha.loadtest.scenario.sipmsg import Received, canonical
+from sipha.sip.auth import build_credentials
+from sipha.sip.digest_header import parse_challenge
+from sipha.sip.errors import SipParseError
+
+__all__ = [
+    "CallState", "RegexValue", "Renderer", "RunConfig", "Value", "text_of", "to_float", "truthy",
+]
+
+SIPHA_VERSION = "sipha-0.1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    local_ip: str = "127.0.0.1"
+    local_port: int = 5060
+    remote_ip: str = "127.0.0.1"
+    remote_port: int = 5060
+    transport: str = "UDP"
+    service: str = "service"
+    media_ip: str = ""
+    media_port: int = 6000
+    pid: int = 0
+    users: int = 0
+    pause_ms: float = 0.0  # SIPp's -d: the length of a <pause/> without attributes
+    recv_timeout: float = 0.0  # seconds; 0: wait forever (SIPp's -recv_timeout)
+    max_retrans_invite: int = 5
+    max_retrans: int = 7
+    t2: float = 4.0
+    base_cseq: int = 1
+    auth_username: str = ""
+    auth_password: str = "password"
+    default_behaviors: bool = True
+    wall_offset: float = 0.0  # add to ``now`` for the wall clock ([timestamp], gettimeofday)
+    start: float = 0.0  # the run's start on the ``now`` clock ([clock_tick])
+
+
+@dataclass(slots=True)
+class RegexValue:
+    """An ``ereg`` result: the text matched and whether the regexp matched at all."""
+
+    text: str
+    matched: bool
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Value = str | float | bool | RegexValue
+
+
+def truthy(value: Value | None) -> bool:
+    """A variable as a condition (``test=``): a test's answer, a regexp's match, non-zero."""
+    if value is None:
+        return False
+    if isinstance(value, RegexValue):
+        return value.matched
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return value != 0.0
+    return bool(value)
+
+
+def to_float(value: Value | None) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, float):
+        return value
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return 0.0
+
+
+def text_of(value: Value | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:f}"  # SIPp prints doubles with %lf
+    return str(value)
+
+
+@dataclass(slots=True)
+class CallState:
+    number: int
+    call_id: str
+    userid: int
+    dest: tuple[str, int]
+    started: float
+    variables: dict[str, Value] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # injection file name -> line
+    last: Received | None = None
+    challenge: Received | None = None
+    peer_tag: str = ""
+    routes: list[str] = field(default_factory=list)
+    next_url: str = ""
+    cseq: int = 0
+    txns: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (method, branch)
+
+
+@dataclass(slots=True)
+class Renderer:
+    """Renders templates for calls: the run's config, files and random source."""
+
+    config: RunConfig
+    files: dict[str, InjectionFile]
+    default_file: str
+    rng: random.Random
+
+    def file(self, name: str) -> InjectionFile | None:
+        if not name:
+            return self.files.get(self.default_file)
+        if name in self.files:
+            return self.files[name]
+        for f in self.files.values():
+            if f.name.rsplit("/", 1)[-1] == name.rsplit("/", 1)[-1]:
+                return f
+        return None
+
+    def render(self, t: Template, call: CallState, *, now: float, step: int = 0,
+               length: int = 0, method: str = "", uri: str = "", branch_txn: str = "") -> str:
+        lit = t.literal
+        if lit is not None:
+            return lit
+        out: list[str] = []
+        for p in t.parts:
+            if isinstance(p, str):
+                out.append(p)
+            else:
+                out.append(self.keyword(p, call, now=now, step=step, length=length,
+                                        method=method, uri=uri, branch_txn=branch_txn))
+        return "".join(out)
+
+    def keyword(self, k: Keyword, call: CallState, *, now: float, step: int, length: int,
+                method: str, uri: str, branch_txn: str) -> str:
+        c = self.config
+        name = k.name
+        if name.startswith("$"):
+            return text_of(call.variables.get(name[1:]))
+        if name.startswith("last_") and name not in ("last_Request_URI", "last_cseq_number",
+                                                     "last_message"):
+            return self._last(name[5:], call)
+        if name.startswith("field"):
+            return self._field(k, call, now)
+        if name == "authentication":
+            return self._auth(k, call, now=now, method=method, uri=uri)
+        last = call.last
+        simple: dict[str, object] = {
+            "service": c.service, "remote_ip": call.dest[0], "remote_host": call.dest[0],
+            "remote_port": call.dest[1] + k.offset, "local_ip": c.local_ip,
+            "server_ip": c.local_ip, "local_ip_type": "6" if ":" in c.local_ip else "4",
+            "local_port": c.local_port + k.offset, "transport": c.transport,
+            "media_ip": c.media_ip or c.local_ip,
+            "media_ip_type": "6" if ":" in (c.media_ip or c.local_ip) else "4",
+            "media_port": c.media_port + k.offset,
+            "auto_media_port": c.media_port + k.offset + 2 * (call.number % 10000),
+            "call_id": call.call_id, "call_number": call.number + k.offset,
+            "cseq": call.cseq + k.offset, "pid": c.pid, "len": length,
+            "peer_tag_param": f";tag={call.peer_tag}" if call.peer_tag else "",
+            "routes": "Route: " + ", ".join(call.routes) if call.routes else "",
+            "next_url": call.next_url,
+            "clock_tick": int((now - c.start) * 1000), "users": c.users,
+            "userid": call.userid, "sipp_version": SIPHA_VERSION, "ipv6": "",
+            "last_Request_URI": last.request_uri if last else "",
+            "last_cseq_number": (last.cseq_num + k.offset) if last else "",
+            "last_message": last.text if last else "",
+        }
+        if name == "branch":
+            if branch_txn and branch_txn in call.txns:
+                return call.txns[branch_txn][1]
+            return f"z9hG4bK-{c.pid}-{call.number}-{step + k.offset}"
+        if name == "timestamp":
+            stamp = dt.datetime.fromtimestamp(now + c.wall_offset, tz=dt.UTC)
+            return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return str(simple[name])
+
+    def _last(self, spec: str, call: CallState) -> str:
+        if call.last is None:
+            return ""
+        header, colon, rest = spec.partition(":")
+        name = canonical(header)
+        if colon and rest.strip().lower() == "value":
+            return call.last.header(name)
+        return "\r\n".join(call.last.lines(name))
+
+    def _field(self, k: Keyword, call: CallState, now: float) -> str:
+        file_t = k.param("file")
+        fname = self.render(file_t, call, now=now) if file_t else ""
+        f = self.file(fname)
+        if f is None:
+            return ""
+        line_t = k.param("line")
+        if line_t is not None:
+            try:
+                line = int(float(self.render(line_t, call, now=now)))
+            except ValueError:
+                return ""
+            if not 0 <= line < len(f):
+                return ""
+        else:
+            line = call.rows.get(f.name, 0)
+        fields = f.fields(line)
+        n = int(k.name[5:])
+        return fields[n] if n < len(fields) else ""
+
+    def _auth(self, k: Keyword, call: CallState, *, now: float, method: str, uri: str) -> str:
+        msg = call.challenge or call.last
+        if msg is None:
+            return ""
+        if msg.status == 407:
+            raw, header = msg.header("proxy-authenticate"), "Proxy-Authorization"
+        else:
+            raw, header = msg.header("www-authenticate"), "Authorization"
+        user_t, pass_t = k.param("username"), k.param("password")
+        username = self.render(user_t, call, now=now) if user_t else (
+            self.config.auth_username or self.config.service)
+        password = self.render(pass_t, call, now=now) if pass_t else self.config.auth_password
+        if not raw:
+            return ""
+        try:
+            creds = build_credentials(parse_challenge(raw), method=method, uri=uri,
+                                      username=username, password=password,
+                                      cnonce=f"{self.rng.getrandbits(48):012x}")
+        except (SipParseError, ValueError):
+            return ""
+        return f"{header}: {creds}"

@@ -1,0 +1,153 @@
+"""Running a scenario on a real UDP socket: the thin asyncio service around the engine.
+
+One socket (SIPp's ``-t u1``).  A tick task starts client calls on the rate schedule (up to
+``max_calls``, with at most ``limit`` in progress, SIPp's ``-l``), fires the engine's timers and
+sends what it queued; the socket's protocol feeds every datagram to the engine.  The run ends
+when its bound is reached and the calls in progress are done (or ``drain_timeout`` passes),
+on ``stop``, or on an ``exec int_cmd`` that stops it.  ``exec command=`` (only loadable with
+--allow-exec) runs through ``/bin/sh -c``, bounded, never awaited by the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sipha.loadtest.scenario.context import RunConfig
+from sipha.loadtest.scenario.engine import ScenarioEngine
+from sipha.loadtest.scenario.injection import InjectionFile
+from sipha.loadtest.scenario.model import Scenario
+
+__all__ = ["RunBounds", "run_scenario"]
+
+log = logging.getLogger(__name__)
+_TICK = 0.002
+_COMMAND_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunBounds:
+    rate: float = 10.0  # calls per second (client mode)
+    max_calls: int | None = None  # -m
+    limit: int | None = None  # -l
+    duration: float | None = None  # stop starting calls after this long
+    drain_timeout: float = 40.0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.engine: ScenarioEngine | None = None
+        self.flush: Callable[[], None] = lambda: None
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        if self.engine is not None:
+            self.engine.receive(data, (str(addr[0]), int(addr[1])), time.monotonic())
+            self.flush()
+
+
+async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds, *,
+                       files: list[InjectionFile] | None = None, seed: int = 0,
+                       stop: asyncio.Event | None = None,
+                       bound: asyncio.Future[int] | None = None) -> ScenarioEngine:
+    """Run until bounded or stopped; returns the engine (its ``stats``).
+
+    ``config.local_port`` 0 binds any free port; the engine is then configured with the
+    port bound.  ``bound`` (if given) receives the port once the socket is open.
+    """
+    loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    proto = _Protocol()
+    sock, _ = await loop.create_datagram_endpoint(
+        lambda: proto, local_addr=(config.local_ip, config.local_port))
+    port = sock.get_extra_info("sockname")[1]
+    now = time.monotonic()
+    config = replace(config, local_port=port, pid=config.pid or os.getpid(), start=now,
+                     wall_offset=time.time() - now)
+    engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files)
+
+    def flush() -> None:
+        for out in engine.take_outgoing():
+            with contextlib.suppress(OSError):
+                sock.sendto(out.data, out.dest)
+
+    proto.engine, proto.flush = engine, flush
+    if bound is not None and not bound.done():
+        bound.set_result(port)
+    procs: set[asyncio.Task[None]] = set()
+    try:
+        await _drive(engine, bounds, scenario.client, stop, flush, procs)
+    finally:
+        sock.close()
+        for task in procs:
+            task.cancel()
+    return engine
+
+
+async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: asyncio.Event,
+                 flush: Callable[[], None], procs: set[asyncio.Task[None]]) -> None:
+    t0 = time.monotonic()
+    started = 0
+    closed_loop = engine.config.users > 0
+    drain_until: float | None = None
+    while not stop.is_set():
+        now = time.monotonic()
+        engine.advance(now)
+        starting = client and not engine.stop_requested and (
+            bounds.duration is None or now - t0 < bounds.duration) and (
+            bounds.max_calls is None or started < bounds.max_calls)
+        if starting:
+            due = started + 1 if closed_loop else int((now - t0) * bounds.rate) + 1
+            while started < due and (bounds.max_calls is None or started < bounds.max_calls):
+                if bounds.limit is not None and engine.current_calls >= bounds.limit:
+                    break
+                if not engine.start_call(now):
+                    break
+                started += 1
+                if closed_loop:
+                    due = started + 1
+        flush()
+        for line in engine.logs:
+            log.info("%s", line)
+        engine.logs.clear()
+        for cmd in engine.commands:
+            task = asyncio.get_running_loop().create_task(_command(cmd))
+            procs.add(task)
+            task.add_done_callback(procs.discard)
+        engine.commands.clear()
+        if engine.stop_requested == "now":
+            return
+        if not client and not engine.stop_requested:
+            created = engine.stats.created
+            over = (bounds.max_calls is not None and created >= bounds.max_calls) or (
+                bounds.duration is not None and now - t0 >= bounds.duration)
+            if over and engine.current_calls == 0:
+                return
+        elif not starting or engine.stop_requested:
+            if engine.current_calls == 0:
+                return
+            drain_until = drain_until or now + bounds.drain_timeout
+            if now >= drain_until:
+                return
+        deadline = engine.next_deadline()
+        wait = _TICK if starting else min(0.05, max(0.0, (deadline or now + 0.05) - now))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.0005))
+
+
+async def _command(cmd: str) -> None:
+    proc = await asyncio.create_subprocess_shell(cmd, stdout=asyncio.subprocess.DEVNULL,
+                                                 stderr=asyncio.subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(_COMMAND_TIMEOUT):
+            await proc.wait()
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()

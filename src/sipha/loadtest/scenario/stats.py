@@ -1,0 +1,115 @@
+"""Per-step and per-call statistics of a scenario run, and SIPp's screen of them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sipha.loadtest.scenario import model as m
+
+__all__ = ["RtdStats", "ScenarioStats", "StepStats", "format_screen"]
+
+
+@dataclass(slots=True)
+class StepStats:
+    """SIPp's screen columns: Messages, Retrans, Timeout, Unexpected-Msg (and lost)."""
+
+    messages: int = 0
+    retrans: int = 0
+    timeouts: int = 0
+    unexpected: int = 0
+    lost: int = 0
+
+
+@dataclass(slots=True)
+class RtdStats:
+    count: int = 0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = 0.0
+    buckets: list[int] = field(default_factory=list)
+
+    def add(self, seconds: float, bounds_ms: tuple[float, ...]) -> None:
+        self.count += 1
+        self.total += seconds
+        self.low = min(self.low, seconds)
+        self.high = max(self.high, seconds)
+        if not self.buckets:
+            self.buckets = [0] * (len(bounds_ms) + 1)
+        ms = seconds * 1000.0
+        for i, b in enumerate(bounds_ms):
+            if ms < b:
+                self.buckets[i] += 1
+                return
+        self.buckets[-1] += 1
+
+
+@dataclass(slots=True)
+class ScenarioStats:
+    steps: list[StepStats]
+    created: int = 0
+    successful: int = 0
+    failed: Counter[str] = field(default_factory=Counter)
+    current: int = 0
+    peak: int = 0
+    dead_messages: int = 0  # messages for no call: discarded, as SIPp's "dead call msg"
+    malformed: int = 0
+    counters: Counter[str] = field(default_factory=Counter)
+    rtd: dict[str, RtdStats] = field(default_factory=dict)
+    call_length: RtdStats = field(default_factory=RtdStats)
+
+    @property
+    def failed_calls(self) -> int:
+        return sum(self.failed.values())
+
+
+def _label(step: m.Step, config_pause_ms: float) -> str:
+    if step.display:
+        return step.display
+    if isinstance(step, m.Send) and step.message is not None:
+        return (step.message.method or str(step.message.status)).rjust(4)
+    if isinstance(step, m.Recv):
+        return step.request or str(step.response)
+    if isinstance(step, m.Pause):
+        if step.milliseconds is not None:
+            return f"[{step.milliseconds:6.0f}ms] Pause"
+        if step.distribution is not None:
+            return f"[{step.distribution.kind}] Pause"
+        if step.variable:
+            return f"[${step.variable}] Pause"
+        return f"[{config_pause_ms:6.0f}ms] Pause"
+    return "Nop"
+
+
+def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float = 0.0) -> str:
+    """The per-step table and call outcomes, laid out as SIPp's main screen."""
+    out = [f"{'':37}Messages  Retrans   Timeout   Unexpected-Msg"]
+    for step, s in zip(scenario.steps, stats.steps, strict=True):
+        label = _label(step, pause_ms)
+        if isinstance(step, m.Send):
+            arrow = "---------->"
+            cols = f"{s.messages:<9} {s.retrans:<9} {s.timeouts:<9} {s.unexpected}"
+        elif isinstance(step, m.Recv):
+            arrow = "<----------"
+            cols = f"{s.messages:<9} {s.retrans:<9} {s.timeouts:<9} {s.unexpected}"
+        else:
+            arrow = ""
+            cols = f"{s.messages:<9} {'':9} {'':9} {s.unexpected}"
+        rtd = " E-RTD" + step.rtd if step.rtd else (" B-RTD" + step.start_rtd
+                                                   if step.start_rtd else "")
+        head = f"  {arrow} {label}{rtd}" if arrow else f"  {label}"
+        out.append(f"{head:<37}{cols}" + (f"  lost {s.lost}" if s.lost else ""))
+        if step.crlf:
+            out.append("")
+    out.append("")
+    failed = ", ".join(f"{k} {v}" for k, v in sorted(stats.failed.items()))
+    out.append(f"Calls: created {stats.created}  successful {stats.successful}  "
+               f"failed {stats.failed_calls}{' (' + failed + ')' if failed else ''}  "
+               f"peak {stats.peak}  dead-call messages {stats.dead_messages}")
+    for name, r in sorted(stats.rtd.items()):
+        if r.count:
+            out.append(f"RTD {name}: {r.count} samples, mean {1000 * r.total / r.count:.1f} ms, "
+                       f"min {1000 * r.low:.1f} ms, max {1000 * r.high:.1f} ms")
+    for name, n in sorted(stats.counters.items()):
+        out.append(f"counter {name}: {n}")
+    return "\n".join(out)
