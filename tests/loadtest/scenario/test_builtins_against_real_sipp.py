@@ -1,0 +1,108 @@
+"""sipha's built-in uac against SIPp's ``-sn uas``, and SIPp's ``-sn uac`` against sipha's
+built-in uas: 50 calls at 50 calls/s, every call successful, and every step's message count
+equal on both sides (SIPp's ``-trace_counts`` file is the referee)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from sipha.common.process import free_port
+from sipha.loadtest.scenario.builtin import builtin_text
+from sipha.loadtest.scenario.context import RunConfig
+from sipha.loadtest.scenario.engine import ScenarioEngine
+from sipha.loadtest.scenario.loader import load_scenario_text
+from sipha.loadtest.scenario.runner import RunBounds, run_scenario
+from tests.loadtest.scenario.helpers import sipp_counts
+from tests.sipp import FAST, SIPP
+
+CALLS = 50
+
+
+def _sipp(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([SIPP, *args, "-nostdin", "-trace_counts", "-fd", "1", *FAST],
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def _run(name: str, config: RunConfig, bounds: RunBounds) -> ScenarioEngine:
+    scenario = load_scenario_text(builtin_text(name), file=name)
+
+    async def go() -> ScenarioEngine:
+        async with asyncio.timeout(60):
+            return await run_scenario(scenario, config, bounds, seed=1)
+
+    return asyncio.run(go())
+
+
+def _steps(engine: ScenarioEngine) -> list[tuple[int, int, int, int]]:
+    return [(s.messages, s.retrans, s.timeouts, s.unexpected) for s in engine.stats.steps]
+
+
+def test_sipha_uac_against_sipp_uas(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    sipp = _sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(CALLS)], tmp_path)
+    try:
+        engine = _run("uac", RunConfig(remote_port=port),
+                      RunBounds(rate=50, max_calls=CALLS, drain_timeout=20))
+        sipp.wait(timeout=30)  # SIPp's uas exits after -m calls (4 s time-wait each)
+    finally:
+        _stop(sipp)
+    s = engine.stats
+    assert (s.created, s.successful, s.failed_calls) == (CALLS, CALLS, 0), s.failed
+    theirs = sipp_counts(tmp_path)
+    ours = engine.stats.steps
+    # uac steps: INVITE 100 180 183 200 ACK pause BYE 200; SIPp's uas: INVITE 180 200 ACK BYE 200
+    pairs = [(0, "0_INVITE_Recv"), (2, "1_180_Sent"), (4, "2_200_Sent"), (5, "3_ACK_Recv"),
+             (7, "4_BYE_Recv"), (8, "5_200_Sent")]
+    for step, column in pairs:
+        assert ours[step].messages == theirs[column] == CALLS, (step, column)
+    assert ours[1].messages == ours[3].messages == 0  # SIPp's uas sends no 100 nor 183
+    assert theirs["6_Pause_Sessions"] == CALLS
+    assert all(ours[i].unexpected == 0 for i in range(len(ours)))
+    assert sum(v for k, v in theirs.items() if k.endswith("_Unexp")) == 0
+    assert s.rtd["1"].count == CALLS
+
+
+def test_sipp_uac_against_sipha_uas(tmp_path: Path) -> None:
+    port = free_port("127.0.0.1")
+    scenario = load_scenario_text(builtin_text("uas"), file="uas")
+    config = RunConfig(local_port=port)
+
+    async def go() -> tuple[ScenarioEngine, int]:
+        server = asyncio.create_task(run_scenario(
+            scenario, config, RunBounds(max_calls=CALLS, drain_timeout=20), seed=2))
+        await asyncio.sleep(0.2)
+        sipp = _sipp(["-sn", "uac", "127.0.0.1:%d" % port, "-i", "127.0.0.1",
+                      "-p", str(free_port("127.0.0.1")), "-r", "50", "-m", str(CALLS)], tmp_path)
+        try:
+            async with asyncio.timeout(60):
+                code = await asyncio.to_thread(sipp.wait, 50)
+                return await server, code
+        finally:
+            _stop(sipp)
+            server.cancel()
+
+    engine, code = asyncio.run(go())
+    assert code == 0
+    s = engine.stats
+    assert (s.created, s.successful, s.failed_calls) == (CALLS, CALLS, 0), s.failed
+    theirs = sipp_counts(tmp_path)
+    ours = engine.stats.steps
+    # uas steps: INVITE 180 200 ACK BYE 200 timewait; SIPp's uac as above
+    pairs = [(0, "0_INVITE_Sent"), (1, "2_180_Recv"), (2, "4_200_Recv"), (3, "5_ACK_Sent"),
+             (4, "7_BYE_Sent"), (5, "8_200_Recv")]
+    for step, column in pairs:
+        assert ours[step].messages == theirs[column] == CALLS, (step, column)
+    assert ours[6].messages == CALLS  # every call went through the time-wait
+    assert theirs["1_100_Recv"] == theirs["3_183_Recv"] == 0
+    assert sum(v for k, v in theirs.items() if k.endswith("_Unexp")) == 0
+    assert all(st.unexpected == 0 for st in ours)
