@@ -81,7 +81,7 @@ def test_sipp_uac_against_sipha_uas(tmp_path: Path) -> None:
         server = asyncio.create_task(run_scenario(
             scenario, config, RunBounds(max_calls=CALLS, drain_timeout=20), seed=2))
         await asyncio.sleep(0.2)
-        sipp = _sipp(["-sn", "uac", "127.0.0.1:%d" % port, "-i", "127.0.0.1",
+        sipp = _sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
                       "-p", str(free_port("127.0.0.1")), "-r", "50", "-m", str(CALLS)], tmp_path)
         try:
             async with asyncio.timeout(60):
