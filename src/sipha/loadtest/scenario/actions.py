@@ -44,8 +44,9 @@ def run_actions(actions: tuple[m.Action, ...], call: CallState, *, msg: Received
     v = call.variables
     for a in actions:
         if isinstance(a, m.Ereg):
-            if not _ereg(a, call, msg):
-                out.failed = "regexp"
+            failed = _ereg(a, call, msg)
+            if failed:
+                out.failed = failed
                 return out
         elif isinstance(a, m.Log):
             out.logs.append((a.warning, r.render(a.message, call, now=now)))
@@ -132,8 +133,8 @@ def _compare(op: m.Compare, left: float, right: float) -> bool:
     return left <= right
 
 
-def _ereg(a: m.Ereg, call: CallState, msg: Received | None) -> bool:
-    """Match and assign; False if the call must fail (check_it)."""
+def _ereg(a: m.Ereg, call: CallState, msg: Received | None) -> str:
+    """Match and assign; the failure reason if the call must fail (check_it), else ""."""
     if a.search_in == "var":
         text = text_of(call.variables.get(a.variable))
     elif msg is None:
@@ -161,8 +162,12 @@ def _ereg(a: m.Ereg, call: CallState, msg: Received | None) -> bool:
             group = found.group(i) if i <= (a.regexp.groups or 0) else None
             call.variables[name] = RegexValue(group or "", True)
     if a.check_it and found is None:
-        return False
-    return not (a.check_it_inverse and found is not None)
+        if a.search_in == "hdr" and msg is not None and not msg.values(a.header):
+            return "regexp_hdr_not_found"
+        return "regexp_doesnt_match"
+    if a.check_it_inverse and found is not None:
+        return "regexp_shouldnt_match"
+    return ""
 
 
 def _verify(msg: Received | None, username: str, password: str) -> bool:

@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 import signal
 import sys
+import time
 
 from sipha.common.loop import run as run_loop
 from sipha.loadtest.scenario.builtin import BUILTINS, builtin_text
 from sipha.loadtest.scenario.check import check_injections
 from sipha.loadtest.scenario.context import RunConfig
+from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.errors import ScenarioError
 from sipha.loadtest.scenario.injection import InjectionFile, load_injection
 from sipha.loadtest.scenario.loader import load_scenario, load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
+from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
 from sipha.loadtest.scenario.stats import format_screen
 
 __all__ = ["add_arguments", "main"]
@@ -92,6 +95,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="allow <exec command=...> (it runs shell commands: off by default)")
     p.add_argument("--drain-timeout", type=_duration, default=40.0,
                    help="after the last call started, how long calls may finish (default 40s)")
+    p.add_argument("--csv", metavar="FILE",
+                   help="statistics rows with all of SIPp's -trace_stat columns, in its order")
+    p.add_argument("--trace-counts", metavar="FILE",
+                   help="per-step message counts as SIPp's -trace_counts file")
+    p.add_argument("--stat-period", type=_duration, default=1.0,
+                   help="seconds between statistics rows (SIPp -fd; default 1s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-step table at the end")
 
@@ -119,6 +128,20 @@ def _files(args: argparse.Namespace) -> list[InjectionFile]:
             raise ScenarioError(f"--infindex field {field_no!r} is not a number", file=path)
         by_name[path].build_index(int(field_no))
     return files
+
+
+def _writers(args: argparse.Namespace,
+             scenario: Scenario) -> list[TraceStatWriter | TraceCountsWriter]:
+    now = time.time()
+    writers: list[TraceStatWriter | TraceCountsWriter] = []
+    if args.csv:
+        writers.append(TraceStatWriter(open(args.csv, "w", encoding="utf-8"),  # noqa: SIM115
+                                       scenario, start_wall=now, target_rate=args.rate))
+    if args.trace_counts:
+        writers.append(TraceCountsWriter(
+            open(args.trace_counts, "w", encoding="utf-8"),  # noqa: SIM115
+            scenario, start_wall=now))
+    return writers
 
 
 def main(args: argparse.Namespace) -> int:
@@ -152,6 +175,16 @@ def main(args: argparse.Namespace) -> int:
     bounds = RunBounds(rate=args.rate, max_calls=args.max_calls, limit=args.limit,
                        duration=args.duration, drain_timeout=args.drain_timeout)
 
+    try:
+        writers = _writers(args, scenario)
+    except OSError as exc:
+        print(f"sipha load scenario: {exc}", file=sys.stderr)
+        return 1
+
+    def on_period(engine: ScenarioEngine, wall: float) -> None:
+        for w in writers:
+            w.write(engine.stats, wall)
+
     async def go() -> object:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -163,15 +196,18 @@ def main(args: argparse.Namespace) -> int:
             f"sipha load scenario: {scenario.name or scenario.file} on "
             f"{local_ip}:{f.result()}", flush=True))
         return await run_scenario(scenario, config, bounds, files=files, seed=args.seed,
-                                  stop=stop, bound=bound)
+                                  stop=stop, bound=bound,
+                                  on_period=on_period if writers else None,
+                                  period=args.stat_period)
 
     try:
         engine = run_loop(go())
     except OSError as exc:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 1
-    from sipha.loadtest.scenario.engine import ScenarioEngine
-
+    finally:
+        for w in writers:
+            w.stream.close()
     assert isinstance(engine, ScenarioEngine)
     if not args.quiet:
         print(format_screen(scenario, engine.stats, pause_ms=config.pause_ms))

@@ -152,9 +152,11 @@ class ScenarioEngine:
             return
         call = self.calls.get(msg.call_id)
         if call is None:
-            if (msg.call_id in self.dead or self.scenario.client or not msg.method
-                    or msg.method == "ACK"):
+            if msg.call_id in self.dead:
                 self.stats.dead_messages += 1
+                return
+            if self.scenario.client or not msg.method or msg.method == "ACK":
+                self.stats.out_of_call += 1
                 return
             userid = self.free_users.pop(0) if self.free_users else 0
             number = self._next_number
@@ -249,6 +251,7 @@ class ScenarioEngine:
         out = run_actions(step.actions, call.state, msg=msg, r=self.renderer, rng=self.rng,
                           now=now)
         self.logs.extend(("warning: " if w else "") + text for w, text in out.logs)
+        self.stats.warnings += sum(1 for w, _ in out.logs if w)
         self.commands.extend(out.commands)
         if out.stop_run:
             self.stop_requested = out.stop_run
@@ -476,4 +479,5 @@ class ScenarioEngine:
             lines.append("Content-Length: 0")
             self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(),
                                       call.state.dest))
+            self.stats.auto_answered += 1
         self._end(call, now, "unexpected")

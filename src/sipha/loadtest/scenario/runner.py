@@ -25,10 +25,11 @@ from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.model import Scenario
 
-__all__ = ["RunBounds", "run_scenario"]
+__all__ = ["PeriodCallback", "RunBounds", "run_scenario"]
 
 log = logging.getLogger(__name__)
 _TICK = 0.002
+PeriodCallback = Callable[[ScenarioEngine, float], None]
 _COMMAND_TIMEOUT = 30.0
 
 
@@ -55,11 +56,15 @@ class _Protocol(asyncio.DatagramProtocol):
 async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds, *,
                        files: list[InjectionFile] | None = None, seed: int = 0,
                        stop: asyncio.Event | None = None,
-                       bound: asyncio.Future[int] | None = None) -> ScenarioEngine:
+                       bound: asyncio.Future[int] | None = None,
+                       on_period: PeriodCallback | None = None,
+                       period: float = 1.0) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
     port bound.  ``bound`` (if given) receives the port once the socket is open.
+    ``on_period(engine, wall_time)`` is called every ``period`` seconds and once at the end
+    (the statistics files hang there).
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -82,8 +87,10 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
         bound.set_result(port)
     procs: set[asyncio.Task[None]] = set()
     try:
-        await _drive(engine, bounds, scenario.client, stop, flush, procs)
+        await _drive(engine, bounds, scenario.client, stop, flush, procs, on_period, period)
     finally:
+        if on_period is not None:
+            on_period(engine, time.time())
         sock.close()
         for task in procs:
             task.cancel()
@@ -91,14 +98,19 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
 
 
 async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: asyncio.Event,
-                 flush: Callable[[], None], procs: set[asyncio.Task[None]]) -> None:
+                 flush: Callable[[], None], procs: set[asyncio.Task[None]],
+                 on_period: PeriodCallback | None, period: float) -> None:
     t0 = time.monotonic()
+    next_period = t0 + period
     started = 0
     closed_loop = engine.config.users > 0
     drain_until: float | None = None
     while not stop.is_set():
         now = time.monotonic()
         engine.advance(now)
+        if on_period is not None and now >= next_period:
+            on_period(engine, now + engine.config.wall_offset)
+            next_period += period
         starting = client and not engine.stop_requested and (
             bounds.duration is None or now - t0 < bounds.duration) and (
             bounds.max_calls is None or started < bounds.max_calls)

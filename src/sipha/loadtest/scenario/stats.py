@@ -25,6 +25,7 @@ class StepStats:
 class RtdStats:
     count: int = 0
     total: float = 0.0
+    sumsq: float = 0.0
     low: float = float("inf")
     high: float = 0.0
     buckets: list[int] = field(default_factory=list)
@@ -32,6 +33,7 @@ class RtdStats:
     def add(self, seconds: float, bounds_ms: tuple[float, ...]) -> None:
         self.count += 1
         self.total += seconds
+        self.sumsq += seconds * seconds
         self.low = min(self.low, seconds)
         self.high = max(self.high, seconds)
         if not self.buckets:
@@ -52,11 +54,18 @@ class ScenarioStats:
     failed: Counter[str] = field(default_factory=Counter)
     current: int = 0
     peak: int = 0
-    dead_messages: int = 0  # messages for no call: discarded, as SIPp's "dead call msg"
+    dead_messages: int = 0  # messages for a call ended lately: SIPp's "dead call msg"
+    out_of_call: int = 0  # messages for no call at all: SIPp's OutOfCallMsgs
+    auto_answered: int = 0  # unexpected BYE/CANCEL answered 200 (default behaviours)
+    warnings: int = 0
     malformed: int = 0
     counters: Counter[str] = field(default_factory=Counter)
     rtd: dict[str, RtdStats] = field(default_factory=dict)
     call_length: RtdStats = field(default_factory=RtdStats)
+
+    @property
+    def retransmissions(self) -> int:
+        return sum(s.retrans for s in self.steps)
 
     @property
     def failed_calls(self) -> int:
@@ -105,7 +114,8 @@ def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float
     failed = ", ".join(f"{k} {v}" for k, v in sorted(stats.failed.items()))
     out.append(f"Calls: created {stats.created}  successful {stats.successful}  "
                f"failed {stats.failed_calls}{' (' + failed + ')' if failed else ''}  "
-               f"peak {stats.peak}  dead-call messages {stats.dead_messages}")
+               f"peak {stats.peak}  dead-call messages {stats.dead_messages}  "
+               f"out-of-call messages {stats.out_of_call}")
     for name, r in sorted(stats.rtd.items()):
         if r.count:
             out.append(f"RTD {name}: {r.count} samples, mean {1000 * r.total / r.count:.1f} ms, "
