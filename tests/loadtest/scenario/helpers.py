@@ -50,7 +50,7 @@ def pump(a: ScenarioEngine, b: ScenarioEngine, *, until: float, step: float = 0.
 
 def sipp_counts(folder: Path) -> dict[str, int]:
     """The last row of the ``*_counts.csv`` SIPp's -trace_counts wrote in ``folder``."""
-    files = sorted(folder.glob("*_counts.csv"))
+    files = sorted(folder.glob("*counts.csv"))
     assert files, f"SIPp wrote no counts file in {folder}"
     with files[0].open(newline="") as f:
         rows = list(csv.reader(f, delimiter=";"))

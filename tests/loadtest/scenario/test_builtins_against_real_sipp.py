@@ -5,9 +5,11 @@ equal on both sides (SIPp's ``-trace_counts`` file is the referee)."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from sipha.common.process import free_port
@@ -16,6 +18,7 @@ from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.loader import load_scenario_text
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
+from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
 from tests.loadtest.scenario.helpers import sipp_counts
 from tests.sipp import FAST, SIPP
 
@@ -23,7 +26,9 @@ CALLS = 50
 
 
 def _sipp(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([SIPP, *args, "-nostdin", "-trace_counts", "-fd", "1", *FAST],
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([SIPP, *args, "-nostdin", "-trace_counts", "-trace_stat", "-fd", "1",
+                             *FAST],
                             cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -106,3 +111,48 @@ def test_sipp_uac_against_sipha_uas(tmp_path: Path) -> None:
     assert theirs["1_100_Recv"] == theirs["3_183_Recv"] == 0
     assert sum(v for k, v in theirs.items() if k.endswith("_Unexp")) == 0
     assert all(st.unexpected == 0 for st in ours)
+
+
+def test_statistics_files_have_sipps_columns(tmp_path: Path) -> None:
+    """sipha's -trace_stat and -trace_counts files for the uac have the header lines SIPp
+    writes for it, and a reader of SIPp's file by column reads sipha's."""
+    port = free_port("127.0.0.1")
+    uac = load_scenario_text(builtin_text("uac"), file="uac")
+    sipp = _sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port)], tmp_path / "uas")
+    ours_stat, ours_counts = tmp_path / "stat.csv", tmp_path / "counts.csv"
+    try:
+        with ours_stat.open("w") as fs, ours_counts.open("w") as fc:
+            writers = [TraceStatWriter(fs, uac, start_wall=time.time(), target_rate=20),
+                       TraceCountsWriter(fc, uac, start_wall=time.time())]
+
+            def on_period(engine: ScenarioEngine, wall: float) -> None:
+                for w in writers:
+                    w.write(engine.stats, wall)
+
+            async def go() -> ScenarioEngine:
+                async with asyncio.timeout(60):
+                    return await run_scenario(uac, RunConfig(remote_port=port),
+                                              RunBounds(rate=20, max_calls=5), seed=3,
+                                              on_period=on_period)
+
+            engine = asyncio.run(go())
+        sipp_dir = tmp_path / "sipp"
+        client = _sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p",
+                        str(free_port("127.0.0.1")), "-r", "20", "-m", "5"], sipp_dir)
+        try:
+            assert client.wait(timeout=30) == 0
+        finally:
+            _stop(client)
+    finally:
+        _stop(sipp)
+    assert engine.stats.successful == 5
+    theirs_stat = next(sipp_dir.glob("uac_*_.csv")).read_text().splitlines()[0]
+    theirs_counts = next(sipp_dir.glob("uac_*_counts.csv")).read_text().splitlines()[0]
+    assert ours_stat.read_text().splitlines()[0] == theirs_stat
+    assert ours_counts.read_text().splitlines()[0] == theirs_counts
+    with ours_stat.open(newline="") as f:
+        rows = list(csv.DictReader(f, delimiter=";"))
+    assert rows[-1]["SuccessfulCall(C)"] == "5"
+    assert rows[-1]["OutgoingCall(C)"] == "5"
+    assert rows[-1]["FailedCall(C)"] == "0"
+    assert sipp_counts(tmp_path)["8_200_Recv"] == 5  # our counts file, read as SIPp's
