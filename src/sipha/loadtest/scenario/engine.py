@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from sipha.loadtest.scenario import model as m
+from sipha.loadtest.scenario.abort import InviteDialog, abort_messages
 from sipha.loadtest.scenario.actions import run_actions
 from sipha.loadtest.scenario.context import CallState, Renderer, RunConfig, to_float, truthy
 from sipha.loadtest.scenario.distributions import sample
@@ -83,6 +84,7 @@ class _Call:
     last_sent: bytes = b""
     rtd_start: dict[str, float] = field(default_factory=dict)
     rtd_done: set[str] = field(default_factory=set)
+    dialog: InviteDialog | None = None  # a client call's INVITE, for aborting it cleanly
 
     def deadline(self) -> float | None:
         times = [t for t in (self.wait_until, self.retrans_at) if t is not None]
@@ -343,6 +345,11 @@ class ScenarioEngine:
                     branch = line.split("branch=", 1)[1].split(";")[0].strip()
                     break
             st.txns[step.start_txn] = (method, branch)
+        if self.scenario.client and method == "INVITE":
+            sent = read_message(data)
+            call.dialog = InviteDialog(sent) if sent is not None else None
+        elif method == "ACK" and call.dialog is not None:
+            call.dialog.acked = True
         stats = self.stats.steps[step.index]
         if step.lost and self.rng.random() * 100 < step.lost:
             stats.lost += 1
@@ -410,6 +417,8 @@ class ScenarioEngine:
 
     def _on_message(self, call: _Call, msg: Received, now: float) -> None:
         steps = self.scenario.steps
+        if call.dialog is not None:
+            call.dialog.observe(msg)
         digest = hashlib.blake2b(msg.text.encode(), digest_size=16).digest()
         if digest == call.last_recv_hash and call.last_recv_index >= 0:
             self.stats.steps[call.last_recv_index].retrans += 1
@@ -480,4 +489,8 @@ class ScenarioEngine:
             self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(),
                                       call.state.dest))
             self.stats.auto_answered += 1
+        elif self.config.default_behaviors and call.dialog is not None:
+            branch = f"z9hG4bK-{self.config.pid}-{call.state.number}-abort"
+            for data in abort_messages(call.dialog, unexpected=msg, new_branch=branch):
+                self._out.append(Outgoing(data, call.state.dest))
         self._end(call, now, "unexpected")
