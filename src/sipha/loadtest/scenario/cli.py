@@ -26,6 +26,7 @@ from sipha.loadtest.scenario.injection import InjectionFile, load_injection
 from sipha.loadtest.scenario.loader import load_scenario, load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
+from sipha.loadtest.scenario.schedule import RateSchedule
 from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
 from sipha.loadtest.scenario.stats import format_screen
 
@@ -65,6 +66,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local port (SIPp -p; default: any free port)")
     p.add_argument("--rate", "-r", type=float, default=10.0, help="calls per second (SIPp -r)")
     p.add_argument("--max-calls", "-m", type=int, help="stop after this many calls (SIPp -m)")
+    p.add_argument("--rate-period", type=_duration, default=1.0,
+                   help="--rate calls every this long (SIPp -rp; default 1s)")
+    p.add_argument("--rate-increase", type=float, default=0.0,
+                   help="raise the rate by this much every --rate-interval (SIPp -rate_increase)")
+    p.add_argument("--rate-interval", type=_duration, default=60.0,
+                   help="how often the rate goes up (SIPp -rate_interval; default 60s)")
+    p.add_argument("--rate-max", type=float,
+                   help="the rate stops at this; the run stops starting calls at the increase "
+                   "past it (SIPp -rate_max)")
+    p.add_argument("--no-rate-quit", action="store_true",
+                   help="keep running at --rate-max instead (SIPp -no_rate_quit)")
+    p.add_argument("--timeout", type=_duration,
+                   help="end the run after this long, calls in progress or not (SIPp -timeout)")
     p.add_argument("--limit", "-l", type=int, help="calls in progress at most (SIPp -l)")
     p.add_argument("--duration", type=_duration, help="stop starting calls after this long")
     p.add_argument("--users", type=int, default=0,
@@ -136,7 +150,8 @@ def _writers(args: argparse.Namespace,
     writers: list[TraceStatWriter | TraceCountsWriter] = []
     if args.csv:
         writers.append(TraceStatWriter(open(args.csv, "w", encoding="utf-8"),  # noqa: SIM115
-                                       scenario, start_wall=now, target_rate=args.rate))
+                                       scenario, start_wall=now,
+                                       target_rate=args.rate / args.rate_period))
     if args.trace_counts:
         writers.append(TraceCountsWriter(
             open(args.trace_counts, "w", encoding="utf-8"),  # noqa: SIM115
@@ -172,8 +187,16 @@ def main(args: argparse.Namespace) -> int:
         base_cseq=args.base_cseq, auth_username=args.auth_user,
         auth_password=args.auth_password, default_behaviors=not args.no_default_behaviors,
     )
-    bounds = RunBounds(rate=args.rate, max_calls=args.max_calls, limit=args.limit,
-                       duration=args.duration, drain_timeout=args.drain_timeout)
+    try:
+        schedule = RateSchedule(rate=args.rate, period=args.rate_period,
+                                increase=args.rate_increase, interval=args.rate_interval,
+                                rate_max=args.rate_max, quit_at_max=not args.no_rate_quit)
+    except ValueError as exc:
+        print(f"sipha load scenario: {exc}", file=sys.stderr)
+        return 2
+    bounds = RunBounds(rate=args.rate, schedule=schedule, max_calls=args.max_calls,
+                       limit=args.limit, duration=args.duration, timeout=args.timeout,
+                       drain_timeout=args.drain_timeout)
 
     try:
         writers = _writers(args, scenario)

@@ -24,6 +24,7 @@ from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.schedule import RateSchedule
 
 __all__ = ["PeriodCallback", "RunBounds", "run_scenario"]
 
@@ -36,6 +37,8 @@ _COMMAND_TIMEOUT = 30.0
 @dataclass(frozen=True, slots=True)
 class RunBounds:
     rate: float = 10.0  # calls per second (client mode)
+    schedule: RateSchedule | None = None  # overrides ``rate`` (SIPp's -rp, -rate_increase)
+    timeout: float | None = None  # end the run after this long, calls or not (SIPp -timeout)
     max_calls: int | None = None  # -m
     limit: int | None = None  # -l
     duration: float | None = None  # stop starting calls after this long
@@ -102,6 +105,8 @@ async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: 
                  on_period: PeriodCallback | None, period: float) -> None:
     t0 = time.monotonic()
     next_period = t0 + period
+    schedule = bounds.schedule or RateSchedule(rate=bounds.rate)
+    quit_after = schedule.quit_after()
     started = 0
     closed_loop = engine.config.users > 0
     drain_until: float | None = None
@@ -111,11 +116,14 @@ async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: 
         if on_period is not None and now >= next_period:
             on_period(engine, now + engine.config.wall_offset)
             next_period += period
+        if bounds.timeout is not None and now - t0 >= bounds.timeout:
+            return
         starting = client and not engine.stop_requested and (
             bounds.duration is None or now - t0 < bounds.duration) and (
-            bounds.max_calls is None or started < bounds.max_calls)
+            bounds.max_calls is None or started < bounds.max_calls) and (
+            quit_after is None or now - t0 < quit_after)
         if starting:
-            due = started + 1 if closed_loop else int((now - t0) * bounds.rate) + 1
+            due = started + 1 if closed_loop else schedule.due(now - t0)
             while started < due and (bounds.max_calls is None or started < bounds.max_calls):
                 if bounds.limit is not None and engine.current_calls >= bounds.limit:
                     break
