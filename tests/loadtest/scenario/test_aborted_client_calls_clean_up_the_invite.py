@@ -44,6 +44,8 @@ def test_a_final_error_is_acknowledged_in_its_transaction() -> None:
     assert ack.values("via") == sent.values("via")[:1]  # same branch: the INVITE's transaction
     assert ack.tag("to") == "peer"
     assert dict(e.stats.failed) == {"unexpected": 1}
+    assert e.errors == [f"Aborting call on unexpected message for Call-Id '{ack.call_id}': "
+                        "while expecting '200' (index 1), received 'SIP/2.0 486 Busy Here'"]
 
 
 def test_a_ringing_invite_is_cancelled() -> None:

@@ -39,10 +39,12 @@ def test_closed_loop_uac_against_uas_processes(tmp_path: Path) -> None:
     try:
         time.sleep(1.0)
         stat, counts = tmp_path / "stat.csv", tmp_path / "counts.csv"
+        msgs = tmp_path / "messages.log"
         client = subprocess.run(
             [sys.executable, "-m", "sipha", "load", "scenario", "--sn", "uac",
              f"127.0.0.1:{port}", "--users", "4", "--pause", "200ms", "--duration", "1.5s",
-             "--csv", str(stat), "--trace-counts", str(counts)],
+             "--csv", str(stat), "--trace-counts", str(counts), "--trace-msg", str(msgs),
+             "--cid-str", "call-%u@%s"],
             capture_output=True, text=True, timeout=60, check=False)
     finally:
         server.kill()
@@ -57,3 +59,7 @@ def test_closed_loop_uac_against_uas_processes(tmp_path: Path) -> None:
     assert last["SuccessfulCall(C)"] == str(created)
     assert last["FailedCall(C)"] == "0"
     assert counts.read_text().splitlines()[0].startswith("CurrentTime;ElapsedTime;0_INVITE_Sent")
+    log = msgs.read_text()
+    assert "UDP message sent" in log
+    assert "UDP message received" in log
+    assert "Call-ID: call-1@127.0.0.1\n" in log

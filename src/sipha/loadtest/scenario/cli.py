@@ -15,6 +15,7 @@ import contextlib
 import signal
 import sys
 import time
+from typing import TextIO
 
 from sipha.common.loop import run as run_loop
 from sipha.loadtest.scenario.builtin import BUILTINS, builtin_text
@@ -113,6 +114,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="statistics rows with all of SIPp's -trace_stat columns, in its order")
     p.add_argument("--trace-counts", metavar="FILE",
                    help="per-step message counts as SIPp's -trace_counts file")
+    p.add_argument("--trace-msg", metavar="FILE",
+                   help="every message sent and received (SIPp -trace_msg)")
+    p.add_argument("--trace-err", metavar="FILE",
+                   help="every unexpected message, with the step expected (SIPp -trace_err)")
+    p.add_argument("--cid-str", default="%u-%p@%s",
+                   help="Call-ID of client calls: %%u call number, %%p pid, %%s local ip "
+                   "(SIPp -cid_str; default %%u-%%p@%%s)")
     p.add_argument("--stat-period", type=_duration, default=1.0,
                    help="seconds between statistics rows (SIPp -fd; default 1s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
@@ -186,6 +194,7 @@ def main(args: argparse.Namespace) -> int:
         max_retrans=args.max_retrans, max_retrans_invite=args.max_invite_retrans,
         base_cseq=args.base_cseq, auth_username=args.auth_user,
         auth_password=args.auth_password, default_behaviors=not args.no_default_behaviors,
+        cid_str=args.cid_str,
     )
     try:
         schedule = RateSchedule(rate=args.rate, period=args.rate_period,
@@ -198,8 +207,13 @@ def main(args: argparse.Namespace) -> int:
                        limit=args.limit, duration=args.duration, timeout=args.timeout,
                        drain_timeout=args.drain_timeout)
 
+    traces: dict[str, TextIO] = {}
     try:
         writers = _writers(args, scenario)
+        for key in ("msg", "err"):
+            path = getattr(args, f"trace_{key}")
+            if path:
+                traces[key] = open(path, "w", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 1
@@ -221,7 +235,8 @@ def main(args: argparse.Namespace) -> int:
         return await run_scenario(scenario, config, bounds, files=files, seed=args.seed,
                                   stop=stop, bound=bound,
                                   on_period=on_period if writers else None,
-                                  period=args.stat_period)
+                                  period=args.stat_period, trace_msg=traces.get("msg"),
+                                  trace_err=traces.get("err"))
 
     try:
         engine = run_loop(go())
@@ -231,6 +246,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         for w in writers:
             w.stream.close()
+        for stream in traces.values():
+            stream.close()
     assert isinstance(engine, ScenarioEngine)
     if not args.quiet:
         print(format_screen(scenario, engine.stats, pause_ms=config.pause_ms))

@@ -49,6 +49,22 @@ class RunConfig:
     default_behaviors: bool = True
     wall_offset: float = 0.0  # add to ``now`` for the wall clock ([timestamp], gettimeofday)
     start: float = 0.0  # the run's start on the ``now`` clock ([clock_tick])
+    cid_str: str = "%u-%p@%s"  # SIPp's -cid_str: %u call number, %p pid, %s local ip
+
+    def call_id(self, number: int) -> str:
+        """The Call-ID of client call ``number`` from ``cid_str`` (SIPp's -cid_str)."""
+        out: list[str] = []
+        i, s = 0, self.cid_str
+        while i < len(s):
+            if s[i] == "%" and i + 1 < len(s):
+                c = s[i + 1]
+                out.append({"u": str(number), "p": str(self.pid), "s": self.local_ip,
+                            "%": "%"}.get(c, "%" + c))
+                i += 2
+            else:
+                out.append(s[i])
+                i += 1
+        return "".join(out)
 
 
 @dataclass(slots=True)

@@ -110,6 +110,7 @@ class ScenarioEngine:
         self._out: list[Outgoing] = []
         self.logs: list[str] = []
         self.commands: list[str] = []
+        self.errors: list[str] = []  # unexpected messages, for --trace-err (the runner drains)
         self.stop_requested = ""  # "", "gracefully", "now"
         self._next_number = 1
         self.free_users: list[int] = list(range(1, config.users + 1))
@@ -141,7 +142,7 @@ class ScenarioEngine:
             userid = self.free_users.pop(0)
         number = self._next_number
         self._next_number += 1
-        cid = f"{number}-{self.config.pid}@{self.config.local_ip}"
+        cid = self.config.call_id(number)
         self._create(cid, number, userid, (self.config.remote_ip, self.config.remote_port), now)
         self._run(self.calls[cid], now)
         return True
@@ -480,6 +481,14 @@ class ScenarioEngine:
             self._arm(call)
 
     def _unexpected(self, call: _Call, msg: Received, now: float) -> None:
+        if len(self.errors) < 1000:
+            steps = self.scenario.steps
+            step = steps[call.idx] if call.idx < len(steps) else None
+            expecting = (f"while expecting '{step.request or step.response}' (index {call.idx})"
+                         if isinstance(step, m.Recv) else f"at index {call.idx}")
+            self.errors.append(f"Aborting call on unexpected message for Call-Id "
+                               f"'{call.state.call_id}': {expecting}, received "
+                               f"'{msg.start_line}'")
         self.stats.steps[min(call.idx, len(self.stats.steps) - 1)].unexpected += 1
         if self.config.default_behaviors and msg.method in ("BYE", "CANCEL"):
             lines = ["SIP/2.0 200 OK"]

@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TextIO
 
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
@@ -49,9 +49,12 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.engine: ScenarioEngine | None = None
         self.flush: Callable[[], None] = lambda: None
+        self.trace: TextIO | None = None
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         if self.engine is not None:
+            if self.trace is not None:
+                _trace(self.trace, f"UDP message received [{len(data)}] bytes :", data)
             self.engine.receive(data, (str(addr[0]), int(addr[1])), time.monotonic())
             self.flush()
 
@@ -61,13 +64,15 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                        stop: asyncio.Event | None = None,
                        bound: asyncio.Future[int] | None = None,
                        on_period: PeriodCallback | None = None,
-                       period: float = 1.0) -> ScenarioEngine:
+                       period: float = 1.0, trace_msg: TextIO | None = None,
+                       trace_err: TextIO | None = None) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
     port bound.  ``bound`` (if given) receives the port once the socket is open.
     ``on_period(engine, wall_time)`` is called every ``period`` seconds and once at the end
-    (the statistics files hang there).
+    (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
+    ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).
     """
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
@@ -84,8 +89,15 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
         for out in engine.take_outgoing():
             with contextlib.suppress(OSError):
                 sock.sendto(out.data, out.dest)
+            if trace_msg is not None:
+                _trace(trace_msg, f"UDP message sent ({len(out.data)} bytes)", out.data)
+        if trace_err is not None and engine.errors:
+            for line in engine.errors:
+                trace_err.write(f"{_stamp()} {line}\n")
+            trace_err.flush()
+        engine.errors.clear()
 
-    proto.engine, proto.flush = engine, flush
+    proto.engine, proto.flush, proto.trace = engine, flush, trace_msg
     if bound is not None and not bound.done():
         bound.set_result(port)
     procs: set[asyncio.Task[None]] = set()
@@ -159,6 +171,18 @@ async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: 
         wait = _TICK if starting else min(0.05, max(0.0, (deadline or now + 0.05) - now))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.0005))
+
+
+def _stamp() -> str:
+    wall = time.time()
+    return time.strftime("%Y-%m-%d\t%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1e6):06d}"
+
+
+def _trace(stream: TextIO, what: str, data: bytes) -> None:
+    # SIPp's -trace_msg layout: a dashed line with the time, what happened, the message.
+    stream.write(f"----------------------------------------------- {_stamp()}\n{what}\n\n")
+    stream.write(data.decode("utf-8", "replace").replace("\r\n", "\n"))
+    stream.write("\n\n")
 
 
 async def _command(cmd: str) -> None:
