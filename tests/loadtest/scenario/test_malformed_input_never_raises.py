@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sipha.loadtest.scenario.builtin import builtin_text
@@ -31,7 +31,7 @@ def messages(draw: st.DrawFn) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(messages(), st.binary(max_size=200)), max_size=6),
        st.sampled_from(["uac", "uas", "regexp", "branchc", "branchs"]))
 def test_engine_never_raises_on_received_bytes(datagrams: list[bytes], name: str) -> None:
@@ -48,7 +48,7 @@ def test_engine_never_raises_on_received_bytes(datagrams: list[bytes], name: str
     assert s.created == s.successful + s.failed_calls + e.current_calls
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
 def test_loader_raises_only_scenario_error(text: str) -> None:
     xml = f"<scenario><send><![CDATA[\nINVITE sip:x SIP/2.0\n{text}\n]]></send>{text}</scenario>"

@@ -84,3 +84,10 @@ def test_missing_file_and_entity_bombs() -> None:
         load_scenario("/nonexistent/scenario.xml")
     err = _error('<?xml version="1.0"?><!DOCTYPE s [<!ENTITY a "aaaa">]><scenario/>')
     assert "entity declaration 'a' refused" in str(err)
+
+
+def test_every_keyword_the_loader_accepts_has_a_renderer() -> None:
+    from sipha.loadtest.scenario.context import _SIMPLE
+    from sipha.loadtest.scenario.template import KEYWORDS
+
+    assert set(_SIMPLE) == set(KEYWORDS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sipha.loadtest.scenario.injection import InjectionFile
@@ -135,6 +136,72 @@ class CallState:
     txns: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (method, branch)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    """What rendering one message knows beyond the call."""
+
+    now: float
+    step: int
+    length: int
+    method: str
+    uri: str
+    branch_txn: str
+
+
+def _branch(c: RunConfig, call: CallState, k: Keyword, x: _Ctx) -> str:
+    if x.branch_txn and x.branch_txn in call.txns:
+        return call.txns[x.branch_txn][1]
+    return f"z9hG4bK-{c.pid}-{call.number}-{x.step + k.offset}"
+
+
+def _timestamp(c: RunConfig, _call: CallState, _k: Keyword, x: _Ctx) -> str:
+    stamp = dt.datetime.fromtimestamp(x.now + c.wall_offset, tz=dt.UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _ip_type(ip: str) -> str:
+    return "6" if ":" in ip else "4"
+
+
+_KeywordFn = Callable[[RunConfig, CallState, Keyword, _Ctx], str]
+# Keywords with a fixed name; [$var], [last_*], [fieldN] and [authentication] are matched apart.
+_SIMPLE: dict[str, _KeywordFn] = {
+    "service": lambda c, call, k, x: c.service,
+    "remote_ip": lambda c, call, k, x: call.dest[0],
+    "remote_host": lambda c, call, k, x: call.dest[0],
+    "remote_port": lambda c, call, k, x: str(call.dest[1] + k.offset),
+    "local_ip": lambda c, call, k, x: c.local_ip,
+    "server_ip": lambda c, call, k, x: c.local_ip,
+    "local_ip_type": lambda c, call, k, x: _ip_type(c.local_ip),
+    "local_port": lambda c, call, k, x: str(c.local_port + k.offset),
+    "transport": lambda c, call, k, x: c.transport,
+    "media_ip": lambda c, call, k, x: c.media_ip or c.local_ip,
+    "media_ip_type": lambda c, call, k, x: _ip_type(c.media_ip or c.local_ip),
+    "media_port": lambda c, call, k, x: str(c.media_port + k.offset),
+    "auto_media_port": lambda c, call, k, x: str(
+        c.media_port + k.offset + 2 * (call.number % 10000)),
+    "call_id": lambda c, call, k, x: call.call_id,
+    "call_number": lambda c, call, k, x: str(call.number + k.offset),
+    "cseq": lambda c, call, k, x: str(call.cseq + k.offset),
+    "branch": _branch,
+    "pid": lambda c, call, k, x: str(c.pid),
+    "len": lambda c, call, k, x: str(x.length),
+    "peer_tag_param": lambda c, call, k, x: f";tag={call.peer_tag}" if call.peer_tag else "",
+    "routes": lambda c, call, k, x: "Route: " + ", ".join(call.routes) if call.routes else "",
+    "next_url": lambda c, call, k, x: call.next_url,
+    "clock_tick": lambda c, call, k, x: str(int((x.now - c.start) * 1000)),
+    "timestamp": _timestamp,
+    "users": lambda c, call, k, x: str(c.users),
+    "userid": lambda c, call, k, x: str(call.userid),
+    "sipp_version": lambda c, call, k, x: SIPHA_VERSION,
+    "ipv6": lambda c, call, k, x: "",
+    "last_Request_URI": lambda c, call, k, x: call.last.request_uri if call.last else "",
+    "last_cseq_number": lambda c, call, k, x: str(call.last.cseq_num + k.offset)
+    if call.last else "",
+    "last_message": lambda c, call, k, x: call.last.text if call.last else "",
+}
+
+
 @dataclass(slots=True)
 class Renderer:
     """Renders templates for calls: the run's config, files and random source."""
@@ -159,57 +226,23 @@ class Renderer:
         lit = t.literal
         if lit is not None:
             return lit
-        out: list[str] = []
-        for p in t.parts:
-            if isinstance(p, str):
-                out.append(p)
-            else:
-                out.append(self.keyword(p, call, now=now, step=step, length=length,
-                                        method=method, uri=uri, branch_txn=branch_txn))
-        return "".join(out)
+        ctx = _Ctx(now, step, length, method, uri, branch_txn)
+        return "".join(p if isinstance(p, str) else self.keyword(p, call, ctx) for p in t.parts)
 
-    def keyword(self, k: Keyword, call: CallState, *, now: float, step: int, length: int,
-                method: str, uri: str, branch_txn: str) -> str:
-        c = self.config
+    def keyword(self, k: Keyword, call: CallState, ctx: _Ctx) -> str:
+        fn = _SIMPLE.get(k.name)
+        if fn is not None:
+            return fn(self.config, call, k, ctx)
         name = k.name
-        if name.startswith("$"):
+        if name[0] == "$":
             return text_of(call.variables.get(name[1:]))
-        if name.startswith("last_") and name not in ("last_Request_URI", "last_cseq_number",
-                                                     "last_message"):
+        if name.startswith("last_"):
             return self._last(name[5:], call)
         if name.startswith("field"):
-            return self._field(k, call, now)
+            return self._field(k, call, ctx.now)
         if name == "authentication":
-            return self._auth(k, call, now=now, method=method, uri=uri)
-        last = call.last
-        simple: dict[str, object] = {
-            "service": c.service, "remote_ip": call.dest[0], "remote_host": call.dest[0],
-            "remote_port": call.dest[1] + k.offset, "local_ip": c.local_ip,
-            "server_ip": c.local_ip, "local_ip_type": "6" if ":" in c.local_ip else "4",
-            "local_port": c.local_port + k.offset, "transport": c.transport,
-            "media_ip": c.media_ip or c.local_ip,
-            "media_ip_type": "6" if ":" in (c.media_ip or c.local_ip) else "4",
-            "media_port": c.media_port + k.offset,
-            "auto_media_port": c.media_port + k.offset + 2 * (call.number % 10000),
-            "call_id": call.call_id, "call_number": call.number + k.offset,
-            "cseq": call.cseq + k.offset, "pid": c.pid, "len": length,
-            "peer_tag_param": f";tag={call.peer_tag}" if call.peer_tag else "",
-            "routes": "Route: " + ", ".join(call.routes) if call.routes else "",
-            "next_url": call.next_url,
-            "clock_tick": int((now - c.start) * 1000), "users": c.users,
-            "userid": call.userid, "sipp_version": SIPHA_VERSION, "ipv6": "",
-            "last_Request_URI": last.request_uri if last else "",
-            "last_cseq_number": (last.cseq_num + k.offset) if last else "",
-            "last_message": last.text if last else "",
-        }
-        if name == "branch":
-            if branch_txn and branch_txn in call.txns:
-                return call.txns[branch_txn][1]
-            return f"z9hG4bK-{c.pid}-{call.number}-{step + k.offset}"
-        if name == "timestamp":
-            stamp = dt.datetime.fromtimestamp(now + c.wall_offset, tz=dt.UTC)
-            return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
-        return str(simple[name])
+            return self._auth(k, call, now=ctx.now, method=ctx.method, uri=ctx.uri)
+        raise AssertionError(f"keyword [{name}] passed the loader but has no renderer")
 
     def _last(self, spec: str, call: CallState) -> str:
         if call.last is None:

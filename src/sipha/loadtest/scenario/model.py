@@ -79,16 +79,17 @@ class Keyword:
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """Literal text and keywords, in order."""
+    """Literal text and keywords, in order.  ``literal`` is the text if there is no keyword
+    (rendering it is then free), else None."""
 
     parts: tuple[str | Keyword, ...]
+    literal: str | None = field(init=False, compare=False)
 
-    @property
-    def literal(self) -> str | None:
-        """The text if the template holds no keyword (rendering it is then free)."""
+    def __post_init__(self) -> None:
+        text = None
         if all(isinstance(p, str) for p in self.parts):
-            return "".join(p for p in self.parts if isinstance(p, str))
-        return None
+            text = "".join(p for p in self.parts if isinstance(p, str))
+        object.__setattr__(self, "literal", text)
 
     def keywords(self) -> list[Keyword]:
         out: list[Keyword] = []
