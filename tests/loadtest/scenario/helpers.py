@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import os
 import random
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 from sipha.loadtest.scenario.context import RunConfig
@@ -11,6 +15,7 @@ from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.loader import load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
+from tests.sipp import FAST, SIPP
 
 A = ("127.0.0.1", 5061)
 B = ("127.0.0.1", 5062)
@@ -56,3 +61,31 @@ def sipp_counts(folder: Path) -> dict[str, int]:
         rows = list(csv.reader(f, delimiter=";"))
     return {k: int(v) for k, v in zip(rows[0], rows[-1], strict=False)
             if k and "_" in k and v.isdigit()}
+
+
+def start_sipp(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """SIPp in ``cwd`` (its -trace_counts and -trace_stat files land there); stop it with
+    :func:`stop_sipp`, by PID, in a ``finally``."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([SIPP, *args, "-nostdin", "-trace_counts", "-trace_stat", "-fd", "1",
+                             *FAST],
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_sipp(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
+def counts_when(folder: Path, column: str, value: int, timeout: float) -> dict[str, int]:
+    """SIPp's counts once ``column`` reaches ``value`` (it writes them once a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            counts = sipp_counts(folder)
+        except (AssertionError, ValueError, IndexError):
+            counts = {}
+        if counts.get(column) == value or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)

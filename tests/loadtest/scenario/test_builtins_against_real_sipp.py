@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,23 +16,9 @@ from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.loader import load_scenario_text
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
 from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
-from tests.loadtest.scenario.helpers import sipp_counts
-from tests.sipp import FAST, SIPP
+from tests.loadtest.scenario.helpers import sipp_counts, start_sipp, stop_sipp
 
 CALLS = 50
-
-
-def _sipp(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    cwd.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen([SIPP, *args, "-nostdin", "-trace_counts", "-trace_stat", "-fd", "1",
-                             *FAST],
-                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
 
 
 def _run(name: str, config: RunConfig, bounds: RunBounds) -> ScenarioEngine:
@@ -54,13 +37,14 @@ def _steps(engine: ScenarioEngine) -> list[tuple[int, int, int, int]]:
 
 def test_sipha_uac_against_sipp_uas(tmp_path: Path) -> None:
     port = free_port("127.0.0.1")
-    sipp = _sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(CALLS)], tmp_path)
+    sipp = start_sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-m", str(CALLS)],
+                      tmp_path)
     try:
         engine = _run("uac", RunConfig(remote_port=port),
                       RunBounds(rate=50, max_calls=CALLS, drain_timeout=20))
         sipp.wait(timeout=30)  # SIPp's uas exits after -m calls (4 s time-wait each)
     finally:
-        _stop(sipp)
+        stop_sipp(sipp)
     s = engine.stats
     assert (s.created, s.successful, s.failed_calls) == (CALLS, CALLS, 0), s.failed
     theirs = sipp_counts(tmp_path)
@@ -86,14 +70,14 @@ def test_sipp_uac_against_sipha_uas(tmp_path: Path) -> None:
         server = asyncio.create_task(run_scenario(
             scenario, config, RunBounds(max_calls=CALLS, drain_timeout=20), seed=2))
         await asyncio.sleep(0.2)
-        sipp = _sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
+        sipp = start_sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1",
                       "-p", str(free_port("127.0.0.1")), "-r", "50", "-m", str(CALLS)], tmp_path)
         try:
             async with asyncio.timeout(60):
                 code = await asyncio.to_thread(sipp.wait, 50)
                 return await server, code
         finally:
-            _stop(sipp)
+            stop_sipp(sipp)
             server.cancel()
 
     engine, code = asyncio.run(go())
@@ -118,7 +102,7 @@ def test_statistics_files_have_sipps_columns(tmp_path: Path) -> None:
     writes for it, and a reader of SIPp's file by column reads sipha's."""
     port = free_port("127.0.0.1")
     uac = load_scenario_text(builtin_text("uac"), file="uac")
-    sipp = _sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port)], tmp_path / "uas")
+    sipp = start_sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port)], tmp_path / "uas")
     ours_stat, ours_counts = tmp_path / "stat.csv", tmp_path / "counts.csv"
     try:
         with ours_stat.open("w") as fs, ours_counts.open("w") as fc:
@@ -137,14 +121,14 @@ def test_statistics_files_have_sipps_columns(tmp_path: Path) -> None:
 
             engine = asyncio.run(go())
         sipp_dir = tmp_path / "sipp"
-        client = _sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p",
+        client = start_sipp(["-sn", "uac", f"127.0.0.1:{port}", "-i", "127.0.0.1", "-p",
                         str(free_port("127.0.0.1")), "-r", "20", "-m", "5"], sipp_dir)
         try:
             assert client.wait(timeout=30) == 0
         finally:
-            _stop(client)
+            stop_sipp(client)
     finally:
-        _stop(sipp)
+        stop_sipp(sipp)
     assert engine.stats.successful == 5
     theirs_stat = next(sipp_dir.glob("uac_*_.csv")).read_text().splitlines()[0]
     theirs_counts = next(sipp_dir.glob("uac_*_counts.csv")).read_text().splitlines()[0]

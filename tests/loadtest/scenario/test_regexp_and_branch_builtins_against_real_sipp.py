@@ -5,7 +5,6 @@ same time.  Every call successful, per-step counts equal on both sides."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 from sipha.common.process import free_port
@@ -14,25 +13,12 @@ from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.loader import load_scenario_text
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
-from tests.loadtest.scenario.helpers import sipp_counts
-from tests.loadtest.scenario.test_builtins_against_real_sipp import _sipp, _stop
-
-
-def _counts_when(folder: Path, column: str, value: int, timeout: float) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            counts = sipp_counts(folder)
-        except (AssertionError, ValueError, IndexError):
-            counts = {}
-        if counts.get(column) == value or time.monotonic() > deadline:
-            return counts
-        time.sleep(0.2)
+from tests.loadtest.scenario.helpers import counts_when, sipp_counts, start_sipp, stop_sipp
 
 
 def test_regexp_against_sipp_uas(tmp_path: Path) -> None:
     port = free_port("127.0.0.1")
-    sipp = _sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port)], tmp_path)
+    sipp = start_sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(port)], tmp_path)
     try:
         scenario = load_scenario_text(builtin_text("regexp"), file="regexp")
 
@@ -42,9 +28,9 @@ def test_regexp_against_sipp_uas(tmp_path: Path) -> None:
                                           RunBounds(rate=20, max_calls=10), seed=4)
 
         engine = asyncio.run(go())
-        theirs = _counts_when(tmp_path, "4_BYE_Recv", 10, 10)
+        theirs = counts_when(tmp_path, "4_BYE_Recv", 10, 10)
     finally:
-        _stop(sipp)
+        stop_sipp(sipp)
     s = engine.stats
     assert (s.created, s.successful, s.failed_calls) == (10, 10, 0), s.failed
     ours = s.steps
@@ -54,10 +40,10 @@ def test_regexp_against_sipp_uas(tmp_path: Path) -> None:
     assert s.rtd["1"].low >= 0.9  # start_rtd at the 200, stop at the BYE's 200: the 1 s pause
 
 
-def test_branch_client_and_server_against_sipp(tmp_path: Path) -> None:
+def test_branch_client_and_server_againststart_sipp(tmp_path: Path) -> None:
     calls = 3  # call 2 takes the 200 branch (From ua2), calls 1 and 3 the 403 branch
     sipp_server_port, our_server_port = free_port("127.0.0.1"), free_port("127.0.0.1")
-    sipp_server = _sipp(["-sn", "branchs", "-i", "127.0.0.1", "-p", str(sipp_server_port)],
+    sipp_server = start_sipp(["-sn", "branchs", "-i", "127.0.0.1", "-p", str(sipp_server_port)],
                         tmp_path / "branchs")
     branchc = load_scenario_text(builtin_text("branchc"), file="branchc")
     branchs = load_scenario_text(builtin_text("branchs"), file="branchs")
@@ -70,20 +56,20 @@ def test_branch_client_and_server_against_sipp(tmp_path: Path) -> None:
             client = asyncio.create_task(run_scenario(
                 branchc, RunConfig(remote_port=sipp_server_port),
                 RunBounds(rate=10, max_calls=calls, drain_timeout=20), seed=6))
-            sipp_client = _sipp(["-sn", "branchc", f"127.0.0.1:{our_server_port}",
+            sipp_client = start_sipp(["-sn", "branchc", f"127.0.0.1:{our_server_port}",
                                  "-i", "127.0.0.1", "-p", str(free_port("127.0.0.1")),
                                  "-r", "10", "-m", str(calls)], tmp_path / "branchc")
             try:
                 code = await asyncio.to_thread(sipp_client.wait, 50)
                 return await client, await server, code
             finally:
-                _stop(sipp_client)
+                stop_sipp(sipp_client)
 
     try:
         ours_c, ours_s, code = asyncio.run(go())
-        theirs_s = _counts_when(tmp_path / "branchs", "9_200_Sent", calls, 10)
+        theirs_s = counts_when(tmp_path / "branchs", "9_200_Sent", calls, 10)
     finally:
-        _stop(sipp_server)
+        stop_sipp(sipp_server)
     theirs_c = sipp_counts(tmp_path / "branchc")
     assert code == 0
     for e in (ours_c, ours_s):

@@ -65,6 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address (SIPp -i)")
     p.add_argument("--local-port", "-p", type=int, default=0,
                    help="local port (SIPp -p; default: any free port)")
+    p.add_argument("--transport", "-t", choices=("u1", "t1", "udp", "tcp"), default="u1",
+                   help="u1/udp: one UDP socket; t1/tcp: TCP, one connection per peer "
+                   "(SIPp -t; default u1)")
     p.add_argument("--rate", "-r", type=float, default=10.0, help="calls per second (SIPp -r)")
     p.add_argument("--max-calls", "-m", type=int, help="stop after this many calls (SIPp -m)")
     p.add_argument("--rate-period", type=_duration, default=1.0,
@@ -194,7 +197,7 @@ def main(args: argparse.Namespace) -> int:
         max_retrans=args.max_retrans, max_retrans_invite=args.max_invite_retrans,
         base_cseq=args.base_cseq, auth_username=args.auth_user,
         auth_password=args.auth_password, default_behaviors=not args.no_default_behaviors,
-        cid_str=args.cid_str,
+        cid_str=args.cid_str, transport="TCP" if args.transport in ("t1", "tcp") else "UDP",
     )
     try:
         schedule = RateSchedule(rate=args.rate, period=args.rate_period,

@@ -1,11 +1,12 @@
-"""Running a scenario on a real UDP socket: the thin asyncio service around the engine.
+"""Running a scenario on real sockets: the thin asyncio service around the engine.
 
-One socket (SIPp's ``-t u1``).  A tick task starts client calls on the rate schedule (up to
-``max_calls``, with at most ``limit`` in progress, SIPp's ``-l``), fires the engine's timers and
-sends what it queued; the socket's protocol feeds every datagram to the engine.  The run ends
-when its bound is reached and the calls in progress are done (or ``drain_timeout`` passes),
-on ``stop``, or on an ``exec int_cmd`` that stops it.  ``exec command=`` (only loadable with
---allow-exec) runs through ``/bin/sh -c``, bounded, never awaited by the call.
+One UDP socket (SIPp's ``-t u1``) or TCP connections (``-t t1``), see :mod:`.channels`.  A
+tick task starts client calls on the rate schedule (up to ``max_calls``, with at most
+``limit`` in progress, SIPp's ``-l``), fires the engine's timers and sends what it queued;
+the channel feeds every message received to the engine.  The run ends when its bound is
+reached and the calls in progress are done (or ``drain_timeout`` passes), on ``stop``, or on
+an ``exec int_cmd`` that stops it.  ``exec command=`` (only loadable with --allow-exec) runs
+through ``/bin/sh -c``, bounded, never awaited by the call.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, TextIO
+from typing import TextIO
 
+from sipha.loadtest.scenario.channels import Channel, TcpChannel, UdpChannel
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
@@ -45,20 +47,6 @@ class RunBounds:
     drain_timeout: float = 40.0
 
 
-class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
-        self.engine: ScenarioEngine | None = None
-        self.flush: Callable[[], None] = lambda: None
-        self.trace: TextIO | None = None
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        if self.engine is not None:
-            if self.trace is not None:
-                _trace(self.trace, f"UDP message received [{len(data)}] bytes :", data)
-            self.engine.receive(data, (str(addr[0]), int(addr[1])), time.monotonic())
-            self.flush()
-
-
 async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds, *,
                        files: list[InjectionFile] | None = None, seed: int = 0,
                        stop: asyncio.Event | None = None,
@@ -74,30 +62,38 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
     ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).
     """
-    loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
-    proto = _Protocol()
-    sock, _ = await loop.create_datagram_endpoint(
-        lambda: proto, local_addr=(config.local_ip, config.local_port))
-    port = sock.get_extra_info("sockname")[1]
+    holder: list[ScenarioEngine] = []
+
+    def deliver(data: bytes, source: tuple[str, int]) -> None:
+        if not holder:
+            return
+        if trace_msg is not None:
+            _trace(trace_msg, f"{config.transport} message received [{len(data)}] bytes :",
+                   data)
+        holder[0].receive(data, source, time.monotonic())
+        flush()
+
+    channel: Channel = TcpChannel(deliver) if config.transport == "TCP" else UdpChannel(deliver)
+    port = await channel.open(config.local_ip, config.local_port)
     now = time.monotonic()
     config = replace(config, local_port=port, pid=config.pid or os.getpid(), start=now,
                      wall_offset=time.time() - now)
     engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files)
+    holder.append(engine)
 
     def flush() -> None:
         for out in engine.take_outgoing():
-            with contextlib.suppress(OSError):
-                sock.sendto(out.data, out.dest)
+            channel.send(out.data, out.dest)
             if trace_msg is not None:
-                _trace(trace_msg, f"UDP message sent ({len(out.data)} bytes)", out.data)
+                _trace(trace_msg, f"{config.transport} message sent ({len(out.data)} bytes)",
+                       out.data)
         if trace_err is not None and engine.errors:
             for line in engine.errors:
                 trace_err.write(f"{_stamp()} {line}\n")
             trace_err.flush()
         engine.errors.clear()
 
-    proto.engine, proto.flush, proto.trace = engine, flush, trace_msg
     if bound is not None and not bound.done():
         bound.set_result(port)
     procs: set[asyncio.Task[None]] = set()
@@ -106,7 +102,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     finally:
         if on_period is not None:
             on_period(engine, time.time())
-        sock.close()
+        channel.close()
         for task in procs:
             task.cancel()
     return engine
