@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the scenario file (unless --sn) and, for a client scenario, "
                    "the target HOST[:PORT]")
     p.add_argument("--sn", choices=BUILTINS, help="a built-in scenario, as SIPp's -sn")
+    p.add_argument("--oocsf", metavar="FILE",
+                   help="scenario run for requests that belong to no call (SIPp -oocsf)")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="address to bind (SIPp's -i/-p; server scenarios answer here)")
     p.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address (SIPp -i)")
@@ -173,6 +175,11 @@ def _writers(args: argparse.Namespace,
 def main(args: argparse.Namespace) -> int:
     try:
         scenario, operands = _scenario(args)
+        ooc = load_scenario(args.oocsf, allow_exec=args.allow_exec) if args.oocsf else None
+        if ooc is not None and ooc.client:
+            raise ScenarioError("an out-of-call scenario must start with a <recv>",
+                                file=args.oocsf, line=ooc.steps[0].where.line,
+                                element="send")
         files = _files(args)
         check_injections(scenario, files, users=args.users)
     except ScenarioError as exc:
@@ -239,7 +246,7 @@ def main(args: argparse.Namespace) -> int:
                                   stop=stop, bound=bound,
                                   on_period=on_period if writers else None,
                                   period=args.stat_period, trace_msg=traces.get("msg"),
-                                  trace_err=traces.get("err"))
+                                  trace_err=traces.get("err"), out_of_call=ooc)
 
     try:
         engine = run_loop(go())
@@ -254,6 +261,9 @@ def main(args: argparse.Namespace) -> int:
     assert isinstance(engine, ScenarioEngine)
     if not args.quiet:
         print(format_screen(scenario, engine.stats, pause_ms=config.pause_ms))
+        if ooc is not None and engine.ooc_stats is not None:
+            print("\nOut-of-call scenario:")
+            print(format_screen(ooc, engine.ooc_stats, pause_ms=config.pause_ms))
     s = engine.stats
     print(f"created {s.created} successful {s.successful} failed {s.failed_calls}"
           + (f" {dict(s.failed)}" if s.failed else ""))

@@ -70,6 +70,8 @@ class Outgoing:
 @dataclass(slots=True)
 class _Call:
     state: CallState
+    scenario: m.Scenario  # the main scenario, or the out-of-call one (-oocsf)
+    stats: ScenarioStats  # the engine's stats, or its out-of-call stats
     idx: int = 0
     phase: CallPhase = CallPhase.RUNNING
     wait_until: float | None = None  # pause end or recv timeout
@@ -95,8 +97,12 @@ class ScenarioEngine:
     """Runs a scenario's calls.  See the module docstring for the rules."""
 
     def __init__(self, scenario: m.Scenario, config: RunConfig, *, rng: random.Random,
-                 files: list[InjectionFile] | None = None) -> None:
+                 files: list[InjectionFile] | None = None,
+                 out_of_call: m.Scenario | None = None) -> None:
         self.scenario = scenario
+        self.ooc = out_of_call  # SIPp's -oocsf: runs for requests that belong to no call
+        self.ooc_stats = (ScenarioStats(steps=[StepStats() for _ in out_of_call.steps])
+                          if out_of_call is not None else None)
         self.config = config
         self.rng = rng
         files = files or []
@@ -143,8 +149,9 @@ class ScenarioEngine:
         number = self._next_number
         self._next_number += 1
         cid = self.config.call_id(number)
-        self._create(cid, number, userid, (self.config.remote_ip, self.config.remote_port), now)
-        self._run(self.calls[cid], now)
+        call = self._create(cid, number, userid, (self.config.remote_ip, self.config.remote_port),
+                            now)
+        self._run(call, now)
         return True
 
     def receive(self, data: bytes, source: Address, now: float) -> None:
@@ -158,14 +165,19 @@ class ScenarioEngine:
             if msg.call_id in self.dead:
                 self.stats.dead_messages += 1
                 return
-            if self.scenario.client or not msg.method or msg.method == "ACK":
+            if not msg.method or msg.method == "ACK":
                 self.stats.out_of_call += 1
                 return
-            userid = self.free_users.pop(0) if self.free_users else 0
             number = self._next_number
             self._next_number += 1
-            self._create(msg.call_id, number, userid, source, now)
-            call = self.calls[msg.call_id]
+            if self.scenario.client:
+                if self.ooc is None:
+                    self.stats.out_of_call += 1
+                    return
+                call = self._create(msg.call_id, number, 0, source, now, out_of_call=True)
+            else:
+                userid = self.free_users.pop(0) if self.free_users else 0
+                call = self._create(msg.call_id, number, userid, source, now)
         self._on_message(call, msg, now)
 
     def advance(self, now: float) -> None:
@@ -185,21 +197,26 @@ class ScenarioEngine:
 
     # --- calls ---
 
-    def _create(self, cid: str, number: int, userid: int, dest: Address, now: float) -> None:
+    def _create(self, cid: str, number: int, userid: int, dest: Address, now: float, *,
+                out_of_call: bool = False) -> _Call:
         st = CallState(number=number, call_id=cid, userid=userid, dest=dest, started=now,
                        cseq=self.config.base_cseq - 1)
-        for f in self.files.values():
-            st.rows[f.name] = f.pick(rng=self.rng, userid=userid or number)
-        call = _Call(st)
-        for name in self._rtd_names():
-            call.rtd_start[name] = now
+        if out_of_call:
+            assert self.ooc is not None
+            assert self.ooc_stats is not None
+            call = _Call(st, self.ooc, self.ooc_stats)
+        else:
+            for f in self.files.values():
+                st.rows[f.name] = f.pick(rng=self.rng, userid=userid or number)
+            call = _Call(st, self.scenario, self.stats)
+        for step in call.scenario.steps:
+            if step.rtd:
+                call.rtd_start[step.rtd] = now
         self.calls[cid] = call
-        self.stats.created += 1
-        self.stats.current = len(self.calls)
-        self.stats.peak = max(self.stats.peak, self.stats.current)
-
-    def _rtd_names(self) -> set[str]:
-        return {s.rtd for s in self.scenario.steps if s.rtd}
+        call.stats.created += 1
+        call.stats.current = sum(1 for c in self.calls.values() if c.stats is call.stats)
+        call.stats.peak = max(call.stats.peak, call.stats.current)
+        return call
 
     def _arm(self, call: _Call) -> None:
         t = call.deadline()
@@ -212,14 +229,14 @@ class ScenarioEngine:
         cid = call.state.call_id
         self.calls.pop(cid, None)
         self.dead[cid] = now + DEAD_CALL_WAIT
-        self.stats.current = len(self.calls)
+        call.stats.current -= 1
         if reason:
-            self.stats.failed[reason] += 1
+            call.stats.failed[reason] += 1
         else:
-            self.stats.successful += 1
-            self.stats.call_length.add(now - call.state.started,
-                                       self.scenario.call_length_repartition)
-        if call.state.userid and self.config.users:
+            call.stats.successful += 1
+            call.stats.call_length.add(now - call.state.started,
+                                       call.scenario.call_length_repartition)
+        if call.state.userid and self.config.users and call.stats is self.stats:
             self.free_users.append(call.state.userid)
 
     def _send(self, call: _Call, data: bytes) -> None:
@@ -241,11 +258,11 @@ class ScenarioEngine:
             call.rtd_done.discard(step.start_rtd)
         if step.rtd and (step.repeat_rtd or step.rtd not in call.rtd_done):
             start = call.rtd_start.get(step.rtd, call.state.started)
-            self.stats.rtd.setdefault(step.rtd, type(self.stats.call_length)()).add(
-                now - start, self.scenario.response_time_repartition)
+            call.stats.rtd.setdefault(step.rtd, type(call.stats.call_length)()).add(
+                now - start, call.scenario.response_time_repartition)
             call.rtd_done.add(step.rtd)
         if step.counter:
-            self.stats.counters[step.counter] += 1
+            call.stats.counters[step.counter] += 1
 
     def _actions(self, call: _Call, step: m.Step, msg: Received | None, now: float) -> bool:
         """Run the step's actions; False if the call ended."""
@@ -254,7 +271,7 @@ class ScenarioEngine:
         out = run_actions(step.actions, call.state, msg=msg, r=self.renderer, rng=self.rng,
                           now=now)
         self.logs.extend(("warning: " if w else "") + text for w, text in out.logs)
-        self.stats.warnings += sum(1 for w, _ in out.logs if w)
+        call.stats.warnings += sum(1 for w, _ in out.logs if w)
         self.commands.extend(out.commands)
         if out.stop_run:
             self.stop_requested = out.stop_run
@@ -267,13 +284,13 @@ class ScenarioEngine:
             self._end(call, now, "stopped")
             return False
         if out.jump is not None:
-            call.idx = max(0, min(out.jump, len(self.scenario.steps)))
+            call.idx = max(0, min(out.jump, len(call.scenario.steps)))
             call.phase = CallPhase.RUNNING
             self._jumped = True
         return True
 
     def _run(self, call: _Call, now: float) -> None:
-        steps = self.scenario.steps
+        steps = call.scenario.steps
         call.phase = CallPhase.RUNNING
         call.wait_until = None
         budget = 10_000  # a scenario looping on nop/next without waiting must not hang us
@@ -294,13 +311,13 @@ class ScenarioEngine:
             if isinstance(step, m.Pause):
                 call.phase = CallPhase.PAUSED
                 call.wait_until = now + self._pause_seconds(call, step)
-                self.stats.steps[step.index].messages += 1
+                call.stats.steps[step.index].messages += 1
                 break
             self._jumped = False
             if isinstance(step, m.Send):
                 self._do_send(call, step, now)
             else:
-                self.stats.steps[step.index].messages += 1
+                call.stats.steps[step.index].messages += 1
             self._rtd(call, step, now)
             if not self._actions(call, step, None, now):
                 return
@@ -346,12 +363,12 @@ class ScenarioEngine:
                     branch = line.split("branch=", 1)[1].split(";")[0].strip()
                     break
             st.txns[step.start_txn] = (method, branch)
-        if self.scenario.client and method == "INVITE":
+        if call.scenario.client and method == "INVITE":
             sent = read_message(data)
             call.dialog = InviteDialog(sent) if sent is not None else None
         elif method == "ACK" and call.dialog is not None:
             call.dialog.acked = True
-        stats = self.stats.steps[step.index]
+        stats = call.stats.steps[step.index]
         if step.lost and self.rng.random() * 100 < step.lost:
             stats.lost += 1
             call.last_sent = data
@@ -371,25 +388,25 @@ class ScenarioEngine:
             limit = (self.config.max_retrans_invite if call.retrans_invite
                      else self.config.max_retrans)
             if call.retrans_count >= limit:
-                self.stats.steps[call.retrans_step].timeouts += 1
+                call.stats.steps[call.retrans_step].timeouts += 1
                 self._end(call, now, "max_udp_retrans")
                 return
             call.retrans_count += 1
-            self.stats.steps[call.retrans_step].retrans += 1
+            call.stats.steps[call.retrans_step].retrans += 1
             self._out.append(Outgoing(call.retrans_msg, call.state.dest))
             call.retrans_interval *= 2
             if not call.retrans_invite:
                 call.retrans_interval = min(call.retrans_interval, self.config.t2)
             call.retrans_at = now + call.retrans_interval
         if call.wait_until is not None and call.wait_until <= now:
-            step = self.scenario.steps[call.idx]
+            step = call.scenario.steps[call.idx]
             call.wait_until = None
             if call.phase is CallPhase.PAUSED:
                 self._advance_from(call, step)
                 self._run(call, now)
                 return
             if call.phase is CallPhase.WAITING and isinstance(step, m.Recv):
-                self.stats.steps[step.index].timeouts += 1
+                call.stats.steps[step.index].timeouts += 1
                 if step.ontimeout is not None:
                     call.idx = step.ontimeout
                     self._run(call, now)
@@ -417,12 +434,12 @@ class ScenarioEngine:
         return msg.method == step.request
 
     def _on_message(self, call: _Call, msg: Received, now: float) -> None:
-        steps = self.scenario.steps
+        steps = call.scenario.steps
         if call.dialog is not None:
             call.dialog.observe(msg)
         digest = hashlib.blake2b(msg.text.encode(), digest_size=16).digest()
         if digest == call.last_recv_hash and call.last_recv_index >= 0:
-            self.stats.steps[call.last_recv_index].retrans += 1
+            call.stats.steps[call.last_recv_index].retrans += 1
             if call.last_sent:
                 self._out.append(Outgoing(call.last_sent, call.state.dest))
             return
@@ -450,10 +467,10 @@ class ScenarioEngine:
         step = steps[found]
         assert isinstance(step, m.Recv)
         if step.lost and self.rng.random() * 100 < step.lost:
-            self.stats.steps[found].lost += 1
+            call.stats.steps[found].lost += 1
             return
         call.retrans_at = None  # any matched message ends our retransmissions (as SIPp)
-        self.stats.steps[found].messages += 1
+        call.stats.steps[found].messages += 1
         call.last_recv_hash, call.last_recv_index = digest, found
         st = call.state
         st.last = msg
@@ -482,14 +499,14 @@ class ScenarioEngine:
 
     def _unexpected(self, call: _Call, msg: Received, now: float) -> None:
         if len(self.errors) < 1000:
-            steps = self.scenario.steps
+            steps = call.scenario.steps
             step = steps[call.idx] if call.idx < len(steps) else None
             expecting = (f"while expecting '{step.request or step.response}' (index {call.idx})"
                          if isinstance(step, m.Recv) else f"at index {call.idx}")
             self.errors.append(f"Aborting call on unexpected message for Call-Id "
                                f"'{call.state.call_id}': {expecting}, received "
                                f"'{msg.start_line}'")
-        self.stats.steps[min(call.idx, len(self.stats.steps) - 1)].unexpected += 1
+        call.stats.steps[min(call.idx, len(call.stats.steps) - 1)].unexpected += 1
         if self.config.default_behaviors and msg.method in ("BYE", "CANCEL"):
             lines = ["SIP/2.0 200 OK"]
             for name in ("via", "from", "to", "call-id", "cseq"):
@@ -497,7 +514,7 @@ class ScenarioEngine:
             lines.append("Content-Length: 0")
             self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(),
                                       call.state.dest))
-            self.stats.auto_answered += 1
+            call.stats.auto_answered += 1
         elif self.config.default_behaviors and call.dialog is not None:
             branch = f"z9hG4bK-{self.config.pid}-{call.state.number}-abort"
             for data in abort_messages(call.dialog, unexpected=msg, new_branch=branch):

@@ -53,14 +53,16 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                        bound: asyncio.Future[int] | None = None,
                        on_period: PeriodCallback | None = None,
                        period: float = 1.0, trace_msg: TextIO | None = None,
-                       trace_err: TextIO | None = None) -> ScenarioEngine:
+                       trace_err: TextIO | None = None,
+                       out_of_call: Scenario | None = None) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
     port bound.  ``bound`` (if given) receives the port once the socket is open.
     ``on_period(engine, wall_time)`` is called every ``period`` seconds and once at the end
     (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
-    ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).
+    ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).  ``out_of_call``
+    runs for requests that belong to no call of a client scenario (SIPp's -oocsf).
     """
     stop = stop or asyncio.Event()
     holder: list[ScenarioEngine] = []
@@ -79,7 +81,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     now = time.monotonic()
     config = replace(config, local_port=port, pid=config.pid or os.getpid(), start=now,
                      wall_offset=time.time() - now)
-    engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files)
+    engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files,
+                            out_of_call=out_of_call)
     holder.append(engine)
 
     def flush() -> None:
