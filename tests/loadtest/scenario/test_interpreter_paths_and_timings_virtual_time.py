@@ -183,3 +183,32 @@ def test_chance_takes_the_jump_in_its_share_of_calls() -> None:
     unlucky = client.stats.steps[2].messages
     assert client.stats.successful == 2000
     assert 0.65 * 2000 <= unlucky <= 0.75 * 2000
+
+
+def test_a_late_retransmitted_200_gets_the_ack_again() -> None:
+    xml = f"""<scenario>{INVITE}
+      <recv response="200"/>
+      {REQ.format(attrs="", method="ACK", cseq="1")}
+      <recv request="INFO"/>
+      <pause milliseconds="5000"/>
+    </scenario>"""
+    client = engine(xml, transport="TCP")
+    client.start_call(0.0)
+    invite = client.take_outgoing()[0].data.decode()
+    head = invite.split("\r\n")
+    via, frm, to, cid = head[1], head[2], head[3], head[4]
+    ok = f"SIP/2.0 200 OK\r\n{via}\r\n{frm}\r\n{to};tag=x\r\n{cid}\r\nCSeq: 1 INVITE\r\n" \
+         "Content-Length: 0\r\n\r\n"
+    client.receive(ok.encode(), B, 0.1)
+    ack = client.take_outgoing()
+    assert [o.data.split(b" ")[0] for o in ack] == [b"ACK"]
+    # The peer's request: its From is our To (with its tag), its To our From.
+    info = f"INFO sip:a SIP/2.0\r\n{via}\r\nFrom:{to[3:]};tag=x\r\nTo:{frm[5:]}\r\n{cid}\r\n" \
+           "CSeq: 5 INFO\r\nContent-Length: 0\r\n\r\n"
+    client.receive(info.encode(), B, 0.2)
+    client.receive(ok.encode(), B, 0.3)  # not the last message received: matched backward
+    again = client.take_outgoing()
+    assert [o.data for o in again] == [ack[0].data]
+    st = client.stats
+    assert st.steps[2].retrans == 1
+    assert (st.failed_calls, st.current) == (0, 1)

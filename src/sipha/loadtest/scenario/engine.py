@@ -44,6 +44,7 @@ from sipha.loadtest.scenario.actions import run_actions
 from sipha.loadtest.scenario.context import CallState, Renderer, RunConfig, to_float, truthy
 from sipha.loadtest.scenario.distributions import sample
 from sipha.loadtest.scenario.injection import InjectionFile
+from sipha.loadtest.scenario.matching import Located, locate
 from sipha.loadtest.scenario.sipmsg import Received, read_message
 from sipha.loadtest.scenario.stats import ScenarioStats, StepStats
 
@@ -336,26 +337,33 @@ class ScenarioEngine:
             ms = self.config.pause_ms
         return max(0.0, ms) / 1000.0
 
-    def _do_send(self, call: _Call, step: m.Send, now: float) -> None:
+    def _render(self, call: _Call, step: m.Send, now: float) -> tuple[bytes, str, list[str]]:
+        """The message of ``step`` for ``call``: bytes, method ("" for a response), lines."""
         msg = step.message
-        assert msg is not None
+        assert msg is not None  # the loader gives every send a message
         st = call.state
         r = self.renderer
-        if msg.method and msg.method not in ("ACK", "CANCEL"):
-            st.cseq += 1
         start = r.render(msg.start_line, st, now=now, step=step.index, branch_txn=step.ack_txn)
         words = start.split(" ")
         method = words[0] if msg.method else ""
         uri = words[1] if msg.method and len(words) > 1 else ""
         body = "".join(r.render(t, st, now=now, step=step.index) + "\r\n" for t in msg.body)
-        kw = {"now": now, "step": step.index, "length": len(body.encode()), "method": method,
-              "uri": uri, "branch_txn": step.ack_txn}
+        length = len(body.encode())
         lines = [start]
         for t in msg.headers:
-            text = r.render(t, st, **kw)  # type: ignore[arg-type]
+            text = r.render(t, st, now=now, step=step.index, length=length, method=method,
+                            uri=uri, branch_txn=step.ack_txn)
             if text.strip():
                 lines.append(text)
-        data = ("\r\n".join(lines) + "\r\n\r\n" + body).encode()
+        return ("\r\n".join(lines) + "\r\n\r\n" + body).encode(), method, lines
+
+    def _do_send(self, call: _Call, step: m.Send, now: float) -> None:
+        msg = step.message
+        assert msg is not None
+        st = call.state
+        if msg.method and msg.method not in ("ACK", "CANCEL"):
+            st.cseq += 1
+        data, method, lines = self._render(call, step, now)
         if step.start_txn:
             branch = ""
             for line in lines:
@@ -417,22 +425,6 @@ class ScenarioEngine:
 
     # --- received messages ---
 
-    def _matches(self, call: _Call, step: m.Step, msg: Received) -> bool:
-        if not isinstance(step, m.Recv):
-            return False
-        if step.response:
-            if msg.status != step.response:
-                return False
-            method = step.cseq_method
-            if step.response_txn:
-                method = call.state.txns.get(step.response_txn, ("", ""))[0]
-            return not method or msg.cseq_method == method
-        if not msg.method:
-            return False
-        if step.request_regexp is not None:
-            return step.request_regexp.search(msg.method) is not None
-        return msg.method == step.request
-
     def _on_message(self, call: _Call, msg: Received, now: float) -> None:
         steps = call.scenario.steps
         if call.dialog is not None:
@@ -443,25 +435,14 @@ class ScenarioEngine:
             if call.last_sent:
                 self._out.append(Outgoing(call.last_sent, call.state.dest))
             return
-        found = -1
-        for i in range(call.idx, len(steps)):
-            if self._matches(call, steps[i], msg):
-                found = i
-                break
-            s = steps[i]
-            if not (isinstance(s, m.Recv) and s.optional):
-                break
-        if found < 0:
-            contiguous = True
-            for i in range(min(call.idx, len(steps)) - 1, -1, -1):
-                s = steps[i]
-                if not (isinstance(s, m.Recv) and s.optional):
-                    contiguous = False
-                if self._matches(call, s, msg) and (
-                        contiguous or (isinstance(s, m.Recv) and s.optional_global)):
-                    found = i
-                    break
-        if found < 0:
+        where, found = locate(steps, call.idx, msg, call.state.txns)
+        if where is Located.ACK_AGAIN:
+            ack = steps[found]
+            assert isinstance(ack, m.Send)
+            call.stats.steps[found].retrans += 1
+            self._out.append(Outgoing(self._render(call, ack, now)[0], call.state.dest))
+            return
+        if where is Located.UNEXPECTED:
             self._unexpected(call, msg, now)
             return
         step = steps[found]
