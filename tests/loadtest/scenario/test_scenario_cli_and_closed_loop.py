@@ -40,11 +40,12 @@ def test_closed_loop_uac_against_uas_processes(tmp_path: Path) -> None:
         time.sleep(1.0)
         stat, counts = tmp_path / "stat.csv", tmp_path / "counts.csv"
         msgs = tmp_path / "messages.log"
+        rtt, screen = tmp_path / "rtt.csv", tmp_path / "screen.log"
         client = subprocess.run(
             [sys.executable, "-m", "sipha", "load", "scenario", "--sn", "uac",
              f"127.0.0.1:{port}", "--users", "4", "--pause", "200ms", "--duration", "1.5s",
              "--csv", str(stat), "--trace-counts", str(counts), "--trace-msg", str(msgs),
-             "--cid-str", "call-%u@%s"],
+             "--cid-str", "call-%u@%s", "--trace-rtt", str(rtt), "--trace-screen", str(screen)],
             capture_output=True, text=True, timeout=60, check=False)
     finally:
         server.kill()
@@ -63,3 +64,8 @@ def test_closed_loop_uac_against_uas_processes(tmp_path: Path) -> None:
     assert "UDP message sent" in log
     assert "UDP message received" in log
     assert "Call-ID: call-1@127.0.0.1\n" in log
+    rtts = rtt.read_text().splitlines()
+    assert rtts[0] == "Date_ms;response_time_ms;rtd_no"
+    assert len(rtts) == created + 1  # one rtd sample per call (the uac's 200 to INVITE)
+    assert all(r.endswith(";1") for r in rtts[1:])
+    assert "         200 <----------  E-RTD1 " + str(created) in screen.read_text()

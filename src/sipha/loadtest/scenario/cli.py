@@ -123,6 +123,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every message sent and received (SIPp -trace_msg)")
     p.add_argument("--trace-err", metavar="FILE",
                    help="every unexpected message, with the step expected (SIPp -trace_err)")
+    p.add_argument("--trace-rtt", metavar="FILE",
+                   help="every rtd sample: Date_ms;response_time_ms;rtd_no (SIPp -trace_rtt)")
+    p.add_argument("--trace-screen", metavar="FILE",
+                   help="the final screen, written to FILE too (SIPp -trace_screen)")
     p.add_argument("--cid-str", default="%u-%p@%s",
                    help="Call-ID of client calls: %%u call number, %%p pid, %%s local ip "
                    "(SIPp -cid_str; default %%u-%%p@%%s)")
@@ -220,7 +224,7 @@ def main(args: argparse.Namespace) -> int:
     traces: dict[str, TextIO] = {}
     try:
         writers = _writers(args, scenario)
-        for key in ("msg", "err"):
+        for key in ("msg", "err", "rtt", "screen"):
             path = getattr(args, f"trace_{key}")
             if path:
                 traces[key] = open(path, "w", encoding="utf-8")  # noqa: SIM115
@@ -246,24 +250,32 @@ def main(args: argparse.Namespace) -> int:
                                   stop=stop, bound=bound,
                                   on_period=on_period if writers else None,
                                   period=args.stat_period, trace_msg=traces.get("msg"),
-                                  trace_err=traces.get("err"), out_of_call=ooc)
+                                  trace_err=traces.get("err"), out_of_call=ooc,
+                                  trace_rtt=traces.get("rtt"))
 
     try:
         engine = run_loop(go())
     except OSError as exc:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
+        if "screen" in traces:
+            traces["screen"].close()
         return 1
     finally:
         for w in writers:
             w.stream.close()
-        for stream in traces.values():
-            stream.close()
+        for key, stream in traces.items():
+            if key != "screen":
+                stream.close()
     assert isinstance(engine, ScenarioEngine)
+    screen = format_screen(scenario, engine.stats, pause_ms=config.pause_ms)
+    if ooc is not None and engine.ooc_stats is not None:
+        screen += "\n\nOut-of-call scenario:\n" + format_screen(ooc, engine.ooc_stats,
+                                                            pause_ms=config.pause_ms)
+    if "screen" in traces:
+        with traces["screen"] as f:
+            f.write(screen + "\n")
     if not args.quiet:
-        print(format_screen(scenario, engine.stats, pause_ms=config.pause_ms))
-        if ooc is not None and engine.ooc_stats is not None:
-            print("\nOut-of-call scenario:")
-            print(format_screen(ooc, engine.ooc_stats, pause_ms=config.pause_ms))
+        print(screen)
     s = engine.stats
     print(f"created {s.created} successful {s.successful} failed {s.failed_calls}"
           + (f" {dict(s.failed)}" if s.failed else ""))

@@ -46,7 +46,7 @@ from sipha.loadtest.scenario.distributions import sample
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.matching import Located, locate
 from sipha.loadtest.scenario.sipmsg import Received, read_message
-from sipha.loadtest.scenario.stats import ScenarioStats, StepStats
+from sipha.loadtest.scenario.stats import RtdStats, ScenarioStats, StepStats
 
 __all__ = ["CallPhase", "Outgoing", "ScenarioEngine"]
 
@@ -118,6 +118,8 @@ class ScenarioEngine:
         self.logs: list[str] = []
         self.commands: list[str] = []
         self.errors: list[str] = []  # unexpected messages, for --trace-err (the runner drains)
+        self.record_rtt = False  # keep each rtd sample for --trace-rtt (the runner drains)
+        self.rtt_samples: list[tuple[float, float, str]] = []  # (now, seconds, rtd name)
         self.stop_requested = ""  # "", "gracefully", "now"
         self._next_number = 1
         self.free_users: list[int] = list(range(1, config.users + 1))
@@ -259,9 +261,11 @@ class ScenarioEngine:
             call.rtd_done.discard(step.start_rtd)
         if step.rtd and (step.repeat_rtd or step.rtd not in call.rtd_done):
             start = call.rtd_start.get(step.rtd, call.state.started)
-            call.stats.rtd.setdefault(step.rtd, type(call.stats.call_length)()).add(
+            call.stats.rtd.setdefault(step.rtd, RtdStats()).add(
                 now - start, call.scenario.response_time_repartition)
             call.rtd_done.add(step.rtd)
+            if self.record_rtt and len(self.rtt_samples) < 100_000:
+                self.rtt_samples.append((now, now - start, step.rtd))
         if step.counter:
             call.stats.counters[step.counter] += 1
 

@@ -54,7 +54,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                        on_period: PeriodCallback | None = None,
                        period: float = 1.0, trace_msg: TextIO | None = None,
                        trace_err: TextIO | None = None,
-                       out_of_call: Scenario | None = None) -> ScenarioEngine:
+                       out_of_call: Scenario | None = None,
+                       trace_rtt: TextIO | None = None) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
@@ -63,6 +64,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
     ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).  ``out_of_call``
     runs for requests that belong to no call of a client scenario (SIPp's -oocsf).
+    ``trace_rtt`` gets every rtd sample (SIPp's -trace_rtt with -rtt_freq 1).
     """
     stop = stop or asyncio.Event()
     holder: list[ScenarioEngine] = []
@@ -84,6 +86,9 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files,
                             out_of_call=out_of_call)
     holder.append(engine)
+    if trace_rtt is not None:
+        engine.record_rtt = True
+        trace_rtt.write("Date_ms;response_time_ms;rtd_no\n")
 
     def flush() -> None:
         for out in engine.take_outgoing():
@@ -96,6 +101,11 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                 trace_err.write(f"{_stamp()} {line}\n")
             trace_err.flush()
         engine.errors.clear()
+        if trace_rtt is not None and engine.rtt_samples:
+            for at, rtt, name in engine.rtt_samples:
+                trace_rtt.write(f"{(at - config.start) * 1000:.3f};{int(rtt * 1000)};{name}\n")
+            trace_rtt.flush()
+        engine.rtt_samples.clear()
 
     if bound is not None and not bound.done():
         bound.set_result(port)

@@ -72,42 +72,49 @@ class ScenarioStats:
         return sum(self.failed.values())
 
 
-def _label(step: m.Step, config_pause_ms: float) -> str:
+def _name(step: m.Step) -> str:
     if step.display:
         return step.display
     if isinstance(step, m.Send) and step.message is not None:
-        return (step.message.method or str(step.message.status)).rjust(4)
+        return step.message.method or str(step.message.status)
     if isinstance(step, m.Recv):
         return step.request or str(step.response)
-    if isinstance(step, m.Pause):
-        if step.milliseconds is not None:
-            return f"[{step.milliseconds:6.0f}ms] Pause"
-        if step.distribution is not None:
-            return f"[{step.distribution.kind}] Pause"
-        if step.variable:
-            return f"[${step.variable}] Pause"
-        return f"[{config_pause_ms:6.0f}ms] Pause"
     return "Nop"
 
 
+def _pause_label(step: m.Pause, config_pause_ms: float) -> str:
+    if step.variable:
+        return f"Pause [${step.variable}]"
+    if step.distribution is not None:
+        return f"Pause [{step.distribution.kind}]"
+    ms = step.milliseconds if step.milliseconds is not None else config_pause_ms
+    return f"Pause [{ms:7.0f}ms]"
+
+
 def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float = 0.0) -> str:
-    """The per-step table and call outcomes, laid out as SIPp's main screen."""
-    out = [f"{'':37}Messages  Retrans   Timeout   Unexpected-Msg"]
+    """The per-step table and call outcomes, laid out as SIPp 3.6's scenario screen."""
+    out = [f"{'':33}Messages  Retrans   Timeout   Unexpected-Msg"]
     for step, s in zip(scenario.steps, stats.steps, strict=True):
-        label = _label(step, pause_ms)
-        if isinstance(step, m.Send):
-            arrow = "---------->"
-            cols = f"{s.messages:<9} {s.retrans:<9} {s.timeouts:<9} {s.unexpected}"
-        elif isinstance(step, m.Recv):
-            arrow = "<----------"
-            cols = f"{s.messages:<9} {s.retrans:<9} {s.timeouts:<9} {s.unexpected}"
+        marker = ""
+        if step.rtd:
+            marker = f"E-RTD{step.rtd}"
+        elif step.start_rtd:
+            marker = f"B-RTD{step.start_rtd}"
+        if isinstance(step, m.Pause):
+            line = (f"{_pause_label(step, pause_ms):>24}{'':9}{s.messages:<10}{'':20}"
+                    f"{s.unexpected}")
         else:
-            arrow = ""
-            cols = f"{s.messages:<9} {'':9} {'':9} {s.unexpected}"
-        rtd = " E-RTD" + step.rtd if step.rtd else (" B-RTD" + step.start_rtd
-                                                   if step.start_rtd else "")
-        head = f"  {arrow} {label}{rtd}" if arrow else f"  {label}"
-        out.append(f"{head:<37}{cols}" + (f"  lost {s.lost}" if s.lost else ""))
+            arrow = "<----------" if isinstance(step, m.Recv) else "---------->"
+            head = f"{_name(step):>12} {arrow}  {marker:<7}"
+            if isinstance(step, m.Recv):
+                cols = f"{s.messages:<10}{s.retrans:<10}{s.timeouts:<10}{s.unexpected}"
+            elif isinstance(step, m.Send):
+                cols = f"{s.messages:<10}{s.retrans:<10}" + (f"{s.timeouts}" if step.retrans
+                                                              else "")
+            else:
+                cols = f"{s.messages:<10}{'':20}{s.unexpected}"
+            line = head + cols
+        out.append(line.rstrip() + (f"  (lost {s.lost})" if s.lost else ""))
         if step.crlf:
             out.append("")
     out.append("")
