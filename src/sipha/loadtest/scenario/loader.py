@@ -227,6 +227,7 @@ class _Loader:
         common["counter"] = a.get("counter", "")
         common["display"] = a.get("display", "")
         common["crlf"] = self.flag(node, "crlf") if "crlf" in a else False
+        common["hide"] = self.flag(node, "hide") if "hide" in a else False
         for name in ("rtd", "start_rtd"):
             if name in a:
                 value = a[name]

@@ -310,6 +310,7 @@ class _Common:
     chance: float | None = None
     counter: str = ""
     display: str = ""
+    hide: bool = False  # left out of the screen (SIPp's hide="true")
     crlf: bool = False
     rtd: str = ""  # rtd this step stops
     start_rtd: str = ""

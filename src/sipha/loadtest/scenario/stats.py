@@ -95,6 +95,8 @@ def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float
     """The per-step table and call outcomes, laid out as SIPp 3.6's scenario screen."""
     out = [f"{'':33}Messages  Retrans   Timeout   Unexpected-Msg"]
     for step, s in zip(scenario.steps, stats.steps, strict=True):
+        if step.hide:
+            continue
         marker = ""
         if step.rtd:
             marker = f"E-RTD{step.rtd}"
