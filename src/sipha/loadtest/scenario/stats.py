@@ -106,7 +106,8 @@ def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float
             line = (f"{_pause_label(step, pause_ms):>24}{'':9}{s.messages:<10}{'':20}"
                     f"{s.unexpected}")
         else:
-            arrow = "<----------" if isinstance(step, m.Recv) else "---------->"
+            arrow = ("<----------" if isinstance(step, m.Recv) else
+                     "---------->" if isinstance(step, m.Send) else "           ")
             head = f"{_name(step):>12} {arrow}  {marker:<7}"
             if isinstance(step, m.Recv):
                 cols = f"{s.messages:<10}{s.retrans:<10}{s.timeouts:<10}{s.unexpected}"
