@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -122,7 +122,7 @@ class ScenarioEngine:
         self.rtt_samples: list[tuple[float, float, str]] = []  # (now, seconds, rtd name)
         self.stop_requested = ""  # "", "gracefully", "now"
         self._next_number = 1
-        self.free_users: list[int] = list(range(1, config.users + 1))
+        self.free_users: deque[int] = deque(range(1, config.users + 1))
         self._jumped = False
 
     # --- the engine's surface ---
@@ -148,7 +148,7 @@ class ScenarioEngine:
         if self.config.users:
             if not self.free_users:
                 return False
-            userid = self.free_users.pop(0)
+            userid = self.free_users.popleft()
         number = self._next_number
         self._next_number += 1
         cid = self.config.call_id(number)
@@ -168,7 +168,7 @@ class ScenarioEngine:
             if msg.call_id in self.dead:
                 self.stats.dead_messages += 1
                 return
-            if not msg.method or msg.method == "ACK":
+            if not msg.method or msg.method == "ACK" or len(self.calls) >= MAX_CALLS:
                 self.stats.out_of_call += 1
                 return
             number = self._next_number
@@ -179,7 +179,7 @@ class ScenarioEngine:
                     return
                 call = self._create(msg.call_id, number, 0, source, now, out_of_call=True)
             else:
-                userid = self.free_users.pop(0) if self.free_users else 0
+                userid = self.free_users.popleft() if self.free_users else 0
                 call = self._create(msg.call_id, number, userid, source, now)
         self._on_message(call, msg, now)
 
@@ -217,7 +217,7 @@ class ScenarioEngine:
                 call.rtd_start[step.rtd] = now
         self.calls[cid] = call
         call.stats.created += 1
-        call.stats.current = sum(1 for c in self.calls.values() if c.stats is call.stats)
+        call.stats.current += 1
         call.stats.peak = max(call.stats.peak, call.stats.current)
         return call
 
@@ -275,9 +275,11 @@ class ScenarioEngine:
             return True
         out = run_actions(step.actions, call.state, msg=msg, r=self.renderer, rng=self.rng,
                           now=now)
-        self.logs.extend(("warning: " if w else "") + text for w, text in out.logs)
+        if len(self.logs) < 10_000:  # the runner drains them every tick
+            self.logs.extend(("warning: " if w else "") + text for w, text in out.logs)
         call.stats.warnings += sum(1 for w, _ in out.logs if w)
-        self.commands.extend(out.commands)
+        if len(self.commands) < 1_000:
+            self.commands.extend(out.commands)
         if out.stop_run:
             self.stop_requested = out.stop_run
         if out.dest is not None:
