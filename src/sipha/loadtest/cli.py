@@ -215,13 +215,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
         "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
-        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller",
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller;",
+        "           scenario FILE.xml TARGET or --sn NAME: SIPp XML (docs/scenarios.md)",
         "",
         _section(_add_scenario_arguments,
                  "call, register, options, register+call (uas and controller: all but TARGET):"),
         _section(_add_uas_options),
         _section(_add_controller_options),
         _section(_add_agent_options),
+        _section(scenario_cli.add_arguments, "scenario (SIPp XML scenarios):"),
     ))
 
 

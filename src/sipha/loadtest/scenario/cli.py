@@ -128,8 +128,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace-screen", metavar="FILE",
                    help="the final screen, written to FILE too (SIPp -trace_screen)")
     p.add_argument("--cid-str", default="%u-%p@%s",
-                   help="Call-ID of client calls: %%u call number, %%p pid, %%s local ip "
-                   "(SIPp -cid_str; default %%u-%%p@%%s)")
+                   help="Call-ID of client calls, with u, p and s after a percent sign for "
+                   "the call number, the pid and the local ip (SIPp -cid_str; "
+                   "default: number-pid@ip)")
     p.add_argument("--stat-period", type=_duration, default=1.0,
                    help="seconds between statistics rows (SIPp -fd; default 1s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
