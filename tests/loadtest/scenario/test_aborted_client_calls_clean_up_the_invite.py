@@ -69,11 +69,38 @@ def test_an_answered_call_is_acked_and_hung_up() -> None:
     assert all(o.data.split(b" ")[1] == b"sip:peer@127.0.0.1:5062" for o in out)
 
 
-def test_no_default_behaviors_sends_nothing() -> None:
+def test_no_default_behaviors_ignores_the_message() -> None:
     e = engine(f"<scenario>{INVITE}<recv response='200'/></scenario>",
-               default_behaviors=False)
+               behaviors=frozenset())
+    e.start_call(0.0)
+    invite = e.take_outgoing()[0].data
+    e.receive(_answer(invite, "486 Busy Here"), B, 0.1)
+    assert e.take_outgoing() == []
+    assert dict(e.stats.failed) == {}  # SIPp: "Continuing call on unexpected message"
+    assert e.stats.steps[1].unexpected == 1
+    assert e.current_calls == 1
+
+
+def test_without_bye_the_call_fails_silently() -> None:
+    e = engine(f"<scenario>{INVITE}<recv response='200'/></scenario>",
+               behaviors=frozenset({"abortunexp"}))
     e.start_call(0.0)
     invite = e.take_outgoing()[0].data
     e.receive(_answer(invite, "486 Busy Here"), B, 0.1)
     assert e.take_outgoing() == []
     assert dict(e.stats.failed) == {"unexpected": 1}
+
+
+def test_ping_and_auto_answer_keep_the_call() -> None:
+    e = engine(f"<scenario>{INVITE}<recv response='200'/></scenario>", auto_answer=True)
+    e.start_call(0.0)
+    invite = e.take_outgoing()[0].data
+    for method in ("PING", "INFO", "NOTIFY", "UPDATE"):
+        req = _answer(invite, "x").replace(b"SIP/2.0 x", f"{method} sip:a SIP/2.0".encode())
+        e.receive(req.replace(b"1 INVITE", f"3 {method}".encode()), B, 0.1)
+        out = e.take_outgoing()
+        assert len(out) == 1
+        assert out[0].data.startswith(b"SIP/2.0 200 OK\r\n")
+        assert f"CSeq: 3 {method}".encode() in out[0].data
+    assert e.stats.auto_answered == 4
+    assert (e.stats.failed_calls, e.current_calls) == (0, 1)

@@ -36,3 +36,15 @@ def test_no_rate_quit_keeps_the_max() -> None:
 def test_bad_schedules_are_refused() -> None:
     with pytest.raises(ValueError, match="period > 0"):
         RateSchedule(rate=10, period=0)
+
+
+def test_default_behaviors_parse_as_sipp() -> None:
+    from sipha.loadtest.scenario.context import parse_behaviors
+
+    assert parse_behaviors("all") == {"bye", "abortunexp", "pingreply"}
+    assert parse_behaviors("none") == frozenset()
+    assert parse_behaviors("all,-bye") == {"abortunexp", "pingreply"}
+    assert parse_behaviors("bye,pingreply") == {"bye", "pingreply"}
+    assert parse_behaviors("-pingreply") == {"bye", "abortunexp"}
+    with pytest.raises(ValueError, match="unknown default behaviour 'hug'"):
+        parse_behaviors("hug")

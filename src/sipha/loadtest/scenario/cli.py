@@ -20,7 +20,7 @@ from typing import TextIO
 from sipha.common.loop import run as run_loop
 from sipha.loadtest.scenario.builtin import BUILTINS, builtin_text
 from sipha.loadtest.scenario.check import check_injections
-from sipha.loadtest.scenario.context import RunConfig
+from sipha.loadtest.scenario.context import RunConfig, parse_behaviors
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.errors import ScenarioError
 from sipha.loadtest.scenario.injection import InjectionFile, load_injection
@@ -109,8 +109,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auth-user", default="", help="[authentication] user (SIPp -au)")
     p.add_argument("--auth-password", default="password",
                    help="[authentication] password (SIPp -ap)")
+    p.add_argument("--default-behaviors", default="all", metavar="LIST",
+                   help="SIPp -default_behaviors: all, none, or bye (clean up aborted calls), "
+                   "abortunexp (abort calls on unexpected messages), pingreply (answer PING); "
+                   "a leading - removes one, e.g. all,-bye (default all)")
     p.add_argument("--no-default-behaviors", action="store_true",
-                   help="do not answer unexpected BYE/CANCEL (SIPp -default_behaviors none)")
+                   help="the same as --default-behaviors none")
+    p.add_argument("--auto-answer", "-aa", action="store_true",
+                   help="answer unexpected INFO, NOTIFY and UPDATE 200 and go on (SIPp -aa)")
     p.add_argument("--allow-exec", action="store_true",
                    help="allow <exec command=...> (it runs shell commands: off by default)")
     p.add_argument("--drain-timeout", type=_duration, default=40.0,
@@ -190,6 +196,12 @@ def main(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 2
+    try:
+        behaviors = parse_behaviors("none" if args.no_default_behaviors
+                                    else args.default_behaviors)
+    except ValueError as exc:
+        print(f"sipha load scenario: {exc}", file=sys.stderr)
+        return 2
     local_ip, local_port = args.local_ip, args.local_port
     if args.listen:
         local_ip, local_port = _hostport(args.listen)
@@ -208,7 +220,7 @@ def main(args: argparse.Namespace) -> int:
         users=args.users, pause_ms=args.pause * 1000.0, recv_timeout=args.recv_timeout,
         max_retrans=args.max_retrans, max_retrans_invite=args.max_invite_retrans,
         base_cseq=args.base_cseq, auth_username=args.auth_user,
-        auth_password=args.auth_password, default_behaviors=not args.no_default_behaviors,
+        auth_password=args.auth_password, behaviors=behaviors, auto_answer=args.auto_answer,
         cid_str=args.cid_str, transport="TCP" if args.transport in ("t1", "tcp") else "UDP",
     )
     try:

@@ -21,10 +21,43 @@ from sipha.sip.digest_header import parse_challenge
 from sipha.sip.errors import SipParseError
 
 __all__ = [
-    "CallState", "RegexValue", "Renderer", "RunConfig", "Value", "text_of", "to_float", "truthy",
+    "BEHAVIORS",
+    "CallState",
+    "RegexValue",
+    "Renderer",
+    "RunConfig",
+    "Value",
+    "parse_behaviors",
+    "text_of",
+    "to_float",
+    "truthy",
 ]
 
 SIPHA_VERSION = "sipha-0.1.0"
+BEHAVIORS = ("bye", "abortunexp", "pingreply")
+
+
+def parse_behaviors(text: str) -> frozenset[str]:
+    """SIPp's -default_behaviors value: ``all``, ``none`` or names, ``-name`` removing one
+    (``all,-bye``).  Raises ValueError naming an unknown behaviour."""
+    chosen: set[str] = set(BEHAVIORS)
+    first = True
+    for item in (s.strip() for s in text.split(",") if s.strip()):
+        remove = item.startswith("-")
+        name = item.lstrip("-")
+        if name == "all":
+            chosen = set() if remove else set(BEHAVIORS)
+        elif name == "none":
+            chosen = set(BEHAVIORS) if remove else set()
+        elif name in BEHAVIORS:
+            if first and not remove:
+                chosen = set()
+            (chosen.discard if remove else chosen.add)(name)
+        else:
+            raise ValueError(f"unknown default behaviour {name!r} (known: all, none, "
+                             f"{', '.join(BEHAVIORS)})")
+        first = False
+    return frozenset(chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +80,10 @@ class RunConfig:
     base_cseq: int = 1
     auth_username: str = ""
     auth_password: str = "password"
-    default_behaviors: bool = True
+    # SIPp's -default_behaviors: bye (clean up aborted calls), abortunexp (abort a call on an
+    # unexpected message, answering a BYE or CANCEL 200), pingreply (answer PING 200).
+    behaviors: frozenset[str] = frozenset(BEHAVIORS)
+    auto_answer: bool = False  # SIPp's -aa: answer unexpected INFO, NOTIFY, UPDATE 200
     wall_offset: float = 0.0  # add to ``now`` for the wall clock ([timestamp], gettimeofday)
     start: float = 0.0  # the run's start on the ``now`` clock ([clock_tick])
     cid_str: str = "%u-%p@%s"  # SIPp's -cid_str: %u call number, %p pid, %s local ip

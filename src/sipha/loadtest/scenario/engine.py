@@ -168,6 +168,9 @@ class ScenarioEngine:
             if msg.call_id in self.dead:
                 self.stats.dead_messages += 1
                 return
+            if msg.method == "PING" and "pingreply" in self.config.behaviors:
+                self._answer_200(msg, source, self.stats)
+                return
             if not msg.method or msg.method == "ACK" or len(self.calls) >= MAX_CALLS:
                 self.stats.out_of_call += 1
                 return
@@ -484,7 +487,24 @@ class ScenarioEngine:
         else:
             self._arm(call)
 
+    def _answer_200(self, msg: Received, dest: Address, stats: ScenarioStats) -> None:
+        lines = ["SIP/2.0 200 OK"]
+        for name in ("via", "from", "to", "call-id", "cseq"):
+            lines.extend(msg.lines(name))
+        lines.append("Content-Length: 0")
+        self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(), dest))
+        stats.auto_answered += 1
+
     def _unexpected(self, call: _Call, msg: Received, now: float) -> None:
+        """A message of the call that no step expects (SIPp's default behaviours)."""
+        behaviors = self.config.behaviors
+        if (msg.method == "PING" and "pingreply" in behaviors) or (
+                self.config.auto_answer and msg.method in ("INFO", "NOTIFY", "UPDATE")):
+            self._answer_200(msg, call.state.dest, call.stats)  # and the call goes on
+            return
+        call.stats.steps[min(call.idx, len(call.stats.steps) - 1)].unexpected += 1
+        if "abortunexp" not in behaviors:
+            return  # SIPp: "Continuing call on unexpected message"
         if len(self.errors) < 1000:
             steps = call.scenario.steps
             step = steps[call.idx] if call.idx < len(steps) else None
@@ -493,16 +513,9 @@ class ScenarioEngine:
             self.errors.append(f"Aborting call on unexpected message for Call-Id "
                                f"'{call.state.call_id}': {expecting}, received "
                                f"'{msg.start_line}'")
-        call.stats.steps[min(call.idx, len(call.stats.steps) - 1)].unexpected += 1
-        if self.config.default_behaviors and msg.method in ("BYE", "CANCEL"):
-            lines = ["SIP/2.0 200 OK"]
-            for name in ("via", "from", "to", "call-id", "cseq"):
-                lines.extend(msg.lines(name))
-            lines.append("Content-Length: 0")
-            self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(),
-                                      call.state.dest))
-            call.stats.auto_answered += 1
-        elif self.config.default_behaviors and call.dialog is not None:
+        if msg.method in ("BYE", "CANCEL"):
+            self._answer_200(msg, call.state.dest, call.stats)
+        elif "bye" in behaviors and call.dialog is not None:
             branch = f"z9hG4bK-{self.config.pid}-{call.state.number}-abort"
             for data in abort_messages(call.dialog, unexpected=msg, new_branch=branch):
                 self._out.append(Outgoing(data, call.state.dest))
