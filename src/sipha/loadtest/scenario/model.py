@@ -372,5 +372,6 @@ class Scenario:
 
     @property
     def client(self) -> bool:
-        """True when the first step sends: calls are started at a rate (SIPp's client mode)."""
-        return bool(self.steps) and isinstance(self.steps[0], Send)
+        """True unless the first step is a recv: calls are then started at a rate (SIPp's
+        client mode); a scenario starting with a recv answers calls (server mode)."""
+        return bool(self.steps) and not isinstance(self.steps[0], Recv)

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _TICK = 0.002
 PeriodCallback = Callable[[ScenarioEngine, float], None]
 _COMMAND_TIMEOUT = 30.0
+_COMMAND_GRACE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
         if on_period is not None:
             on_period(engine, time.time())
         channel.close()
+        if procs:  # commands started by exec get a moment to finish, then are killed
+            await asyncio.wait(set(procs), timeout=_COMMAND_GRACE)
         for task in procs:
             task.cancel()
     return engine
