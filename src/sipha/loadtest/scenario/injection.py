@@ -51,16 +51,32 @@ class InjectionFile:
     index_field: int | None = None
     index: dict[str, int] = field(default_factory=dict)
     overrides: dict[int, str] = field(default_factory=dict)  # replace/insert, by line
+    # This agent's share of the lines (see :meth:`share`): line k is whole-file line
+    # share_index + k * share_count.
+    share_index: int = 0
+    share_count: int = 1
+
+    def _whole(self) -> int:
+        return len(self.rows) * (self.printf or 1)
 
     def __len__(self) -> int:
-        return len(self.rows) * (self.printf or 1) + max(
-            (k + 1 for k in self.overrides if k >= len(self.rows) * (self.printf or 1)),
-            default=0)
+        whole = self._whole()
+        mine = (whole - self.share_index + self.share_count - 1) // self.share_count
+        return max(0, mine) + max((k + 1 - mine for k in self.overrides if k >= mine), default=0)
+
+    def share(self, index: int, count: int) -> None:
+        """Keep only agent ``index``'s share of ``count`` agents: every count-th line from
+        ``index``, so that shares are disjoint and together the whole file (SEQUENTIAL and
+        USER modes, distributed).  Raises ValueError if the share would be empty."""
+        if not 0 <= index < count or index >= self._whole():
+            raise ValueError(f"share {index} of {count}: {self.name} has {self._whole()} lines")
+        self.share_index, self.share_count = index, count
 
     def line(self, number: int) -> str:
-        """The text of virtual line ``number`` (PRINTF expanded)."""
+        """The text of line ``number`` of this share (PRINTF expanded)."""
         if number in self.overrides:
             return self.overrides[number]
+        number = self.share_index + number * self.share_count
         real = self.rows[number % len(self.rows)]
         if not self.printf:
             return real

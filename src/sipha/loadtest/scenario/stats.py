@@ -1,4 +1,9 @@
-"""Per-step and per-call statistics of a scenario run, and SIPp's screen of them."""
+"""Per-step and per-call statistics of a scenario run, and SIPp's screen of them.
+
+Every statistic is a counter, a sum or an extreme, so the statistics of several agents running
+the same scenario merge exactly (:meth:`ScenarioStats.merge`): never an average of averages.
+``peak`` merges as a sum (the agents' peaks may not coincide: an upper bound of the total's).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,13 @@ class StepStats:
     timeouts: int = 0
     unexpected: int = 0
     lost: int = 0
+
+    def merge(self, other: StepStats) -> None:
+        self.messages += other.messages
+        self.retrans += other.retrans
+        self.timeouts += other.timeouts
+        self.unexpected += other.unexpected
+        self.lost += other.lost
 
 
 @dataclass(slots=True)
@@ -45,6 +57,19 @@ class RtdStats:
                 return
         self.buckets[-1] += 1
 
+    def merge(self, other: RtdStats) -> None:
+        self.count += other.count
+        self.total += other.total
+        self.sumsq += other.sumsq
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+        if other.buckets:
+            if not self.buckets:
+                self.buckets = [0] * len(other.buckets)
+            if len(self.buckets) != len(other.buckets):
+                raise ValueError("rtd repartitions of different scenarios do not merge")
+            self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+
 
 @dataclass(slots=True)
 class ScenarioStats:
@@ -62,6 +87,22 @@ class ScenarioStats:
     counters: Counter[str] = field(default_factory=Counter)
     rtd: dict[str, RtdStats] = field(default_factory=dict)
     call_length: RtdStats = field(default_factory=RtdStats)
+
+    def merge(self, other: ScenarioStats) -> None:
+        """Add ``other`` (the same scenario's statistics from another agent) into this.
+        Raises ValueError if the scenarios differ in steps."""
+        if len(self.steps) != len(other.steps):
+            raise ValueError("statistics of different scenarios do not merge")
+        for mine, theirs in zip(self.steps, other.steps, strict=True):
+            mine.merge(theirs)
+        for name in ("created", "successful", "current", "peak", "dead_messages",
+                     "out_of_call", "auto_answered", "warnings", "malformed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed.update(other.failed)
+        self.counters.update(other.counters)
+        for rtd, r in other.rtd.items():
+            self.rtd.setdefault(rtd, RtdStats()).merge(r)
+        self.call_length.merge(other.call_length)
 
     @property
     def retransmissions(self) -> int:
