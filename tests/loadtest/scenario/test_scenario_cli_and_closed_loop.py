@@ -69,3 +69,26 @@ def test_closed_loop_uac_against_uas_processes(tmp_path: Path) -> None:
     assert len(rtts) == created + 1  # one rtd sample per call (the uac's 200 to INVITE)
     assert all(r.endswith(";1") for r in rtts[1:])
     assert "         200 <----------  E-RTD1 " + str(created) in screen.read_text()
+
+
+def test_live_screen_draws_sipps_table() -> None:
+    import io
+
+    from rich.console import Console
+
+    from sipha.loadtest.scenario.builtin import builtin_text
+    from sipha.loadtest.scenario.live import LiveScreen
+    from sipha.loadtest.scenario.loader import load_scenario_text
+    from sipha.loadtest.scenario.stats import ScenarioStats, StepStats
+
+    uac = load_scenario_text(builtin_text("uac"), file="uac")
+    out = io.StringIO()
+    live = LiveScreen(uac, pause_ms=0, target="127.0.0.1:5060",
+                      console=Console(file=out, force_terminal=True, width=120))
+    live.start()
+    stats = ScenarioStats(steps=[StepStats(messages=7) for _ in uac.steps], created=7)
+    live.update(stats, 1.5)
+    live.stop()
+    text = out.getvalue()
+    assert "Total-calls 7" in text
+    assert "      INVITE ---------->         7" in text

@@ -24,6 +24,7 @@ from sipha.loadtest.scenario.context import RunConfig, parse_behaviors
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.errors import ScenarioError
 from sipha.loadtest.scenario.injection import InjectionFile, load_injection
+from sipha.loadtest.scenario.live import LiveScreen
 from sipha.loadtest.scenario.loader import load_scenario, load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
@@ -245,9 +246,17 @@ def main(args: argparse.Namespace) -> int:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 1
 
+    live = None
+    if not args.quiet and sys.stdout.isatty():
+        live = LiveScreen(scenario, pause_ms=config.pause_ms,
+                          target=f"{remote[0]}:{remote[1]}" if scenario.client else "")
+    started = time.time()
+
     def on_period(engine: ScenarioEngine, wall: float) -> None:
         for w in writers:
             w.write(engine.stats, wall)
+        if live is not None:
+            live.update(engine.stats, wall - started)
 
     async def go() -> object:
         stop = asyncio.Event()
@@ -261,11 +270,13 @@ def main(args: argparse.Namespace) -> int:
             f"{local_ip}:{f.result()}", flush=True))
         return await run_scenario(scenario, config, bounds, files=files, seed=args.seed,
                                   stop=stop, bound=bound,
-                                  on_period=on_period if writers else None,
+                                  on_period=on_period if writers or live else None,
                                   period=args.stat_period, trace_msg=traces.get("msg"),
                                   trace_err=traces.get("err"), out_of_call=ooc,
                                   trace_rtt=traces.get("rtt"))
 
+    if live is not None:
+        live.start()
     try:
         engine = run_loop(go())
     except OSError as exc:
@@ -274,6 +285,8 @@ def main(args: argparse.Namespace) -> int:
             traces["screen"].close()
         return 1
     finally:
+        if live is not None:
+            live.stop()
         for w in writers:
             w.stream.close()
         for key, stream in traces.items():
