@@ -19,7 +19,7 @@ from pathlib import Path
 from sipha.common.http import HttpApi
 from sipha.sip import Request, Response
 from sipha.sip.parser import Limits
-from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig
+from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig, TransportCounters
 
 from .api import DispatcherApi
 from .config import DispatcherConfig, Sources, load_config, resolve_servers
@@ -152,12 +152,21 @@ class DispatcherService:
     def stop(self) -> None:
         self._stopped.set()
 
+    async def stopped(self) -> None:
+        """Return once `stop()` was called."""
+        await self._stopped.wait()
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self.api is not None:
             await self.api.close()
         await self.endpoint.close()
+
+    @property
+    def counters(self) -> TransportCounters:
+        """The transport's counters (the endpoint is replaced on HA promotion and demotion)."""
+        return self.endpoint.counters
 
     def now(self) -> float:
         """The loop's clock: the time base of every router decision."""
@@ -182,7 +191,7 @@ class DispatcherService:
         if out and self.after_batch is not None:
             self.after_batch()
         if router.changes:
-            self._log_changes()
+            self.log_changes()
         if router.next_deadline() < self._armed:
             self._arm()
 
@@ -219,7 +228,7 @@ class DispatcherService:
             for data, to in out:
                 send(data, to)
             if router.changes:
-                self._log_changes()
+                self.log_changes()
         except Exception:
             log.exception("timer work failed")
         self._arm()
@@ -231,7 +240,8 @@ class DispatcherService:
                 self._timer.cancel()
             self._timer = self._loop.call_soon(self._fire)  # type: ignore[assignment]
 
-    def _log_changes(self) -> None:
+    def log_changes(self) -> None:
+        """Log the health changes the router made since the last call."""
         router = self.router
         assert router is not None
         for change in router.changes:
