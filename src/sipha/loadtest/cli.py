@@ -236,12 +236,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_agent_options(p)
     p = sub.add_parser("keys", help=helps["keys"], description=helps["keys"])
     _add_keys_options(p)
+    from sipha.loadtest.scenario import cli as scenario_cli
+
+    p = sub.add_parser("scenario", help="run a SIPp XML scenario (client or --listen server)",
+                       description=scenario_cli.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    scenario_cli.add_arguments(p)
     # `sipha load --help` lists every option of every sub-command, as promised.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
         "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
         "           uas; controller SCENARIO TARGET --bind --expect; agent --controller;",
         "           keys DIR --agents N",
+        "           scenario FILE.xml TARGET or --sn NAME: SIPp XML (docs/scenarios.md)",
         "",
         _section(_add_scenario_arguments,
                  "call, register, options, register+call (uas and controller: all but TARGET):"),
@@ -249,6 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _section(_add_controller_options),
         _section(_add_agent_options),
         _section(_add_keys_options),
+        _section(scenario_cli.add_arguments, "scenario (SIPp XML scenarios):"),
     ))
 
 
@@ -313,6 +321,10 @@ def main(args: argparse.Namespace) -> int:
         return _agent(args)
     if command == "keys":
         return _keys(args)
+    if command == "scenario":
+        from sipha.loadtest.scenario import cli as scenario_cli
+
+        return scenario_cli.main(args)
     from sipha.loadtest import api
     from sipha.loadtest.view import make_view
 
