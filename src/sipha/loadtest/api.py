@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -46,11 +47,13 @@ async def run_local(
     view: LiveView | None = None,
     stop: asyncio.Event | None = None,
     start_delay: float = 0.2,
+    on_runner: Callable[[AgentRunner], None] | None = None,
 ) -> RunResult:
     """Run ``plan`` in this process (its ``start_at`` is reset to now + ``start_delay``).
 
-    Setting ``stop`` ends the run early (in-flight calls drain).  Raises ``OSError`` if the
-    local socket cannot be bound.
+    Setting ``stop`` ends the run early (in-flight calls drain). ``on_runner`` receives the
+    runner before it starts (a live page changes its rate through it). Raises ``OSError`` if
+    the local socket cannot be bound.
     """
     start_at = time.time() + start_delay
     plan = msgspec.structs.replace(plan, start_at=start_at)
@@ -65,9 +68,12 @@ async def run_local(
 
     def on_second(second: int, stats: IntervalStats) -> None:
         sink.add("local", second, stats)
-        sink.write(second, target_rate=planned_rate(plan, second))
+        rate = planned_rate(plan, second)
+        sink.write(second, target_rate=rate and runner.target_rate(second))
 
     runner = AgentRunner(plan, plan.options, on_second=on_second)
+    if on_runner is not None:
+        on_runner(runner)
     state = AgentState("local", "localhost", os.getpid(), b"local", time.time(),
                        phase=AgentPhase.RUNNING)
     watcher: asyncio.Task[None] | None = None

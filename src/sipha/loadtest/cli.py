@@ -22,7 +22,8 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
@@ -32,6 +33,10 @@ from sipha.loadtest import verdict
 from sipha.loadtest.curve import load_controller_keys
 from sipha.loadtest.options import AnswerMix, ScenarioOptions
 from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
+
+if TYPE_CHECKING:
+    from sipha.loadtest.runner import AgentRunner
+    from sipha.loadtest.view import LiveView
 
 __all__ = ["add_arguments", "build_plan", "main", "parse_duration"]
 
@@ -145,6 +150,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
     o.add_argument("--jsonl", help="per-second JSON lines plus a final summary")
     o.add_argument("--results", help="folder for stats.csv, stats.jsonl, events.jsonl")
     o.add_argument("--quiet", "-q", action="store_true", help="no live view")
+    o.add_argument("--web", metavar="HOST:PORT", default=None,
+                   help="serve a live page of the run (charts, agents, controls behind a token "
+                        "printed once here); loopback unless you mean it")
     o.add_argument("--seed", type=int, default=0, help="random seed (default: from the clock)")
     if not uas:
         d = p.add_argument_group("distribution")
@@ -314,7 +322,19 @@ async def _with_signals(coro_factory: Any, stop: asyncio.Event) -> Any:
     return await coro_factory()
 
 
-def main(args: argparse.Namespace) -> int:
+class LiveHooks(Protocol):
+    """A live page beside the run (`sipha load --web`, served by sipha.report, which this
+    layer may not import: the top-level command passes it in)."""
+
+    def wrap_view(self, view: LiveView | None, plan: Plan) -> LiveView: ...
+
+    def attach(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
+               set_rate: Callable[[float], str] | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     command = args.load_command
     if command == "agent":
@@ -336,12 +356,26 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if plan.duration is None and plan.max_calls is None and scenario != "uas":
         print("sipha load: no bound: running until Ctrl-C", file=sys.stderr)
-    view = make_view(duration=plan.duration, quiet=args.quiet)
+    view: LiveView | None = make_view(duration=plan.duration, quiet=args.quiet)
+    if live is not None:
+        view = live.wrap_view(view, plan)
     outputs: dict[str, Any] = {"results_dir": args.results, "csv_path": args.csv,
                                "jsonl_path": args.jsonl, "view": view}
     stop = asyncio.Event()
 
+    def attach_local(runner: AgentRunner) -> None:
+        # A live page changes the rate of a run in this process; agents elsewhere keep the
+        # plan's (the control protocol carries no rate change yet).
+        if live is not None:
+            def set_rate(rate: float) -> str:
+                runner.set_rate(rate)
+                return f"target rate {rate:g} calls/s"
+
+            live.attach(asyncio.get_running_loop(), stop, set_rate)
+
     async def go() -> Any:
+        if live is not None and (command == "controller" or getattr(args, "agents", 0)):
+            live.attach(asyncio.get_running_loop(), stop, None)
         if command == "controller":
             keys = None
             if args.keys:
@@ -359,13 +393,16 @@ def main(args: argparse.Namespace) -> int:
                 watcher.cancel()
         if getattr(args, "agents", 0):
             return await api.run_distributed(plan, agents=args.agents, stop=stop, **outputs)
-        return await api.run_local(plan, stop=stop, **outputs)
+        return await api.run_local(plan, stop=stop, on_runner=attach_local, **outputs)
 
     try:
         result = run_loop(_with_signals(go, stop))
     except (OSError, TimeoutError, ValueError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
         return EXIT_NOT_RUN
+    finally:
+        if live is not None:
+            live.close()
     totals = result.totals
     lost = result.lost_agents
     print(

@@ -278,6 +278,20 @@ class AgentRunner:
         self._stop.set()
         self._wake.set()
 
+    def set_rate(self, rate: float) -> None:
+        """An operator's change while the run goes: ``rate`` calls/s from now on (the ramp,
+        if any, ends). Raises ValueError when this agent places no calls or for a bad rate."""
+        uac = self.uac
+        if uac is None:
+            raise ValueError("this run places no calls: there is no rate to change")
+        uac.schedule_.retarget(time.monotonic() - uac.t0, rate)
+        self._wake.set()
+
+    def target_rate(self, second: int) -> float:
+        """The rate in force during ``second`` (rate changes included)."""
+        uac = self.uac
+        return 0.0 if uac is None else uac.schedule_.rate(float(second))
+
     # -- the hot path, called by the channels ----------------------------------------------------
 
     def advance(self, now: float) -> None:
