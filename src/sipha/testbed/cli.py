@@ -20,6 +20,7 @@ import msgspec
 
 from sipha.common.config import ConfigError
 from sipha.common.expect import EXIT_FAILED, EXIT_MET, EXIT_NOT_RUN, Verdict, describe
+from sipha.common.http import parse_host_port
 from sipha.report.render import render_comparison
 from sipha.testbed.plan import PROFILES, Profile, apply_profile, load_plan, with_hosts
 from sipha.testbed.progress import Progress
@@ -42,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="loopback: every node on its own address of this host's lo (the "
                         "default); netns: every node in a network namespace of its own on one "
                         "bridge, the pair in ip mode (needs root; overrides the plan's [hosts])")
+    parser.add_argument("--web", metavar="HOST:PORT", default=None,
+                        help="serve a live page of the run: calls, latency, nodes, roles, "
+                        "faults, criteria, and controls (kill/stop/cont/start a node, drain or "
+                        "disable a server, stop) behind a token printed once here")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove the namespaces and state files that netns runs whose "
                         "runner was killed left behind, then exit")
@@ -97,7 +102,8 @@ def main(args: argparse.Namespace) -> int:
         return EXIT_NOT_RUN
     try:
         plan = with_hosts(load_plan(args.plan), args.hosts, source=args.plan)
-    except ConfigError as exc:
+        web = parse_host_port(args.web, what="--web") if args.web else None
+    except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"sipha run: {exc}\n")
         return 2
     chosen: list[Profile] = (
@@ -113,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         else:
             out = Path(args.out or plan.out or f"results/{plan.name}-{profile}")
         try:
-            outcome = run_plan(run, out, progress=Progress())
+            outcome = run_plan(run, out, progress=Progress(), web=web)
         except RunAborted as exc:
             sys.stderr.write(f"sipha run: {exc}\n")
             return EXIT_NOT_RUN

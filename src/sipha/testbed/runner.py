@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -42,6 +43,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from sipha.common.process import wait_sip_options, wait_tcp
 from sipha.report.model import (
@@ -68,6 +71,7 @@ from sipha.testbed.addresses import (
     allocate_block,
 )
 from sipha.testbed.faults import FaultInjector
+from sipha.testbed.livepage import RunActions, RunPage
 from sipha.testbed.nemesis import Applier, Nemesis, Transition, kernel_has_netem
 from sipha.testbed.netns import BRIDGE_ADDRESS, Hosts, run_prefix, unavailable
 from sipha.testbed.plan import (
@@ -79,6 +83,7 @@ from sipha.testbed.plan import (
     expect_for,
     group_members,
     plan_to_dict,
+    server_names,
 )
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
@@ -143,8 +148,12 @@ class Runner:
         block: AddressBlock | None = None,
         hosts: Hosts | None = None,
         netem: bool = True,
+        web: tuple[str, int] | None = None,
     ) -> None:
         self.plan = plan
+        # The live page (``--web``): what the terminal view shows, and controls.
+        self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
+                    if web is not None else None)
         self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
         self.netem = netem  # whether the kernel has sch_netem
         # Absolute: every node runs with the results folder as its working directory, so a
@@ -197,6 +206,9 @@ class Runner:
         e = Event(t=round(self.now(), 3), kind=kind, node=node, detail=detail, ms=ms)
         self._write(EVENTS, e)
         self._log_event(e)
+        if self.web is not None:
+            self.web.event(e if self._t0 else Event(t=0.0, kind=kind, node=node, detail=detail,
+                                                    ms=ms))
 
     def _log_event(self, e: Event) -> None:
         shown = e.t if self._t0 else 0.0
@@ -230,6 +242,10 @@ class Runner:
             (self.out / name).unlink(missing_ok=True)
             self._writers[name] = JsonlWriter(self.out / name)
         status, detail = "complete", ""
+        if self.web is not None:
+            self.web.serve()  # already serving when run_plan started it
+            self.web.attach(loop, RunActions(stop=self._web_stop, fault=self._web_fault,
+                                             server_state=self._web_server_state))
         try:
             with self.progress:
                 async with self._poller:
@@ -257,7 +273,47 @@ class Runner:
             self._meta.leftover_pids = leftovers
             write_meta(self.out, self._meta)
         report = render_report(self.out)
+        if self.web is not None:
+            self.web.close()
         return RunOutcome(self.out, status, detail, report, leftovers)
+
+    # -- the live page's controls (on this loop) -----------------------------------------------
+
+    async def _web_stop(self) -> str:
+        self.interrupt("stopped from the live page")
+        return "stopping the run"
+
+    async def _web_fault(self, action: str, node: str) -> str:
+        if action not in PROCESS_ACTIONS:
+            raise ValueError(f"{action!r} is not a process fault")
+        if self._stage not in ("load", "drain"):
+            raise ValueError("faults are injected while the load runs")
+        fault = msgspec.convert({"at": 0.0, "action": action, "target": node}, Fault)
+        injector = FaultInjector([fault], self.procs,
+                                 dispatchers=dispatcher_names(self.plan),
+                                 role_of=self.roles.role_of)
+        outcome = injector.fire_due(math.inf)[0]
+        now = self.now()
+        self.roles.fault(outcome.node, action, now)
+        if not outcome.ok:
+            self.event("fault", node, f"{action} from the live page failed: {outcome.detail}")
+            raise ValueError(outcome.detail)
+        self.event("fault", outcome.node, f"{action} from the live page")
+        return f"{action} {outcome.node}"
+
+    async def _web_server_state(self, server: str, state: str) -> str:
+        if server not in server_names(self.plan):
+            raise ValueError(f"{server!r} is not a server of this run")
+        answers = []
+        for d in dispatcher_names(self.plan):
+            if d in self.http:
+                status = await self._poller.post_json(self.http[d], f"/servers/{server}/state",
+                                                      {"state": state})
+                answers.append(status)
+        if 200 not in answers:
+            raise ValueError(f"no dispatcher took the change (answers {answers})")
+        self.event("control", server, f"{state} from the live page")
+        return f"{server} {state} on the dispatchers"
 
     def _stop_all(self) -> None:
         self.procs.shutdown(grace=3.0, order=("tester", "controller", "dispatcher", "server"))
@@ -625,12 +681,17 @@ class Runner:
                 active = self._last_server.get(n.name)
                 detail = "" if active is None else ("down" if active < 0 else f"{active} calls")
             nodes.append((n.name, n.state.value, detail))
-        self.progress.update(Snapshot(
+        snap = Snapshot(
             name=self.plan.name, profile=self.plan.profile, t=self.now() if self._t0 else 0.0,
             duration=self.plan.load_duration, stage=self._stage, nodes=nodes,
             attempted=attempted, successful=successful, failed=failed,
             failed_by_reason=reasons, events=self._events_text,
-        ))
+        )
+        self.progress.update(snap)
+        if self.web is not None and self._t0:
+            calls = [c for tr in self.testers for c in tr.read(self._t0)]
+            roles = {d: self.roles.role_of(d) for d in self.roles.roles}
+            self.web.snapshot(snap, calls, dict(self._last_server), roles)
 
 
 def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:
@@ -657,14 +718,21 @@ def wired_hosts(plan: Plan) -> list[str]:
     return wired
 
 
-def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunOutcome:
+def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,
+             web: tuple[str, int] | None = None) -> RunOutcome:
     """Run ``plan`` into ``out`` (blocking); see :class:`Runner`.  In netns mode the hosts
     are created first and removed afterwards, whatever happens; raises RunAborted when they
     cannot be (not root)."""
     if sys.platform != "linux":  # pragma: no cover - loopback blocks need Linux's lo
         raise RunAborted("the test bed needs Linux (127.0.0.0/8 on lo)")
     if plan.hosts.mode != "netns":
-        return asyncio.run(Runner(plan, out, progress=progress).run())
+        runner = Runner(plan, out, progress=progress, web=web)
+        if runner.web is not None:
+            try:
+                runner.web.serve()
+            except OSError as exc:
+                raise RunAborted(f"--web: {exc}") from None
+        return asyncio.run(runner.run())
     why = unavailable(euid=os.geteuid(), which=shutil.which)
     if why is not None:
         raise RunAborted(why)
@@ -687,7 +755,12 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunO
                     raise RunAborted(f"this kernel has no sch_netem and the bump in the wire "
                                      f"for the delay faults could not start: {exc}") from None
         runner = Runner(plan, out, progress=progress, block=NETNS_BLOCK, hosts=hosts,
-                        netem=netem)
+                        netem=netem, web=web)
+        if runner.web is not None:
+            try:
+                runner.web.serve()  # in this host's namespace, before entering the run's
+            except OSError as exc:
+                raise RunAborted(f"--web: {exc}") from None
         with hosts.entered():
             return asyncio.run(runner.run())
     finally:

@@ -19,36 +19,11 @@ from sipha.loadtest import cli as load_cli
 from sipha.loadtest.protocol import Plan
 from sipha.loadtest.view import LiveView
 from sipha.report.live.board import Board
-from sipha.report.live.bridge import LivePage, LoadView, RunControls
-from sipha.report.live.server import ControlRefused
+from sipha.report.live.bridge import LateControls, LivePage, LoadView, RunControls
 
 __all__ = ["WebHooks", "add_arguments", "main"]
 
 add_arguments = load_cli.add_arguments
-
-
-class _LateControls:
-    """The page's controls before the run has a loop: refused until `bind`."""
-
-    def __init__(self) -> None:
-        self.bound: RunControls | None = None
-
-    def _target(self) -> RunControls:
-        if self.bound is None:
-            raise ControlRefused("the run is still starting")
-        return self.bound
-
-    async def set_rate(self, rate: float) -> str:
-        return await self._target().set_rate(rate)
-
-    async def stop(self) -> str:
-        return await self._target().stop()
-
-    async def fault(self, action: str, node: str) -> str:
-        return await self._target().fault(action, node)
-
-    async def server_state(self, server: str, state: str) -> str:
-        return await self._target().server_state(server, state)
 
 
 class WebHooks:
@@ -57,7 +32,7 @@ class WebHooks:
     def __init__(self, address: str, title: str, *, token: str | None = None) -> None:
         self.host, self.port = parse_host_port(address, what="--web")
         self.board = Board(title, kind="load")
-        self.controls = _LateControls()
+        self.controls = LateControls()
         self.page = LivePage(self.board, self.controls, host=self.host, port=self.port,
                              token=token)
 
