@@ -490,6 +490,8 @@ class Router:
 
     def _to_transaction(self, p: Pending, msg: Request, source: Peer, now: float) -> list[Send]:
         """A retransmission, the CANCEL, or the ACK of a non-2xx of an open transaction."""
+        if not p.attempts:
+            return []  # answered here, never forwarded: nothing on a server to reach
         server = p.winner or p.attempts[-1]
         idx = p.attempts.index(server)
         method = msg.method

@@ -41,6 +41,22 @@ log = logging.getLogger(__name__)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 SOCKET_BUFFER = 8 * 1024 * 1024
 
+# The malformed-input counters are keyed by the kind of error, never by what the peer wrote:
+# a key quoting attacker bytes would let every new datagram add an entry for ever.
+MAX_REASONS = 64
+
+
+def reason_key(reason: str) -> str:
+    """The kind of a parse error: its reason up to the first quoted or numeric detail,
+    at most three words (``bad method 'X'`` -> ``bad method``)."""
+    words: list[str] = []
+    for word in reason.split(" ", 3)[:3]:
+        if not word or not word[0].isalpha() or not word.isprintable():
+            break
+        words.append(word[:24])
+    return " ".join(words) or "other"
+
+
 MessageCallback = Callable[[Request | Response, Peer], None]
 SendErrorCallback = Callable[[Peer, bytes, Exception], None]
 
@@ -130,9 +146,11 @@ class _Receiver:
     def bad(self, err: SipParseError, peer: Peer) -> None:
         c = self.counters
         c.malformed += 1
-        key = err.reason.split(" ", 3)[:3]
-        reason = " ".join(key)
-        c.reasons[reason] = c.reasons.get(reason, 0) + 1
+        reason = reason_key(err.reason)
+        reasons = c.reasons
+        if reason not in reasons and len(reasons) >= MAX_REASONS:
+            reason = "other"
+        reasons[reason] = reasons.get(reason, 0) + 1
         answer = reject_malformed(err)
         if answer is None:
             c.dropped += 1
