@@ -152,11 +152,11 @@ class Transaction(Generic[S]):
     __slots__ = (
         "_armed",
         "_intervals",
+        "_request",
         "_started",
         "_state",
         "key",
         "reliable",
-        "request",
         "termination_reason",
         "timers",
     )
@@ -170,7 +170,7 @@ class Transaction(Generic[S]):
         reliable: bool,
         timers: TimerConfig = DEFAULT_TIMERS,
     ) -> None:
-        self.request = request
+        self._request: Request | None = request
         self.key = key
         self.reliable = reliable
         self.timers = timers
@@ -182,6 +182,19 @@ class Transaction(Generic[S]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key.method} {self._state.name} {self.key.branch}>"
+
+    @property
+    def request(self) -> Request:
+        """The request that created the transaction.
+
+        A server transaction lets it go once its final response is sent: from then on it
+        needs only its key and the bytes of that response (see ``server.py``). Raises
+        :class:`TransactionUsageError` when read after that.
+        """
+        request = self._request
+        if request is None:
+            raise TransactionUsageError(f"{self!r} no longer holds its request")
+        return request
 
     @property
     def state(self) -> S:
@@ -244,7 +257,7 @@ class Transaction(Generic[S]):
     def _step(self: T, machine: Machine[T, S], event: Event, now: float) -> list[Action]:
         if not self._started:
             raise TransactionUsageError(f"{self!r} fed before start()")
-        kind = classify(event, self.request.method)
+        kind = classify(event, self.key.method)
         if isinstance(event, TimerFired):
             if event.timer not in self._armed:
                 return []  # cancelled or already fired: a stale timer
