@@ -54,7 +54,7 @@ from sipha.transport import Peer, response_destination
 from . import messages
 from .health import HealthChange, HealthInput, HealthSettings, HealthState
 from .probing import Prober, ProbeSettings
-from .protection import RateLimiter
+from .protection import RateLimiter, counted
 from .schedulers import Destination, RequestKey, Scheduler, create
 from .servers import ServerSpec
 from .state import DialogPhase, DispatcherState, Pending, Server, ServerStateSet
@@ -351,19 +351,20 @@ class Router:
         """Route one request. Raises SipParseError for a malformed one (the transport answers
         400, or 483 when Max-Forwards is exhausted)."""
         self.stats.requests += 1
+        method = msg.method
+        to = msg.get("to")
+        initial = to is None or "tag" not in to or msg.to_tag is None
         limiter = self._limiter
         if (
             limiter is not None
+            and counted(method, in_dialog=not initial)
             and (source.host, source.port) not in self._by_addr
             and not limiter.allow(source.host, now)
         ):
             self.stats.rate_limited += 1
-            if self.settings.rate_limit_reply and msg.method != "ACK":
+            if self.settings.rate_limit_reply:
                 return [self._reply(msg, 503, source)]
             return []
-        method = msg.method
-        to = msg.get("to")
-        initial = to is None or "tag" not in to or msg.to_tag is None
         if initial or method == "ACK" or method == "CANCEL":
             key = branch_digest_input(msg)
             p = self.state.pending.get(key)
