@@ -237,7 +237,7 @@ class AnsweringService:
             # §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
             self._send_bye(call)
             return
-        self.layer.send_stateless(call.ok, call.peer)
+        self.layer.send_stateless(call.ok, call.peer, retransmission=True)
         call.retransmit_interval = min(2 * call.retransmit_interval, self.timers.t2)
         call.retransmit_handle = loop.call_later(call.retransmit_interval, self._retransmit, call)
 
