@@ -299,6 +299,9 @@ class AnsweringService:
             call.retransmit_handle = None
         if call is not None:
             call.ok = None  # the 2xx is confirmed; nothing to retransmit any more
+            if ack.to_tag == call.local_tag:
+                # Our random tag came back: the peer gets what we send (not a spoofed source).
+                self.layer.budget.verify(call.peer.host)
 
     def in_dialog(self, request: Request, txn: ServerTransaction) -> None:
         """A request (not ACK) inside an answered dialog, on this or a dead sibling server."""

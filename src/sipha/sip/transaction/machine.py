@@ -151,7 +151,7 @@ class Transaction(Generic[S]):
 
     __slots__ = (
         "_armed",
-        "_intervals",
+        "_interval",
         "_request",
         "_started",
         "_state",
@@ -178,7 +178,9 @@ class Transaction(Generic[S]):
         self._state = initial
         self._started = False
         self._armed: dict[TimerName, float] = {}  # timer -> absolute deadline
-        self._intervals: dict[TimerName, float] = {}  # retransmit timer -> current interval
+        # The current interval of the transaction's one retransmit timer (A, E or G: each
+        # machine has at most one), a float rather than a dict: thousands of transactions live.
+        self._interval = timers.t1
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key.method} {self._state.name} {self.key.branch}>"
@@ -242,15 +244,15 @@ class Transaction(Generic[S]):
         """Arm A, E or G at T1, on unreliable transports only (RFC 3261 §17.1.1.2)."""
         if self.reliable:
             return []
-        interval = self._intervals[timer] = self.timers.first_interval(timer)
+        interval = self._interval = self.timers.first_interval(timer)
         return [self._start(timer, interval, now)]
 
     def _restart_retransmit(self, timer: TimerName, now: float, interval: float) -> StartTimer:
-        self._intervals[timer] = interval
+        self._interval = interval
         return self._start(timer, interval, now)
 
     def _backoff(self, timer: TimerName, now: float) -> StartTimer:
-        previous = self._intervals.get(timer, self.timers.t1)
+        previous = self._interval
         return self._restart_retransmit(timer, now, self.timers.next_interval(timer, previous))
 
     # -- the engine ------------------------------------------------------------------------
