@@ -92,3 +92,33 @@ def test_dispatcher_survives_three_passes_and_keeps_no_memory(tmp_path: Path) ->
     assert dispatcher is not None
     _assert_clean_log(dispatcher.log)
     _assert_clean_log(backend.log)
+
+
+def test_dispatcher_keeps_nothing_of_3000_datagrams_of_60_kb(tmp_path: Path) -> None:
+    backend = spawn_server(tmp_path, 0)
+    dispatcher = None
+    try:
+        wait_server(backend)
+        dispatcher = start_dispatcher(tmp_path, [backend.uri])
+        port = dispatcher.sip_port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            cases = generate("127.0.0.1", port, user="service", local_port=sock.getsockname()[1])
+            big = [c for c in cases if len(c.invite) > 40_000][:1]
+            assert big
+            probe = Case(0, "after", cases[0].invite, cases[0].cancel)
+            before = _rss_kib(dispatcher.proc.pid)
+            for n in range(3000):
+                data = big[0].invite.replace(b"c07-", f"big{n}-".encode())
+                sock.sendto(data, ("127.0.0.1", port))
+                if n % 500 == 499:  # let the dispatcher keep up: the kernel queue is finite
+                    assert send_pass(sock, [probe], ("127.0.0.1", port), probe_every=1) == []
+            after = _rss_kib(dispatcher.proc.pid)
+            status = dispatcher.get("/status", "t0ken")
+            assert status["transport"]["oversized_datagrams"] >= 2900
+            assert after - before < 10 * 1024, (before, after)
+    finally:
+        if dispatcher is not None:
+            terminate(dispatcher.proc, timeout=3)
+        backend.kill()
+    _assert_clean_log(dispatcher.log)
