@@ -25,7 +25,9 @@ from typing import Any
 
 import msgspec
 
+from sipha.common.expect import EXIT_NOT_RUN, describe, exit_code
 from sipha.common.loop import run as run_loop
+from sipha.loadtest import verdict
 from sipha.loadtest.options import AnswerMix, ScenarioOptions
 from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
 
@@ -90,8 +92,17 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
                    help="after the run, how long calls in progress may finish (default 40s, "
                    "past Timer B/F at the default T1)")
     s = p.add_argument_group("SIP")
-    s.add_argument("--transport", "-t", choices=("udp", "tcp"), default="udp",
+    s.add_argument("--transport", "-t", choices=("udp", "tcp", "tls"), default="udp",
                    help="transport (default udp)")
+    s.add_argument("--tls-ca", default="", metavar="PEM",
+                   help="tls: CA the target's certificate must chain to (default: system CAs)")
+    s.add_argument("--tls-cert", default="", metavar="PEM",
+                   help="tls: certificate of the UAS listener, also offered as client "
+                   "certificate (mutual TLS)")
+    s.add_argument("--tls-key", default="", metavar="PEM",
+                   help="tls: private key of --tls-cert (default: in the same file)")
+    s.add_argument("--tls-no-verify", action="store_true",
+                   help="tls: do not check the target's certificate (demos only)")
     s.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address to bind")
     s.add_argument("--local-port", "-p", type=int, default=0,
                    help="local port (default: any free one)")
@@ -137,6 +148,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
         d = p.add_argument_group("distribution")
         d.add_argument("--agents", type=int, default=0, metavar="K",
                        help="spawn K local agent processes and a controller (use K cores)")
+        verdict.add_arguments(p)
 
 
 def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
@@ -238,6 +250,11 @@ def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
     if args.users:
         users = UserRange(prefix=args.user_prefix, first=args.user_first, count=args.users,
                           domain=args.domain or host, password=args.password)
+    if args.transport == "tls" and scenario in ("uas", "register+call") and not args.tls_cert:
+        raise ValueError(
+            f"{scenario} over TLS answers calls on a TLS listener: give it --tls-cert and "
+            "--tls-key (`sipha certs DIR` makes test ones)"
+        )
     options = ScenarioOptions(
         arrival=args.arrival, t1=args.t1, t2=args.t2, ring_timeout=args.ring_timeout,
         recv_timeout=args.recv_timeout,
@@ -247,6 +264,8 @@ def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
         mix=AnswerMix(answer=args.answer, busy=args.busy, no_answer=args.no_answer,
                       busy_code=args.busy_code),
         ring_time=args.ring, drain_timeout=args.drain_timeout,
+        tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_verify=not args.tls_no_verify,
     )
     return Plan(
         run_id="", scenario=scenario, target_host=host, target_port=port,
@@ -305,7 +324,7 @@ def main(args: argparse.Namespace) -> int:
         result = run_loop(_with_signals(go, stop))
     except (OSError, TimeoutError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_RUN
     totals = result.totals
     lost = result.lost_agents
     print(
@@ -313,7 +332,13 @@ def main(args: argparse.Namespace) -> int:
         f"failed {totals.calls_failed} {dict(totals.failed_by_reason) or ''}"
         + (f" lost agents: {', '.join(lost)}" if lost else "")
     )
-    return 0 if totals.calls_failed == 0 and not lost else 3
+    if lost:  # their calls after they went silent are unknown: no verdict on half a run
+        print(f"sipha load: lost agents {', '.join(lost)}: no verdict", file=sys.stderr)
+        return EXIT_NOT_RUN
+    verdicts = verdict.judge(verdict.criteria_from_args(args), result)
+    for v in verdicts:
+        print(describe(v), file=sys.stdout if v.passed else sys.stderr)
+    return exit_code(verdicts)
 
 
 def _agent(args: argparse.Namespace) -> int:

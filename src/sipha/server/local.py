@@ -40,14 +40,17 @@ def _resolve(host: str) -> str:
 
 def destination(uri: object, default_transport: str = "udp") -> Peer | None:
     """The next hop for a SIP URI (RFC 3261 §16.6 step 7, RFC 3263 simplified): maddr or
-    host, the port or 5060, the ``transport`` parameter or the default. None for other URIs."""
+    host, the port or 5060, the ``transport`` parameter or the default. None for other URIs.
+    A ``sips:`` URI goes over TLS whatever its parameters say (RFC 5630 §3.1.3)."""
     if not isinstance(uri, SipUri):
         return None
     transport = (uri.transport or default_transport).lower()
-    if transport not in ("udp", "tcp"):
+    if uri.scheme == "sips":
+        transport = "tls"
+    elif transport not in ("udp", "tcp", "tls"):
         transport = default_transport
     host = (uri.maddr or uri.host).strip("[]")
-    return Peer(transport, _resolve(host), uri.port or 5060)
+    return Peer(transport, _resolve(host), uri.port or (5061 if transport == "tls" else 5060))
 
 
 class Local:
@@ -91,12 +94,12 @@ class Local:
 
     def record_route(self, transport: str) -> str:
         host, port = self.address(transport)
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = "" if transport == "udp" else f";transport={transport}"
         return f"<sip:{host}:{port}{suffix};lr>"
 
     def contact(self, user: str | None, transport: str) -> str:
         host, port = self.address(transport)
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = "" if transport == "udp" else f";transport={transport}"
         userpart = f"{user}@" if user else ""
         return f"<sip:{userpart}{host}:{port}{suffix}>"
 
