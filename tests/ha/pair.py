@@ -66,6 +66,12 @@ class HaDispatcher:
     def status(self) -> dict[str, Any]:
         return self._call("GET", "/status")
 
+    def metrics(self) -> str:
+        """The Prometheus text of /metrics (open to scrapers: no token)."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return str(resp.read().decode())
+
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data,

@@ -46,6 +46,11 @@ def test_token_takeover_and_preempt_are_measured_from_heartbeats(tmp_path: Path)
         load.join()
         [kill] = p.b.ha()["takeovers"]
         [back] = p.a.ha()["takeovers"]
+        # The same on /metrics, for a Grafana board: role, takeovers, the last one's length.
+        metrics = p.b.metrics()
+        assert "sipha_ha_takeovers_total 1.0" in metrics
+        assert f"sipha_ha_last_takeover_ms {float(kill['takeover_ms'])}" in metrics
+        assert 'sipha_ha_role{role="standby"} 1.0' in metrics
         print(f"\nkill: {kill}\nback: {back}")
     # Nothing told the standby about the kill but the silence: a token after the last
     # heartbeat, which itself may be a heartbeat interval older than the last forward.

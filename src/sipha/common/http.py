@@ -75,6 +75,9 @@ class HttpApi:
         self.token = token
         self.app = web.Application(middlewares=[bearer_auth(token)])
         self._runner: web.AppRunner | None = None
+        # The /metrics registry, when the node serves one: parts of the node that add routes
+        # (the HA member beside the dispatcher) register their collectors in it too.
+        self.registry: CollectorRegistry | None = None
 
     def get(self, path: str, handler: Handler) -> None:
         self.app.router.add_get(path, handler)

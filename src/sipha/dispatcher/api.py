@@ -120,6 +120,7 @@ class DispatcherApi:
         self.http = HttpApi(address, token=token)
         registry = CollectorRegistry()
         registry.register(_Collector(service))
+        self.http.registry = registry
         h = self.http
         h.get("/metrics", metrics_handler(registry))
         h.get("/health", self.health)

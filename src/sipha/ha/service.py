@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from sipha.common.http import HttpApi, parse_host_port
 
@@ -432,6 +434,49 @@ class HaNode:
             self.demote()
             return web.json_response(self.status())
 
+        if http.registry is not None:
+            http.registry.register(_HaCollector(self))
         http.get("/ha", get_status)
         http.post("/ha/promote", post_promote)
         http.post("/ha/demote", post_demote)
+
+
+class _HaCollector:
+    """HA metrics beside the dispatcher's on its /metrics, for a board that follows a long
+    run: role, term, takeovers and the last one's length, the peer, replication."""
+
+    def __init__(self, node: HaNode) -> None:
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        st = self.node.status()
+        role = GaugeMetricFamily("sipha_ha_role", "1 for this node's current role",
+                                 labels=["role"])
+        for r in Role:
+            role.add_metric([r.value], 1.0 if st["role"] == r.value else 0.0)
+        yield role
+        term = GaugeMetricFamily("sipha_ha_term", "Membership term (bumped by every takeover)")
+        term.add_metric([], float(st["term"]))
+        yield term
+        takeovers = st["takeovers"]
+        count = CounterMetricFamily("sipha_ha_takeovers", "Takeovers by this node")
+        count.add_metric([], float(len(takeovers)))
+        yield count
+        last = [t["takeover_ms"] for t in takeovers if t.get("takeover_ms") is not None]
+        ms = GaugeMetricFamily("sipha_ha_last_takeover_ms",
+                               "The last takeover: from the peer's last forwarded message to "
+                               "ours (NaN before any)")
+        ms.add_metric([], float(last[-1]) if last else math.nan)
+        yield ms
+        peer = st["peer"]
+        alive = GaugeMetricFamily("sipha_ha_peer_alive", "1 while the peer's heartbeats arrive")
+        alive.add_metric([], 1.0 if peer is not None and peer["alive"] else 0.0)
+        yield alive
+        rep = st["replication"]
+        for name in ("batches_sent", "deltas_sent", "snapshots_applied", "deltas_applied"):
+            c = CounterMetricFamily(f"sipha_ha_replication_{name}", f"Replication {name}")
+            c.add_metric([], float(rep[name]))
+            yield c
+        bad = CounterMetricFamily("sipha_ha_bad_heartbeats", "Heartbeats refused (bad key...)")
+        bad.add_metric([], float(st["bad_heartbeats"]))
+        yield bad
