@@ -142,6 +142,7 @@ async def run_distributed(
     stop: asyncio.Event | None = None,
     agent_log: str | Path | None = None,
     keys_dir: str | Path | None = None,
+    metrics: str | None = None,
 ) -> RunResult:
     """Run ``plan`` with a controller here and ``agents`` agent processes on this host.
 
@@ -159,7 +160,7 @@ async def run_distributed(
             plan, agents=agents, expect_agents=expect_agents, bind=bind,
             results_dir=results_dir, csv_path=csv_path, jsonl_path=jsonl_path, view=view,
             join_timeout=join_timeout, heartbeat_timeout=heartbeat_timeout, stop=stop,
-            agent_log=agent_log, keys_dir=Path(keys_dir),
+            agent_log=agent_log, keys_dir=Path(keys_dir), metrics=metrics,
         )
 
 
@@ -178,6 +179,7 @@ async def _run_distributed(
     stop: asyncio.Event | None,
     agent_log: str | Path | None,
     keys_dir: Path,
+    metrics: str | None = None,
 ) -> RunResult:
     controller = Controller(
         plan,
@@ -190,6 +192,7 @@ async def _run_distributed(
         join_timeout=join_timeout,
         heartbeat_timeout=heartbeat_timeout,
         keys=load_controller_keys(keys_dir),
+        metrics=metrics,
     )
     port = controller.bind()
     host = bind.rpartition(":")[0].strip("[]") or "127.0.0.1"

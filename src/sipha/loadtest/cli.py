@@ -158,6 +158,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
         d = p.add_argument_group("distribution")
         d.add_argument("--agents", type=int, default=0, metavar="K",
                        help="spawn K local agent processes and a controller (use K cores)")
+        d.add_argument("--metrics", metavar="HOST:PORT", default=None,
+                       help="with a controller (controller, or --agents K): Prometheus "
+                       "/metrics of the run (calls, failures by reason, setup latency, agents)")
         verdict.add_arguments(p)
 
 
@@ -354,6 +357,11 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
     except (ValueError, msgspec.ValidationError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
         return 2
+    if getattr(args, "metrics", None) and not (command == "controller"
+                                               or getattr(args, "agents", 0)):
+        print("sipha load: --metrics is served by a controller: use it with `controller` or "
+              "--agents K", file=sys.stderr)
+        return 2
     if plan.duration is None and plan.max_calls is None and scenario != "uas":
         print("sipha load: no bound: running until Ctrl-C", file=sys.stderr)
     view: LiveView | None = make_view(duration=plan.duration, quiet=args.quiet)
@@ -384,7 +392,8 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
                 print("sipha load: controller without --keys: any local process may join "
                       "and read the plan (with the users' password)", file=sys.stderr)
             controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
-                                        join_timeout=args.join_timeout, keys=keys, **outputs)
+                                        join_timeout=args.join_timeout, keys=keys,
+                                        metrics=args.metrics, **outputs)
             watcher = asyncio.get_running_loop().create_task(stop.wait())
             watcher.add_done_callback(lambda _: controller.stop())
             try:
@@ -392,7 +401,8 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
             finally:
                 watcher.cancel()
         if getattr(args, "agents", 0):
-            return await api.run_distributed(plan, agents=args.agents, stop=stop, **outputs)
+            return await api.run_distributed(plan, agents=args.agents, stop=stop,
+                                             metrics=args.metrics, **outputs)
         return await api.run_local(plan, stop=stop, on_runner=attach_local, **outputs)
 
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import zmq
 import zmq.asyncio
 
+from sipha.common.http import HttpApi
 from sipha.common.netaddr import is_loopback
 from sipha.loadtest import protocol as p
 from sipha.loadtest.coordinator import (
@@ -35,6 +36,7 @@ from sipha.loadtest.coordinator import (
     share_plan,
 )
 from sipha.loadtest.curve import ControllerKeys, Gatekeeper, secure_server
+from sipha.loadtest.metrics import LoadCollector, serve_metrics
 from sipha.loadtest.phases import AgentPhase, RunStage
 from sipha.loadtest.reconcile import unreported
 from sipha.loadtest.results import ResultsSink
@@ -110,6 +112,7 @@ class Controller:
         heartbeat_timeout: float = 3.5,
         row_grace: float = 2.5,
         keys: ControllerKeys | None = None,
+        metrics: str | None = None,
     ) -> None:
         host = bind.rpartition(":")[0]
         if keys is None and not is_loopback(host):
@@ -139,6 +142,8 @@ class Controller:
         self._sock: zmq.asyncio.Socket | None = None
         self._stop_requested = False
         self._early: list[Note] = []  # events before the sink exists
+        self.metrics_address = metrics  # HOST:PORT of /metrics (Prometheus), or None
+        self._metrics: HttpApi | None = None
 
     @property
     def agents(self) -> dict[str, AgentState]:
@@ -182,9 +187,14 @@ class Controller:
 
     async def run(self) -> RunResult:
         self.bind()
+        if self.metrics_address is not None:
+            self._metrics = await serve_metrics(self.metrics_address, LoadCollector(
+                lambda: self.coordinator.run, lambda: self.coordinator.agents))
         try:
             await self._loop()
         finally:
+            if self._metrics is not None:
+                await self._metrics.close()
             if self.sink is not None:
                 self.sink.close(duration=self._duration())
             if self._sock is not None:
