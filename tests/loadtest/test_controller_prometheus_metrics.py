@@ -56,7 +56,7 @@ def test_distributed_run_serves_prometheus_metrics() -> None:
                 time.sleep(0.3)
             assert seen_running, text
             assert 'sipha_load_setup_latency_ms{quantile="0.99"}' in (text or "")
-            out, err = proc.communicate(timeout=40)
+            _out, err = proc.communicate(timeout=40)
             assert proc.returncode == 0, err[-2000:]
         finally:
             if proc.poll() is None:
