@@ -74,3 +74,33 @@ def test_live_page_of_a_running_load_follows_the_rate_and_stops_it() -> None:
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(10)
+
+
+def test_live_page_of_a_distributed_load_lists_its_agents() -> None:
+    web_port = free_port(kind=socket.SOCK_STREAM)
+    with sipp.uas() as (port, _):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sipha", "load", "call", f"127.0.0.1:{port}", "--rate", "40",
+             "--duration", "30s", "--hold", "0", "--quiet", "--agents", "2",
+             "--web", f"127.0.0.1:{web_port}"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            url, token = _token(proc, time.monotonic() + 20)
+            with browser_page() as page:
+                page.goto(url)
+                page.wait_for_selector("#agents tr[data-name='agent-1'].state-running",
+                                       timeout=20000)
+                page.wait_for_selector("#agents tr[data-name='agent-2'].state-running")
+                # Only stop is offered: the agents' rate is the plan's (no rate message yet).
+                page.wait_for_selector(".row[data-control='stop']:not(.hidden)")
+                assert page.locator(".row[data-control='rate'].hidden").count() == 1
+                page.fill("#token", token)
+                page.click("#stop")
+                page.wait_for_function("document.getElementById('control-result')"
+                                       ".dataset.status === '200'")
+            _out, err = proc.communicate(timeout=40)
+            assert proc.returncode == 0, err[-3000:]
+        finally:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)

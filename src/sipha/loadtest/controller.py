@@ -249,8 +249,19 @@ class Controller:
             elif isinstance(action, WriteRow):
                 assert self.sink is not None
                 self.sink.write(action.second, target_rate=action.target_rate)
+                self._show_agents(action.second)
             else:
                 self._record(action)
+
+    def _show_agents(self, second: int) -> None:
+        # A view that shows agents (the live page) gets their phase and last second's calls.
+        show = getattr(self.view, "agents", None)
+        if show is None:
+            return
+        rows = {}
+        for agent_id, a in self.coordinator.agents.items():
+            rows[agent_id] = (a.phase.value, a.reported.calls_attempted)
+        show(second, rows)
 
     def _record(self, note: Note) -> None:
         if note.kind is EventKind.FRAME_DROPPED:

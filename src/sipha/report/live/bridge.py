@@ -148,6 +148,7 @@ class LoadView:
     def __init__(self, page: LivePage, *views: Any) -> None:
         self.page = page
         self.views = [v for v in views if v is not None]
+        self._last_calls: dict[str, int] = {}
 
     def second(self, second: int, stats: IntervalStats, totals: IntervalStats,
                target_rate: float) -> None:
@@ -164,6 +165,18 @@ class LoadView:
             if key in p:
                 row[f"{key}_ms"] = p[key]
         self.page.update(lambda board: board.add_row(second + 1, row))
+
+    def agents(self, second: int, agents: dict[str, tuple[str, int]]) -> None:
+        """Each agent's phase and the calls it has reported so far (from the controller)."""
+        last = dict(self._last_calls)
+        self._last_calls = {name: calls for name, (_phase, calls) in agents.items()}
+
+        def edit(board: Board) -> None:
+            for name, (phase, calls) in agents.items():
+                rate = calls - last[name] if name in last else None
+                board.set_agent(name, state=phase, rate=rate, calls=calls)
+
+        self.page.update(edit)
 
     def event(self, text: str) -> None:
         for v in self.views:
