@@ -272,3 +272,21 @@ def test_stop_goes_once_to_every_live_agent() -> None:
     assert [(a.routing_id, type(a.message)) for a in sent if isinstance(a, Send)] == [
         (b"a0", p.Stop)]
     assert c.stop(T0 + 2) == []
+
+
+def test_a_rate_change_sends_each_live_agent_its_share_and_shows_in_the_rows() -> None:
+    c = Coordinator(make_plan(5060, rate=100, duration=10.0), expect_agents=2, run_id="r",
+                    now=T0, join_timeout=5.0)
+    with pytest.raises(ValueError, match="no run"):
+        c.set_rate(50, T0)  # nobody joined yet
+    c = started()
+    actions = c.set_rate(60, T0 + 2.5)
+    shares = [a for a in actions if isinstance(a, Send)]
+    assert [a.routing_id for a in shares] == [b"a0", b"a1"]
+    assert all(isinstance(a.message, p.SetRate) and a.message.rate == 30 for a in shares)
+    assert c.target_rate(2) == 100  # before the change's first whole second
+    assert c.target_rate(3) == 60
+    assert c.target_rate(10) == 0  # the plan's duration still ends the run
+    c.stop(T0 + 4)
+    with pytest.raises(ValueError, match="no run"):
+        c.set_rate(10, T0 + 4.5)

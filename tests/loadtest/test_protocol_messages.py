@@ -18,6 +18,7 @@ from sipha.loadtest.protocol import (
     ProtocolError,
     Ramp,
     Refused,
+    SetRate,
     StatsReport,
     Stop,
     UserRange,
@@ -69,6 +70,7 @@ ALL_MESSAGES: list[Message] = [
     StatsReport(agent_id="a1", second=17, interval=_interval().to_wire()),
     Heartbeat(agent_id="a1", seq=3, sent_at=1_764_045_401.25),
     Stop(reason="duration reached"),
+    SetRate(rate=25.0),
     Done(agent_id="a1", totals=_interval().to_wire()),
 ]
 

@@ -91,10 +91,15 @@ def test_live_page_of_a_distributed_load_lists_its_agents() -> None:
                 page.wait_for_selector("#agents tr[data-name='agent-1'].state-running",
                                        timeout=20000)
                 page.wait_for_selector("#agents tr[data-name='agent-2'].state-running")
-                # Only stop is offered: the agents' rate is the plan's (no rate message yet).
-                page.wait_for_selector(".row[data-control='stop']:not(.hidden)")
-                assert page.locator(".row[data-control='rate'].hidden").count() == 1
+                # The controller sends each agent its share of a new rate.
+                page.wait_for_selector(".row[data-control='rate']:not(.hidden)")
                 page.fill("#token", token)
+                page.fill("#rate", "80")
+                page.click("#set-rate")
+                page.wait_for_function("document.getElementById('control-result')"
+                                       ".dataset.status === '200'")
+                page.wait_for_function("Number(document.getElementById('rate-now')"
+                                       ".textContent) >= 75", timeout=8000)
                 page.click("#stop")
                 page.wait_for_function("document.getElementById('control-result')"
                                        ".dataset.status === '200'")

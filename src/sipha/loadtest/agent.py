@@ -216,6 +216,13 @@ class Agent:
             except p.ProtocolError as exc:
                 log.warning("bad frame from the controller: %s", exc)
                 continue
+            if isinstance(msg, p.SetRate):
+                log.info("controller sets the rate to %g calls/s", msg.rate)
+                try:
+                    runner.set_rate(msg.rate)
+                except ValueError as exc:
+                    log.warning("cannot change the rate: %s", exc)
+                continue
             if isinstance(msg, p.Stop):
                 log.info("controller asks to stop: %s", msg.reason)
                 runner.stop()

@@ -143,6 +143,7 @@ async def run_distributed(
     agent_log: str | Path | None = None,
     keys_dir: str | Path | None = None,
     metrics: str | None = None,
+    on_controller: Callable[[Controller], None] | None = None,
 ) -> RunResult:
     """Run ``plan`` with a controller here and ``agents`` agent processes on this host.
 
@@ -161,6 +162,7 @@ async def run_distributed(
             results_dir=results_dir, csv_path=csv_path, jsonl_path=jsonl_path, view=view,
             join_timeout=join_timeout, heartbeat_timeout=heartbeat_timeout, stop=stop,
             agent_log=agent_log, keys_dir=Path(keys_dir), metrics=metrics,
+            on_controller=on_controller,
         )
 
 
@@ -180,6 +182,7 @@ async def _run_distributed(
     agent_log: str | Path | None,
     keys_dir: Path,
     metrics: str | None = None,
+    on_controller: Callable[[Controller], None] | None = None,
 ) -> RunResult:
     controller = Controller(
         plan,
@@ -194,6 +197,8 @@ async def _run_distributed(
         keys=load_controller_keys(keys_dir),
         metrics=metrics,
     )
+    if on_controller is not None:
+        on_controller(controller)
     port = controller.bind()
     host = bind.rpartition(":")[0].strip("[]") or "127.0.0.1"
     if host in ("0.0.0.0", "::"):

@@ -22,7 +22,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
@@ -332,7 +332,7 @@ class LiveHooks(Protocol):
     def wrap_view(self, view: LiveView | None, plan: Plan) -> LiveView: ...
 
     def attach(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
-               set_rate: Callable[[float], str] | None) -> None: ...
+               set_rate: Callable[[float], Awaitable[str]] | None) -> None: ...
 
     def close(self) -> None: ...
 
@@ -375,15 +375,26 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
         # A live page changes the rate of a run in this process; agents elsewhere keep the
         # plan's (the control protocol carries no rate change yet).
         if live is not None:
-            def set_rate(rate: float) -> str:
-                runner.set_rate(rate)
-                return f"target rate {rate:g} calls/s"
+            def set_rate(rate: float) -> Awaitable[str]:
+                async def change() -> str:
+                    runner.set_rate(rate)
+                    return f"target rate {rate:g} calls/s"
+                return change()
+
+            live.attach(asyncio.get_running_loop(), stop, set_rate)
+
+    def attach_controller(controller: api.Controller) -> None:
+        # The live page changes the rate of the agents through their controller.
+        if live is not None:
+            def set_rate(rate: float) -> Awaitable[str]:
+                async def change() -> str:
+                    await controller.set_rate(rate)
+                    return f"target rate {rate:g} calls/s over the agents"
+                return change()
 
             live.attach(asyncio.get_running_loop(), stop, set_rate)
 
     async def go() -> Any:
-        if live is not None and (command == "controller" or getattr(args, "agents", 0)):
-            live.attach(asyncio.get_running_loop(), stop, None)
         if command == "controller":
             keys = None
             if args.keys:
@@ -394,6 +405,7 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
             controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
                                         join_timeout=args.join_timeout, keys=keys,
                                         metrics=args.metrics, **outputs)
+            attach_controller(controller)
             watcher = asyncio.get_running_loop().create_task(stop.wait())
             watcher.add_done_callback(lambda _: controller.stop())
             try:
@@ -402,7 +414,8 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
                 watcher.cancel()
         if getattr(args, "agents", 0):
             return await api.run_distributed(plan, agents=args.agents, stop=stop,
-                                             metrics=args.metrics, **outputs)
+                                             metrics=args.metrics,
+                                             on_controller=attach_controller, **outputs)
         return await api.run_local(plan, stop=stop, on_runner=attach_local, **outputs)
 
     try:

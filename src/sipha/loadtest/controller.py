@@ -183,6 +183,11 @@ class Controller:
         """Ask every agent to stop starting calls (they drain and report Done)."""
         self._stop_requested = True
 
+    async def set_rate(self, rate: float) -> None:
+        """Send every live agent its share of a new rate now. Raises ValueError when no run is
+        going (before the plans are sent, after a stop)."""
+        await self._carry_out(self.coordinator.set_rate(rate, time.time()))
+
     # -- the run --------------------------------------------------------------------------------
 
     async def run(self) -> RunResult:

@@ -140,6 +140,7 @@ class Coordinator:
         self.dropped: collections.Counter[str] = collections.Counter()
         self._next_beat = 0.0
         self._stop_sent = False
+        self._rate_from: tuple[int, float] | None = None  # (second, rate) of a change
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -188,6 +189,27 @@ class Coordinator:
         self._write_ready(out, now)
         self._finish_if_over(out, now)
         return out
+
+    def set_rate(self, rate: float, now: float) -> list[Action]:
+        """An operator's rate change: each live agent gets its share (the plan divided the
+        rate by the agents it was shared among). Raises ValueError when no run is going."""
+        if self.stage is not RunStage.RUNNING or self._stop_sent:
+            raise ValueError("no run is going: nothing to change")
+        if rate < 0 or rate != rate:
+            raise ValueError(f"rate {rate!r}: expected calls/s >= 0")
+        second = max(0, int(now - self.start_at) + 1)
+        self._rate_from = (second, rate)
+        share = p.SetRate(rate=rate / max(1, len(self.agents)))
+        return [Send(a.routing_id, share) for a in self.agents.values()
+                if a.phase in (AgentPhase.RUNNING, AgentPhase.MISSING)]
+
+    def target_rate(self, second: int) -> float:
+        """The whole run's rate during ``second``: the plan's, or an operator's change."""
+        changed = self._rate_from
+        if changed is not None and second >= changed[0] and (
+                self.plan.duration is None or second < self.plan.duration):
+            return changed[1]
+        return planned_rate(self.plan, second)
 
     def stop(self, now: float) -> list[Action]:
         """Ask every live agent to stop starting calls (they drain and report Done)."""
@@ -361,7 +383,7 @@ class Coordinator:
                 for a in self.agents.values()
             ):
                 break
-            out.append(WriteRow(s, planned_rate(self.plan, s)))
+            out.append(WriteRow(s, self.target_rate(s)))
             self.last_written = s
             s += 1
 

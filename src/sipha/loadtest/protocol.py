@@ -204,6 +204,13 @@ class Stop(_Msg, frozen=True, tag="stop"):
     reason: str
 
 
+class SetRate(_Msg, frozen=True, tag="rate"):
+    """Controller -> agent: from now on, ``rate`` calls/s (this agent's share of an operator's
+    change; the ramp, if any, ends)."""
+
+    rate: NonNegFloat
+
+
 class Done(_Msg, frozen=True, tag="done"):
     """Agent -> controller: finished; ``totals`` over its whole run."""
 
@@ -211,7 +218,7 @@ class Done(_Msg, frozen=True, tag="done"):
     totals: IntervalSnapshot
 
 
-Message = Hello | Welcome | Refused | Plan | StatsReport | Heartbeat | Stop | Done
+Message = Hello | Welcome | Refused | Plan | StatsReport | Heartbeat | Stop | SetRate | Done
 
 
 class _Frame(msgspec.Struct, array_like=True, frozen=True):

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import ipaddress
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sipha.common.http import parse_host_port
 from sipha.loadtest import cli as load_cli
@@ -53,20 +53,12 @@ class WebHooks:
         return LoadView(self.page, view)
 
     def attach(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
-               set_rate: Callable[[float], str] | None) -> None:
+               set_rate: Callable[[float], Awaitable[str]] | None) -> None:
         async def do_stop() -> str:
             stop.set()
             return "stopping: no new calls, the calls in flight drain"
 
-        do_rate = None
-        if set_rate is not None:
-            rate_change = set_rate
-
-            async def change(rate: float) -> str:
-                return rate_change(rate)
-
-            do_rate = change
-        self.controls.bound = RunControls(loop, set_rate=do_rate, stop=do_stop)
+        self.controls.bound = RunControls(loop, set_rate=set_rate, stop=do_stop)
         names = self.controls.bound.names
         self.page.update(lambda board: board.set_controls(names))
 
