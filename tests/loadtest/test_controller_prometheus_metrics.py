@@ -1,8 +1,10 @@
-"""`--metrics HOST:PORT`: a distributed run's Prometheus metrics, scraped while it runs and at
-the end (calls by outcome, setup latency from the merged histograms, agents by phase)."""
+"""`--http HOST:PORT` on a controller: a distributed run's Prometheus metrics, scraped while it
+runs (calls by outcome, setup latency from the merged histograms, agents by phase), and
+POST /rate with the token (refused without)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -41,7 +43,7 @@ def test_distributed_run_serves_prometheus_metrics() -> None:
         proc = subprocess.Popen(
             [sys.executable, "-m", "sipha", "load", "call", f"127.0.0.1:{sip_port}",
              "--agents", "2", "--rate", "40", "--duration", "8s", "--hold", "0", "--quiet",
-             "--metrics", f"127.0.0.1:{port}"],
+             "--http", f"127.0.0.1:{port}", "--token", "tok"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             seen_running = False
@@ -56,6 +58,9 @@ def test_distributed_run_serves_prometheus_metrics() -> None:
                 time.sleep(0.3)
             assert seen_running, text
             assert 'sipha_load_setup_latency_ms{quantile="0.99"}' in (text or "")
+            assert _post_rate(port, 60, None) == 401
+            assert _post_rate(port, -5, "tok") == 400
+            assert _post_rate(port, 60, "tok") == 200
             _out, err = proc.communicate(timeout=40)
             assert proc.returncode == 0, err[-2000:]
         finally:
@@ -64,10 +69,29 @@ def test_distributed_run_serves_prometheus_metrics() -> None:
                 proc.wait(10)
 
 
-def test_metrics_without_a_controller_is_refused() -> None:
+def _post_rate(port: int, rate: float, token: str | None) -> int:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/rate", method="POST",
+                                 data=json.dumps({"rate": rate}).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+
+
+def test_http_without_a_controller_or_on_a_public_address_without_token_is_refused() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "sipha", "load", "call", "127.0.0.1:9", "--rate", "1",
-         "--duration", "1s", "--metrics", "127.0.0.1:0"],
+         "--duration", "1s", "--http", "127.0.0.1:0"],
         capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "--metrics is served by a controller" in out.stderr
+    assert "--http is served by a controller" in out.stderr
+    out = subprocess.run(
+        [sys.executable, "-m", "sipha", "load", "call", "127.0.0.1:9", "--rate", "1",
+         "--duration", "1s", "--agents", "1", "--http", "0.0.0.0:0"],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "without a token" in out.stderr

@@ -1,7 +1,8 @@
 """`sipha run PLAN --web`: the live page of a real plan run (servers, the dispatcher pair, a
 sipha tester), in Chromium. Counters and the calls chart advance each second; without the token
 every control is refused; "kill" on a server marks it killed and puts the fault on the timeline
-(and in the run's events, like a scheduled fault); "stop" ends the run."""
+(and in the run's events, like a scheduled fault); a new rate is followed within a couple of
+seconds; "stop" ends the run."""
 
 from __future__ import annotations
 
@@ -86,6 +87,14 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
             page.wait_for_selector("#nodes tr[data-name='s2'].state-killed", timeout=8000)
             page.wait_for_selector("#events li.control", timeout=5000)
             assert "kill s2" in page.inner_text("#events")
+            # The rate: the sipha tester's controller shares it among its agents, and the
+            # attempted calls per second follow within a couple of seconds.
+            page.fill("#rate", "45")
+            page.click("#set-rate")
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '200'")
+            page.wait_for_function("Number(document.getElementById('rate-now').textContent)"
+                                   " >= 40", timeout=8000)
             # docs/figures/live-page.png was taken here, a few seconds after the kill.
             page.screenshot(path=str(tmp_path / "live-page.png"), full_page=True)
             page.click("#stop")

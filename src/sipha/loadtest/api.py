@@ -142,7 +142,8 @@ async def run_distributed(
     stop: asyncio.Event | None = None,
     agent_log: str | Path | None = None,
     keys_dir: str | Path | None = None,
-    metrics: str | None = None,
+    http: str | None = None,
+    http_token: str | None = None,
     on_controller: Callable[[Controller], None] | None = None,
 ) -> RunResult:
     """Run ``plan`` with a controller here and ``agents`` agent processes on this host.
@@ -161,7 +162,7 @@ async def run_distributed(
             plan, agents=agents, expect_agents=expect_agents, bind=bind,
             results_dir=results_dir, csv_path=csv_path, jsonl_path=jsonl_path, view=view,
             join_timeout=join_timeout, heartbeat_timeout=heartbeat_timeout, stop=stop,
-            agent_log=agent_log, keys_dir=Path(keys_dir), metrics=metrics,
+            agent_log=agent_log, keys_dir=Path(keys_dir), http=http, http_token=http_token,
             on_controller=on_controller,
         )
 
@@ -181,7 +182,8 @@ async def _run_distributed(
     stop: asyncio.Event | None,
     agent_log: str | Path | None,
     keys_dir: Path,
-    metrics: str | None = None,
+    http: str | None = None,
+    http_token: str | None = None,
     on_controller: Callable[[Controller], None] | None = None,
 ) -> RunResult:
     controller = Controller(
@@ -195,7 +197,8 @@ async def _run_distributed(
         join_timeout=join_timeout,
         heartbeat_timeout=heartbeat_timeout,
         keys=load_controller_keys(keys_dir),
-        metrics=metrics,
+        http=http,
+        http_token=http_token,
     )
     if on_controller is not None:
         on_controller(controller)

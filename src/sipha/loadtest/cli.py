@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from sipha.common.expect import EXIT_NOT_RUN, describe, exit_code
+from sipha.common.http import check_exposure
 from sipha.common.loop import run as run_loop
 from sipha.loadtest import verdict
 from sipha.loadtest.curve import load_controller_keys
@@ -158,9 +159,14 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
         d = p.add_argument_group("distribution")
         d.add_argument("--agents", type=int, default=0, metavar="K",
                        help="spawn K local agent processes and a controller (use K cores)")
-        d.add_argument("--metrics", metavar="HOST:PORT", default=None,
-                       help="with a controller (controller, or --agents K): Prometheus "
-                       "/metrics of the run (calls, failures by reason, setup latency, agents)")
+        d.add_argument("--http", metavar="HOST:PORT", default=None,
+                       help="with a controller (controller, or --agents K): an HTTP API with "
+                       "Prometheus /metrics (calls, failures by reason, setup latency, agents) "
+                       "and POST /rate {\"rate\": N} (needs --token)")
+        d.add_argument("--token", default=None,
+                       help="bearer token for the controller's POST /rate")
+        d.add_argument("--insecure-http", action="store_true",
+                       help="allow --http on a non-loopback address without a token")
         verdict.add_arguments(p)
 
 
@@ -357,11 +363,16 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
     except (ValueError, msgspec.ValidationError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
         return 2
-    if getattr(args, "metrics", None) and not (command == "controller"
-                                               or getattr(args, "agents", 0)):
-        print("sipha load: --metrics is served by a controller: use it with `controller` or "
-              "--agents K", file=sys.stderr)
-        return 2
+    if getattr(args, "http", None):
+        if not (command == "controller" or getattr(args, "agents", 0)):
+            print("sipha load: --http is served by a controller: use it with `controller` or "
+                  "--agents K", file=sys.stderr)
+            return 2
+        try:
+            check_exposure(args.http, args.token, insecure=args.insecure_http)
+        except ValueError as exc:
+            print(f"sipha load: {exc}", file=sys.stderr)
+            return 2
     if plan.duration is None and plan.max_calls is None and scenario != "uas":
         print("sipha load: no bound: running until Ctrl-C", file=sys.stderr)
     view: LiveView | None = make_view(duration=plan.duration, quiet=args.quiet)
@@ -404,7 +415,7 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
                       "and read the plan (with the users' password)", file=sys.stderr)
             controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
                                         join_timeout=args.join_timeout, keys=keys,
-                                        metrics=args.metrics, **outputs)
+                                        http=args.http, http_token=args.token, **outputs)
             attach_controller(controller)
             watcher = asyncio.get_running_loop().create_task(stop.wait())
             watcher.add_done_callback(lambda _: controller.stop())
@@ -414,7 +425,7 @@ def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
                 watcher.cancel()
         if getattr(args, "agents", 0):
             return await api.run_distributed(plan, agents=args.agents, stop=stop,
-                                             metrics=args.metrics,
+                                             http=args.http, http_token=args.token,
                                              on_controller=attach_controller, **outputs)
         return await api.run_local(plan, stop=stop, on_runner=attach_local, **outputs)
 

@@ -112,7 +112,8 @@ class Controller:
         heartbeat_timeout: float = 3.5,
         row_grace: float = 2.5,
         keys: ControllerKeys | None = None,
-        metrics: str | None = None,
+        http: str | None = None,
+        http_token: str | None = None,
     ) -> None:
         host = bind.rpartition(":")[0]
         if keys is None and not is_loopback(host):
@@ -142,8 +143,9 @@ class Controller:
         self._sock: zmq.asyncio.Socket | None = None
         self._stop_requested = False
         self._early: list[Note] = []  # events before the sink exists
-        self.metrics_address = metrics  # HOST:PORT of /metrics (Prometheus), or None
-        self._metrics: HttpApi | None = None
+        self.http_address = http  # HOST:PORT of /metrics and POST /rate, or None
+        self.http_token = http_token
+        self._http: HttpApi | None = None
 
     @property
     def agents(self) -> dict[str, AgentState]:
@@ -192,14 +194,17 @@ class Controller:
 
     async def run(self) -> RunResult:
         self.bind()
-        if self.metrics_address is not None:
-            self._metrics = await serve_metrics(self.metrics_address, LoadCollector(
-                lambda: self.coordinator.run, lambda: self.coordinator.agents))
+        if self.http_address is not None:
+            self._http = await serve_metrics(
+                self.http_address,
+                LoadCollector(lambda: self.coordinator.run, lambda: self.coordinator.agents),
+                # Changing the rate needs the token: without one, /metrics only.
+                token=self.http_token, set_rate=self.set_rate if self.http_token else None)
         try:
             await self._loop()
         finally:
-            if self._metrics is not None:
-                await self._metrics.close()
+            if self._http is not None:
+                await self._http.close()
             if self.sink is not None:
                 self.sink.close(duration=self._duration())
             if self._sock is not None:

@@ -1,16 +1,19 @@
-"""Prometheus metrics of a load run (``--metrics HOST:PORT`` on the controller): calls by
-outcome, failures by reason, setup latency from the exactly merged histograms, retransmissions,
-and the agents by phase, so a Grafana board can follow a long run.
+"""The load controller's HTTP API (``--http HOST:PORT``): Prometheus ``GET /metrics`` (calls
+by outcome, failures by reason, setup latency from the exactly merged histograms,
+retransmissions, the agents by phase, so a Grafana board can follow a long run) and
+``POST /rate {"rate": N}`` (a new total rate, shared among the agents), which needs the
+``--token`` (scrapes, as scrapers expect, do not).
 
-Read on each scrape from the coordinator's merged statistics (nothing is counted twice); the
-endpoint is read-only and, as scrapers expect, needs no token.
+Metrics are read on each scrape from the coordinator's merged statistics: nothing is counted
+twice.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
+from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -61,12 +64,38 @@ class LoadCollector:
         yield agents
 
 
-async def serve_metrics(address: str, collector: LoadCollector) -> HttpApi:
-    """Serve /metrics on ``address`` (HOST:PORT); raises OSError when it cannot bind."""
+MAX_RATE = 100_000.0
+
+
+async def serve_metrics(address: str, collector: LoadCollector, *, token: str | None = None,
+                        set_rate: Callable[[float], Awaitable[None]] | None = None) -> HttpApi:
+    """Serve /metrics (and POST /rate when ``set_rate`` is given) on ``address`` (HOST:PORT);
+    raises OSError when it cannot bind."""
     registry = CollectorRegistry()
     registry.register(collector)
-    api = HttpApi(address)
+    api = HttpApi(address, token=token)
     api.registry = registry
     api.get("/metrics", metrics_handler(registry))
+    if set_rate is not None:
+        change = set_rate
+
+        async def post_rate(request: web.Request) -> web.StreamResponse:
+            try:
+                body = await request.json()
+            except ValueError:
+                body = None
+            rate = body.get("rate") if isinstance(body, dict) else None
+            if isinstance(rate, bool) or not isinstance(rate, int | float) \
+                    or not 0 < rate <= MAX_RATE:
+                return web.json_response(
+                    {"error": f"body: expected {{\"rate\": calls/s in (0, {MAX_RATE:g}]}}"},
+                    status=400)
+            try:
+                await change(float(rate))
+            except ValueError as exc:
+                return web.json_response({"error": str(exc)}, status=409)
+            return web.json_response({"rate": float(rate)})
+
+        api.post("/rate", post_rate)
     await api.start()
     return api

@@ -253,6 +253,7 @@ def controller_address(block: AddressBlock) -> str:
 
 def sipha_controller_command(
     plan: Plan, agents: int, phase: Phase, block: AddressBlock, jsonl: Path, name: str,
+    *, http_port: int | None = None, token: str = "",
 ) -> NodeCommand:
     """The load controller of the sipha-engine testers for one phase: it waits for ``agents``
     agents, gives each its share of the rate (``phase.rate`` per tester, so the total is
@@ -271,6 +272,9 @@ def sipha_controller_command(
     if phase.ramp_step > 0 and phase.ramp_max is not None:
         argv += ["--ramp", f"{phase.ramp_step * agents:g}/{phase.ramp_interval:g}s",
                  "--max-rate", f"{phase.ramp_max * agents:g}"]
+    if http_port is not None:
+        # The live page changes the rate through it (POST /rate with the run's token).
+        argv += ["--http", f"{block.controller}:{http_port}", "--token", token]
     return NodeCommand(name, "controller", argv, block.controller)
 
 

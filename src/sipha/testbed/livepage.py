@@ -36,6 +36,7 @@ class RunActions:
     stop: Callable[[], Awaitable[str]]
     fault: Callable[[str, str], Awaitable[str]]
     server_state: Callable[[str, str], Awaitable[str]]
+    set_rate: Callable[[float], Awaitable[str]]
 
 
 class RunPage:
@@ -58,7 +59,7 @@ class RunPage:
     def attach(self, loop: asyncio.AbstractEventLoop, actions: RunActions) -> None:
         """Bind the controls to the runner's loop (the page may serve before it exists)."""
         controls = RunControls(loop, stop=actions.stop, fault=actions.fault,
-                               server_state=actions.server_state)
+                               server_state=actions.server_state, set_rate=actions.set_rate)
         self._controls.bound = controls
         names = controls.names
         if self.page is not None:

@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import math
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -64,6 +65,7 @@ from sipha.report.model import (
 from sipha.report.render import render_report
 from sipha.testbed import commands
 from sipha.testbed.addresses import (
+    HTTP_PORT,
     NETNS_BLOCK,
     REDIS_PORT,
     SIP_PORT,
@@ -154,6 +156,9 @@ class Runner:
         # The live page (``--web``): what the terminal view shows, and controls.
         self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
                     if web is not None else None)
+        # The load controllers' HTTP APIs (phase -> HOST:PORT) and their token, for the page.
+        self._controller_http: dict[int, str] = {}
+        self._control_token = secrets.token_urlsafe(18)
         self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
         self.netem = netem  # whether the kernel has sch_netem
         # Absolute: every node runs with the results folder as its working directory, so a
@@ -245,7 +250,8 @@ class Runner:
         if self.web is not None:
             self.web.serve()  # already serving when run_plan started it
             self.web.attach(loop, RunActions(stop=self._web_stop, fault=self._web_fault,
-                                             server_state=self._web_server_state))
+                                             server_state=self._web_server_state,
+                                             set_rate=self._web_rate))
         try:
             with self.progress:
                 async with self._poller:
@@ -300,6 +306,19 @@ class Runner:
             raise ValueError(outcome.detail)
         self.event("fault", outcome.node, f"{action} from the live page")
         return f"{action} {outcome.node}"
+
+    async def _web_rate(self, rate: float) -> str:
+        live = [tr for tr in self.testers if tr.engine == "sipha"
+                and tr.node.state is NodeState.RUNNING and tr.phase_index in self._controller_http]
+        if not live:
+            raise ValueError("no sipha tester is running (SIPp testers keep the plan's rate)")
+        answers = [await self._poller.post_json(self._controller_http[tr.phase_index], "/rate",
+                                                {"rate": rate}, token=self._control_token)
+                   for tr in live]
+        if 200 not in answers:
+            raise ValueError(f"the load controller did not take it (answers {answers})")
+        self.event("control", "testers", f"rate {rate:g} calls/s from the live page")
+        return f"sipha testers at {rate:g} calls/s in all"
 
     async def _web_server_state(self, server: str, state: str) -> str:
         if server not in server_names(self.plan):
@@ -511,8 +530,13 @@ class Runner:
         sipha = [(i, t) for i, t in enumerate(self.plan.testers, 1) if t.engine == "sipha"]
         if sipha:
             output = self.out / "loadtest" / f"sipha{suffix}.jsonl"
+            http_port = None
+            if self.web is not None:  # the page changes the rate through the controller
+                http_port = HTTP_PORT + 10 + index
+                self._controller_http[index] = f"{block.controller}:{http_port}"
             ctl = self._add(commands.sipha_controller_command(
-                self.plan, len(sipha), phase, block, output, f"controller{suffix}"))
+                self.plan, len(sipha), phase, block, output, f"controller{suffix}",
+                http_port=http_port, token=self._control_token))
             ctl.expected_exit = True
             ctl.start()
             self.testers.append(_TesterRun("sipha", index, offset, ctl, output, "sipha"))

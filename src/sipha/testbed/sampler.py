@@ -62,11 +62,14 @@ class HttpPoller:
             return None
         return data if isinstance(data, dict) else None
 
-    async def post_json(self, address: str, path: str, body: dict[str, Any]) -> int | None:
+    async def post_json(self, address: str, path: str, body: dict[str, Any], *,
+                        token: str = "") -> int | None:
         """POST a JSON object; the HTTP status, or None if the node did not answer in time."""
         assert self._session is not None, "use HttpPoller as an async context manager"
+        headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
-            async with self._session.post(f"http://{address}{path}", json=body) as resp:
+            async with self._session.post(f"http://{address}{path}", json=body,
+                                          headers=headers) as resp:
                 return resp.status
         except (TimeoutError, aiohttp.ClientError):
             return None
