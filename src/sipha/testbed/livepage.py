@@ -25,6 +25,7 @@ from sipha.testbed.progress import Snapshot
 
 __all__ = ["RunActions", "RunPage"]
 
+_ROLE_LEVEL = {"active": 2.0, "standby": 1.0}  # the roles chart: 2 active, 1 standby, 0 down
 _NODE_STATE = {"running": "up", "stopped": "stopped", "exited": "exited", "pending": "starting"}
 
 
@@ -93,8 +94,7 @@ class RunPage:
             return
         source = "control" if "live page" in e.detail else (
             "plan" if e.kind == "fault" else "observed")
-        what = e.kind if e.kind not in ("fault", "takeover") else (
-            e.detail.split()[0] if e.kind == "fault" and e.detail else e.kind)
+        what = e.detail.split()[0] if e.kind in ("fault", "control") and e.detail else e.kind
         detail = e.detail + (f" ({e.ms:.0f} ms)" if e.ms is not None else "")
         if e.kind == "fault" and e.node and "failed" not in e.detail:
             if what == "kill":
@@ -107,7 +107,8 @@ class RunPage:
         self.page.update(lambda board: board.add_event(ev))
 
     def snapshot(self, snap: Snapshot, calls: Sequence[CallsSecond],
-                 active: dict[str, int], roles: dict[str, str]) -> None:
+                 active: dict[str, int], roles: dict[str, str],
+                 usage: dict[str, tuple[float, float]] | None = None) -> None:
         """Once a second: new whole seconds of calls, node states, live criteria."""
         if self.page is None:
             return
@@ -139,9 +140,13 @@ class RunPage:
         nodes = [(name, self._faulted.get(name, state) if state in ("exited", "stopped")
                   else state, detail) for name, state, detail in snap.nodes]
 
+        usage = usage or {}
+        levels = {d: _ROLE_LEVEL.get(r, 0.0) for d, r in roles.items()}
+
         def edit(board: Board) -> None:
             for second, row in rows:
-                board.add_row(second + 1, {**row, "active_per_server": servers})
+                board.add_row(second + 1, {**row, "active_per_server": servers,
+                                           "roles": levels})
             for name, state, _detail in nodes:
                 kind = "dispatcher" if name in roles else (
                     "server" if name in active else "node")
@@ -151,7 +156,9 @@ class RunPage:
                 if shown not in ("starting", "up", "killed", "stopped", "exited", "active",
                                  "standby"):
                     shown = "up"
-                board.set_node(name, state=shown, role=roles.get(name, ""), kind=kind)
+                cpu, rss = usage.get(name, (None, None))
+                board.set_node(name, state=shown, role=roles.get(name, ""), kind=kind,
+                               cpu=cpu, rss_mb=rss)
             if self._criteria is not None:
                 board.set_criteria(_live_criteria(self._criteria, snap))
 

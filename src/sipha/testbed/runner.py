@@ -183,6 +183,7 @@ class Runner:
         self._poller = HttpPoller()
         self._cpu = CpuSampler()
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
+        self._last_usage: dict[str, tuple[float, float]] = {}  # node -> (CPU %, RSS MB)
         self._meta = RunMeta(name=plan.name, profile=plan.profile, time_scale=plan.time_scale,
                              load_duration=plan.load_duration, plan=plan_to_dict(plan),
                              expect=expect_for(plan))
@@ -683,7 +684,9 @@ class Runner:
             self._write(ROLES, RoleSample(t=t, node=name, role=self.roles.role_of(name)))
         for n in self.procs:
             if n.popen is not None:
-                self._writers[NODES].write(self._cpu.sample(n, t))
+                sample = self._cpu.sample(n, t)
+                self._writers[NODES].write(sample)
+                self._last_usage[n.name] = (sample.cpu_percent, sample.rss_bytes / 1e6)
 
     def _snapshot(self) -> None:
         attempted = successful = failed = 0
@@ -715,7 +718,8 @@ class Runner:
         if self.web is not None and self._t0:
             calls = [c for tr in self.testers for c in tr.read(self._t0)]
             roles = {d: self.roles.role_of(d) for d in self.roles.roles}
-            self.web.snapshot(snap, calls, dict(self._last_server), roles)
+            self.web.snapshot(snap, calls, dict(self._last_server), roles,
+                              dict(self._last_usage))
 
 
 def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:

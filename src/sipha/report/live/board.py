@@ -21,7 +21,7 @@ MAX_EVENTS = 1000
 MAX_NAME = 64
 ROW_NUMBERS = ("attempted", "successful", "failed", "active", "p50_ms", "p90_ms", "p99_ms",
                "retransmissions", "rate")
-ROW_MAPS = ("failed_by_reason", "active_per_server")
+ROW_MAPS = ("failed_by_reason", "active_per_server", "roles")
 NODE_STATES = frozenset({"starting", "up", "killed", "stopped", "exited", "active", "standby",
                          "suspect", "inactive", "disabled", "draining"})
 AGENT_STATES = frozenset({"joined", "running", "missing", "done", "lost"})

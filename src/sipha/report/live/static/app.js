@@ -4,16 +4,16 @@
 // token from the input box (kept in this tab's sessionStorage, never in a URL).
 "use strict";
 
-const state = { rows: [], events: [], servers: [], charts: {}, controls: [], nodes: [] };
+const state = { rows: [], events: [], charts: {}, controls: [], nodes: [] };
 const $ = (id) => document.getElementById(id);
 
 function eventLines(u) {
   // A uPlot plugin: a dashed line and a label at each event's second.
   const ctx = u.ctx;
   ctx.save();
-  for (const ev of state.events) {
+  state.events.forEach((ev, i) => {
     const x = u.valToPos(ev.t, "x", true);
-    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
+    if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
     ctx.strokeStyle = ev.source === "control" ? "#8e24aa" : "#ef6c00";
     ctx.setLineDash([4, 3]);
     ctx.beginPath();
@@ -21,18 +21,19 @@ function eventLines(u) {
     ctx.lineTo(x, u.bbox.top + u.bbox.height);
     ctx.stroke();
     ctx.fillStyle = ctx.strokeStyle;
-    ctx.fillText(`${ev.what} ${ev.target}`.trim(), x + 3, u.bbox.top + 10);
-  }
+    ctx.fillText(`${ev.what} ${ev.target}`.trim(), x + 3, u.bbox.top + 10 + (i % 3) * 12);
+  });
   ctx.restore();
 }
 
-function makeChart(id, series) {
+function makeChart(id, series, stepped = false) {
   const el = $(id);
   const opts = {
     width: Math.max(480, el.clientWidth || 520), height: 220,
     scales: { x: { time: false } },
     axes: [{ label: "s" }, {}],
-    series: [{ label: "t" }, ...series.map(([label, stroke]) => ({ label, stroke, width: 1.5 }))],
+    series: [{ label: "t" }, ...series.map(([label, stroke]) => ({ label, stroke, width: 1.5,
+      paths: stepped ? uPlot.paths.stepped({ align: 1 }) : undefined }))],
     hooks: { draw: [eventLines] },
   };
   const data = [[], ...series.map(() => [])];
@@ -54,16 +55,29 @@ function redraw() {
   set("chart-calls", [column("attempted"), column("successful"), column("failed")]);
   set("chart-latency", [column("p50_ms"), column("p90_ms"), column("p99_ms")]);
   set("chart-retrans", [column("retransmissions")]);
-  // Servers appear as the run goes on: rebuild the chart when a new one shows up.
-  const seen = new Set(state.servers);
-  for (const r of state.rows) for (const s of Object.keys(r.active_per_server || {})) seen.add(s);
-  if (seen.size !== state.servers.length || !state.charts["chart-active"]) {
-    state.servers = [...seen].sort();
-    const palette = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037"];
-    if (state.charts["chart-active"]) { state.charts["chart-active"].destroy(); $("chart-active").innerHTML = ""; }
-    makeChart("chart-active", state.servers.map((s, i) => [s, palette[i % palette.length]]));
+  // Servers, dispatchers and failure reasons appear as the run goes on: a chart is rebuilt
+  // when a new series shows up.
+  for (const [id, key] of [["chart-active", "active_per_server"], ["chart-roles", "roles"],
+    ["chart-reasons", "failed_by_reason"]]) {
+    const names = seriesOf(key);
+    if (key === "roles") $("roles-box").hidden = names.length === 0;
+    set(id, names.map((n) => state.rows.map((r) => (r[key] || {})[n] ?? null)));
   }
-  set("chart-active", state.servers.map((s) => state.rows.map((r) => (r.active_per_server || {})[s] ?? null)));
+}
+
+const palette = ["#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037"];
+const seriesNames = {};
+
+function seriesOf(key) {
+  const id = { active_per_server: "chart-active", roles: "chart-roles", failed_by_reason: "chart-reasons" }[key];
+  const seen = new Set(seriesNames[key] || []);
+  for (const r of state.rows) for (const n of Object.keys(r[key] || {})) seen.add(n);
+  if (!state.charts[id] || seen.size !== (seriesNames[key] || []).length) {
+    seriesNames[key] = [...seen].sort();
+    if (state.charts[id]) { state.charts[id].destroy(); $(id).innerHTML = ""; }
+    makeChart(id, seriesNames[key].map((n, i) => [n, palette[i % palette.length]]), key === "roles");
+  }
+  return seriesNames[key];
 }
 
 function totals() {
