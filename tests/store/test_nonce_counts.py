@@ -54,7 +54,7 @@ def test_bad_arguments_are_refused(store_url: str) -> None:
         now = time.time()
         for nonce, nc, until in (("", 1, now + 1), ("x" * 300, 1, now + 1), ("n", 0, now + 1),
                                  ("n", 2**32, now + 1), ("n", 1, now)):
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match=r"nonce|must"):
                 await store.advance_nonce_count(nonce, nc, expires_at=until, now=now)
 
     run_with(store_url, scenario)

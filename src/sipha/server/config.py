@@ -63,8 +63,18 @@ __all__ = [
 ACTIONS = "answer, busy, reject CODE (400-699), ring-no-answer"
 # Every method a UA sends outside ACK and CANCEL (hop by hop, never challenged: RFC 3261 §22.1).
 AUTH_METHODS = (
-    "INVITE", "BYE", "OPTIONS", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER",
-    "PUBLISH", "INFO", "UPDATE", "PRACK",
+    "INVITE",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "MESSAGE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "PUBLISH",
+    "INFO",
+    "UPDATE",
+    "PRACK",
 )
 AUTH_MODES = ("auto", "on", "off")
 
@@ -241,7 +251,9 @@ def _validate_security(cfg: ServerConfig, source: str) -> None:
         try:
             parse_alias(text)
         except ValueError as exc:
-            raise ConfigError(source, f"aliases[{i}]", str(exc), "write HOST or HOST:PORT") from None
+            raise ConfigError(
+                source, f"aliases[{i}]", str(exc), "write HOST or HOST:PORT"
+            ) from None
     for i, text in enumerate(cfg.dns_servers):
         try:
             parse_host_port(text, what="DNS server")

@@ -22,8 +22,8 @@ __all__ = [
     "DialogRecord",
     "UpdateOutcome",
     "UpdateResult",
-    "check_nonce_count",
     "User",
+    "check_nonce_count",
     "make_user",
 ]
 

@@ -36,8 +36,8 @@ from sipha.store.model import (
     UpdateOutcome,
     UpdateResult,
     User,
-    dialog_from_json,
     check_nonce_count,
+    dialog_from_json,
     dialog_to_json,
     sort_bindings,
 )

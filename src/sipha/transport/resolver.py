@@ -99,7 +99,10 @@ class DnsCache:
         return entry
 
     def put(
-        self, key: tuple[str, str], records: tuple[tuple[object, ...], ...] | None, ttl: float,
+        self,
+        key: tuple[str, str],
+        records: tuple[tuple[object, ...], ...] | None,
+        ttl: float,
         now: float,
     ) -> None:
         ttl = self.negative_ttl if records is None else max(0.0, min(ttl, self.max_ttl))
@@ -280,8 +283,13 @@ class Resolver:
                 records.append((rdata.priority, rdata.weight, rdata.port, rdata.target))
             else:
                 records.append(
-                    (rdata.order, rdata.preference, rdata.flags.decode(errors="replace"),
-                     rdata.service.decode(errors="replace"), rdata.replacement)
+                    (
+                        rdata.order,
+                        rdata.preference,
+                        rdata.flags.decode(errors="replace"),
+                        rdata.service.decode(errors="replace"),
+                        rdata.replacement,
+                    )
                 )
         ttl = float(answer.rrset.ttl) if answer.rrset is not None else 0.0
         self.cache.put((name, rdtype), tuple(records), ttl, loop.time())
