@@ -10,7 +10,6 @@ from sipha.sip.auth import build_credentials, parse_challenge
 from tests.messages import SDP
 from tests.server.helpers import SipClient, add_user, server
 
-
 OPEN = ("--auth", "off")
 
 
@@ -100,8 +99,8 @@ def test_timer_c_gives_408_and_cancels_the_ringing_callee(tmp_path: Path) -> Non
     store = f"sqlite:{tmp_path / 'store.db'}"
     add_user(store, "sleepy", "pw")
     config = "[timers]\ntimer_c = 1.0\n"
-    with server(tmp_path, store=store, config=config, extra=OPEN) as srv, SipClient(srv.port) as ua, \
-            SipClient(srv.port) as callee:
+    with server(tmp_path, store=store, config=config, extra=OPEN) as srv, \
+            SipClient(srv.port) as ua, SipClient(srv.port) as callee:
         assert callee.register("sleepy", "pw").status == 200
         ua.request("INVITE", f"sip:sleepy@127.0.0.1:{srv.port}", body=SDP)
         invite = callee.recv()

@@ -14,7 +14,6 @@ from tests.messages import SDP
 from tests.server.helpers import SCENARIOS, SipClient, add_user, server
 from tests.sipp import run_uac, uas
 
-
 # SIPp's uac has no credentials and its built-in uas does not echo Record-Route, so BYEs
 # reach the proxy with the callee's Contact and no dialog token: here SIPp stands for a
 # trusted peer (authorization itself: test_open_relay.py).
