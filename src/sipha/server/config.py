@@ -12,14 +12,16 @@ Example (every field optional)::
     auth = "auto"                   # forwarding needs digest auth: auto (when the store has
                                     # users), on, off (docs/security.md)
     auth_methods = ["INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "NOTIFY", "OPTIONS", ...]
-    auth_int_register = false       # REGISTER must use qop=auth-int (covers the Contacts)
-    trusted = ["192.0.2.10", "198.51.100.0/24"]   # peers forwarded without digest (permissions)
+    auth_int_register = false       # REGISTER must answer with qop=auth-int
+    trusted = ["192.0.2.10", "198.51.100.0/24"]  # forwarded without digest (docs/security.md)
     aliases = ["203.0.113.5:5060"]  # HOST[:PORT] that also name us in Route: VIP, dispatchers
-    [identities]                    # authenticated user -> other From users it may use
-    alice = ["sales"]
     dns_servers = ["127.0.0.1:5353"]  # empty: /etc/resolv.conf
+    dns_timeout = 2.0               # seconds for one next-hop lookup (then 408)
     nonce_secret = ""               # digest nonce key (>= 16 bytes); empty: a random key
                                     # made once and kept in the store, shared by its servers
+
+    [identities]                    # authenticated user -> other From users it may use
+    alice = ["sales"]
 
     [registrar]
     min_expires = 60
