@@ -62,8 +62,11 @@ class ResolveError(Exception):
         self.status = status
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_literal(host: str) -> str | None:
-    """``host`` as an IP address string (brackets removed), or None for a name."""
+    """``host`` as an IP address string (brackets removed), or None for a name. Cached
+    (bounded): every forwarded request asks, and parsing the literal costs more than the
+    rest of choosing the next hop."""
     text = host.strip("[]")
     try:
         return str(ipaddress.ip_address(text))
