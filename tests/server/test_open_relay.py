@@ -178,3 +178,34 @@ def test_a_forged_stray_response_is_dropped_not_reflected(
             _send(attacker, srv, text)
         assert victim.drain() == []
         assert srv.status()["security"] == {"forged_response": 5}
+
+
+def test_through_the_edge_the_client_is_judged_not_the_dispatcher(
+    tmp_path: Path, attacker: socket.socket
+) -> None:
+    """The dispatcher forwards everybody's requests: the server judges the client it stamped
+    in the Via below its own, so the cluster is no open relay through its front door."""
+    edge = attacker  # stands for the dispatcher: an alias of the server
+    edge_port = edge.getsockname()[1]
+    with Recorder() as outside, server(
+        tmp_path, store=_users(tmp_path),
+        extra=("--alias", f"127.0.0.1:{edge_port}", "--trusted", "127.0.0.1"),
+    ) as srv:
+        far = f"127.0.0.1:{outside.port}"
+
+        def relayed(client_via: str, call_id: str) -> str:
+            return raw_request(
+                "INVITE", "sip:+19005551234@premium.invalid", via_port=edge_port,
+                call_id=call_id, from_uri="sip:mallory@evil.example",
+                to="<sip:+19005551234@premium.invalid>",
+                headers=[f"Via: {client_via}", f"Route: <sip:{far};lr>"],
+            )
+
+        # From an outside client (the dispatcher stamped its real address as received).
+        _send(edge, srv, relayed(
+            "SIP/2.0/UDP 10.1.2.3:5060;received=198.51.100.7;rport=4000;branch=z9hG4bKc1", "e1"))
+        assert final(edge).status == 403
+        assert outside.drain() == []
+        # From a trusted client behind the same dispatcher: forwarded.
+        _send(edge, srv, relayed("SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKc2", "e2"))
+        assert {r.method for r in requests_in(outside.drain())} == {"INVITE"}
