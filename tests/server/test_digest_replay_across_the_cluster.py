@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,10 +29,18 @@ def ua() -> Iterator[socket.socket]:
         sock.close()
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:{tmp_path / 'shared.db'}"
+    base: str = request.getfixturevalue("redis_url")
+    return f"{base}?prefix=rp{uuid.uuid4().hex[:10]}:"
+
+
 def test_a_captured_invite_is_accepted_once_in_the_cluster(
-    tmp_path: Path, ua: socket.socket
+    tmp_path: Path, ua: socket.socket, shared_store: str
 ) -> None:
-    store = f"sqlite:{tmp_path / 'store.db'}"
+    store = shared_store
     add_user(store, "alice", "pw")
     me = ua.getsockname()[1]
     with server(tmp_path, store=store, extra=("--auth-invite",), name="a") as a, \
