@@ -82,3 +82,26 @@ def test_a_dead_dns_server_costs_a_bounded_wait_and_shared_lookups() -> None:
             assert dns.queries[("slow.test", "A")] <= 5
 
     asyncio.run(main())
+
+
+def test_any_host_string_gives_peers_or_resolve_error_only() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    with DnsServer(ZONE) as dns:
+
+        @settings(max_examples=60, deadline=None)
+        @given(st.text(max_size=300), st.one_of(st.none(), st.integers(1, 65535)))
+        def check(host: str, port: int | None) -> None:
+            async def main() -> None:
+                r = _resolver(dns, timeout=1.0)
+                try:
+                    peers = await r.resolve(host, port, None)
+                except ResolveError as exc:
+                    assert exc.status in (408, 503)
+                else:
+                    assert all(isinstance(p, Peer) for p in peers)
+
+            asyncio.run(main())
+
+        check()
