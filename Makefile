@@ -3,10 +3,12 @@ PY        ?= python3
 VENV      := .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
-DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl
-DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl
+LOCK      := requirements/lock.txt
+UV_VERSION := 0.13.9
+DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core chromium
+DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium
 
-.PHONY: test demo lint typecheck unit setup deps venv bench clean
+.PHONY: test demo lint typecheck unit setup deps venv bench clean lock
 
 setup: deps venv
 
@@ -21,14 +23,29 @@ deps:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Exactly the versions in the lock, each checked against its hash: a new release of any package
+# can never change what a fresh clone installs. sipha itself is installed without build isolation,
+# so the build tools come from the lock too.
+$(STAMP): pyproject.toml $(LOCK)
 	@# Debian splits venv (and its ensurepip) out of python3: install both when either is missing.
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip >/dev/null; }
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	@touch $(STAMP)
+
+# Refresh the lock to the newest versions pyproject.toml allows. Then run `make test` on the new
+# lock (the venv is rebuilt from it) before committing requirements/lock.txt.
+lock:
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --upgrade \
+	  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+	  --no-header -o $(LOCK)
+	@rm -f $(STAMP)
+	@echo "lock refreshed: run 'make test' before committing $(LOCK)"
 
 lint: venv
 	$(BIN)/ruff check src tests bench

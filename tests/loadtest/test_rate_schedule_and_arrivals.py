@@ -65,3 +65,29 @@ def test_bad_schedules_and_names_are_refused() -> None:
         RateSchedule(10, step=1, interval=0)
     with pytest.raises(ValueError, match="unknown arrival"):
         make_arrivals("bursty", RateSchedule(1), random.Random())
+
+
+def test_retarget_changes_the_rate_without_a_burst_or_a_gap() -> None:
+    s = RateSchedule(10, step=10, interval=5, max=100)
+    arrivals = ConstantArrivals(s)
+    started = [arrivals.due(t / 10) for t in range(0, 71)]  # 0..7 s, ticks of 100 ms
+    assert sum(started) == math.ceil(s.expected(7.0) - 1e-9)
+    before = s.expected(7.0)
+    s.retarget(7.0, 55)
+    assert s.expected(7.0) == pytest.approx(before)  # continuous at the switch
+    assert s.rate(7.0) == s.rate(60.0) == 55  # and the ramp is over
+    got = sum(arrivals.due(7.0 + t / 10) for t in range(1, 21))  # the next 2 s
+    assert got == pytest.approx(110, abs=1)
+    with pytest.raises(ValueError, match="back in time"):
+        s.retarget(6.0, 10)
+    with pytest.raises(ValueError, match="calls/s"):
+        s.retarget(8.0, -1)
+
+
+def test_poisson_arrivals_restart_when_a_zero_rate_is_changed() -> None:
+    s = RateSchedule(0)
+    arrivals = PoissonArrivals(s, random.Random(7))
+    assert arrivals.due(10.0) == 0
+    s.retarget(10.0, 200)
+    n = sum(arrivals.due(10.0 + t / 100) for t in range(1, 101))
+    assert 120 < n < 280  # 200/s over a second, within a wide Poisson margin

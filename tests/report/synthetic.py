@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sipha.common.expect import Criteria
 from sipha.report.model import (
     CALLS,
     EVENTS,
@@ -30,6 +31,7 @@ def write_synthetic(
     fail_at: tuple[int, ...] = (),
     gap_at: tuple[int, ...] = (),
     calls_total: bool = True,
+    expect: Criteria | None = None,
 ) -> Path:
     """Two servers, a pair, 10 calls/s.  Seconds in ``fail_at`` lose 4 calls ('timeout');
     seconds in ``gap_at`` have no success at all.  d1 is killed at 5 s, d2 takes over."""
@@ -39,6 +41,7 @@ def write_synthetic(
         nodes=[NodeInfo(name=n, kind=k, address="127.9.9.1") for n, k in
                (("s1", "server"), ("s2", "server"), ("d1", "dispatcher"), ("d2", "dispatcher"))],
         plan={"name": "synthetic", "description": "made up"},
+        expect=expect or Criteria(),
     ))
     calls, servers = JsonlWriter(folder / CALLS), JsonlWriter(folder / SERVERS)
     roles, nodes, events = (JsonlWriter(folder / ROLES), JsonlWriter(folder / NODES),

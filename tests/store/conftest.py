@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.sentinel_cluster import sentinel_cluster
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
@@ -64,10 +66,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.stdout.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(scope="session")
+def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A master, a replica and three Sentinels for the session (never failed over: the
+    failover tests start their own); yields the store URL."""
+    with sentinel_cluster(tmp_path_factory.mktemp("sentinel")) as cluster:
+        yield cluster.url()
+
+
+@pytest.fixture(params=["sqlite", "redis", "sentinel"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A URL for an empty store of each backend (Redis isolated by a fresh key prefix)."""
     if request.param == "sqlite":
         return f"sqlite:{tmp_path / 'store.db'}"
+    prefix = f"t{uuid.uuid4().hex[:12]}:"
+    if request.param == "sentinel":
+        return f"{request.getfixturevalue('sentinel_url')}?prefix={prefix}"
     base: str = request.getfixturevalue("redis_url")
-    return f"{base}?prefix=t{uuid.uuid4().hex[:12]}:"
+    return f"{base}?prefix={prefix}"

@@ -82,6 +82,10 @@ def test_smoke_plan(tmp_path: Path) -> None:
     assert 0 < summary["longest_gap_ms"] < 1000, summary["longest_gap_ms"]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert any(e["kind"] == "fault" and e["node"] == "s2" for e in events)
+    # The plan's [expect.default] says the same, and the run is judged by it.
+    assert [v["criterion"] for v in summary["verdicts"]] == [
+        "max_failed_calls", "max_longest_gap_ms", "max_unfinished_calls"]
+    assert summary["criteria_met"] is True, summary["verdicts"]
     _assert_report_complete(out)
 
 

@@ -25,7 +25,9 @@ from typing import Any
 
 import msgspec
 
+from sipha.common.expect import EXIT_NOT_RUN, describe, exit_code
 from sipha.common.loop import run as run_loop
+from sipha.loadtest import verdict
 from sipha.loadtest.options import AnswerMix, ScenarioOptions
 from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
 
@@ -137,6 +139,7 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
         d = p.add_argument_group("distribution")
         d.add_argument("--agents", type=int, default=0, metavar="K",
                        help="spawn K local agent processes and a controller (use K cores)")
+        verdict.add_arguments(p)
 
 
 def _add_scenario_arguments(p: argparse.ArgumentParser) -> None:
@@ -305,7 +308,7 @@ def main(args: argparse.Namespace) -> int:
         result = run_loop(_with_signals(go, stop))
     except (OSError, TimeoutError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_NOT_RUN
     totals = result.totals
     lost = result.lost_agents
     print(
@@ -313,7 +316,13 @@ def main(args: argparse.Namespace) -> int:
         f"failed {totals.calls_failed} {dict(totals.failed_by_reason) or ''}"
         + (f" lost agents: {', '.join(lost)}" if lost else "")
     )
-    return 0 if totals.calls_failed == 0 and not lost else 3
+    if lost:  # their calls after they went silent are unknown: no verdict on half a run
+        print(f"sipha load: lost agents {', '.join(lost)}: no verdict", file=sys.stderr)
+        return EXIT_NOT_RUN
+    verdicts = verdict.judge(verdict.criteria_from_args(args), result)
+    for v in verdicts:
+        print(describe(v), file=sys.stdout if v.passed else sys.stderr)
+    return exit_code(verdicts)
 
 
 def _agent(args: argparse.Namespace) -> int:

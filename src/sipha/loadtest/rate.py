@@ -34,7 +34,7 @@ class RateSchedule:
     Raises ``ValueError`` for negative rates, a non-positive interval, or ``max < start``.
     """
 
-    __slots__ = ("interval", "max", "start", "step")
+    __slots__ = ("_from", "_from_expected", "_rate_from", "interval", "max", "start", "step")
 
     def __init__(
         self,
@@ -55,11 +55,36 @@ class RateSchedule:
         self.step = float(step) if top > start else 0.0
         self.interval = float(interval)
         self.max = float(top)
+        # Set by `retarget`: from `_from` on, `_rate_from` calls/s, counted on top of the
+        # calls the plan had asked for by then (so no burst and no gap at the switch).
+        self._from = math.inf
+        self._from_expected = 0.0
+        self._rate_from = 0.0
+
+    def retarget(self, t: float, rate: float) -> None:
+        """From ``t`` on, a constant ``rate`` calls/s (an operator's change in a running load;
+        the ramp, if any, ends). ``expected`` stays continuous at ``t``. Raises ValueError for
+        a negative rate or a ``t`` before an earlier change."""
+        if not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"rate {rate!r}: expected a number of calls/s >= 0")
+        t = max(0.0, t)
+        if t < self._from and math.isfinite(self._from):
+            raise ValueError("a rate change cannot go back in time")
+        self._from_expected = self.expected(t)
+        self._from = t
+        self._rate_from = float(rate)
+
+    @property
+    def changed_at(self) -> float:
+        """When `retarget` took over (infinity: never)."""
+        return self._from
 
     def rate(self, t: float) -> float:
         """Calls/s in force at ``t`` (seconds since the start; negative -> 0)."""
         if t < 0:
             return 0.0
+        if t >= self._from:
+            return self._rate_from
         if self.step == 0.0:
             return self.start
         k = math.floor(t / self.interval)
@@ -74,6 +99,8 @@ class RateSchedule:
         """Calls the plan asks for in ``[0, t)``: the integral of ``rate``."""
         if t <= 0:
             return 0.0
+        if t >= self._from:
+            return self._from_expected + (t - self._from) * self._rate_from
         if self.step == 0.0:
             return self.start * t
         k = math.floor(t / self.interval)
@@ -127,13 +154,15 @@ class PoissonArrivals:
         rate = self.schedule.rate(t)
         while rate <= 0:
             # Nothing before the next ramp step (or ever, if the rate stays 0).
-            if self.schedule.step == 0.0:
+            if self.schedule.step == 0.0 or t >= self.schedule.changed_at:
                 return math.inf
             t = (math.floor(t / self.schedule.interval) + 1) * self.schedule.interval
             rate = self.schedule.rate(t)
         return t + self.rng.expovariate(rate)
 
     def due(self, t: float) -> int:
+        if self.next_at == math.inf and self.schedule.rate(t) > 0:
+            self.next_at = self._gap(t)  # the rate was 0 and was changed since
         n = 0
         while self.next_at <= t:
             n += 1

@@ -1,5 +1,6 @@
 """``sipha report RESULTS_DIR [RESULTS_DIR ...]``: render the report of one or more runs.
 
+With ``--index DIR``: ``DIR/index.html``, every run under DIR (see `sipha.report.index`).
 With one folder: summary.json, calls.csv, figures/*.png and report.html in that folder.  With
 several (the same plan run in both profiles): each folder's report, plus a side-by-side
 comparison page (``--compare PATH``, default ``compare.html`` in the folders' common parent).
@@ -12,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from sipha.report.index import render_index
 from sipha.report.model import ResultsError
 from sipha.report.render import render_comparison, render_report
 
@@ -19,15 +21,23 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results", nargs="+", metavar="RESULTS_DIR",
+    parser.add_argument("results", nargs="*", metavar="RESULTS_DIR",
                         help="results folder(s) written by `sipha run`")
+    parser.add_argument("--index", metavar="DIR", default=None,
+                        help="write DIR/index.html: every run under DIR with its verdict and "
+                             "headline figures; tick two to compare them side by side")
     parser.add_argument("--compare", metavar="PATH", default=None,
                         help="with several folders: where to write the side-by-side page")
 
 
 def main(args: argparse.Namespace) -> int:
     folders = [Path(r) for r in args.results]
+    if not folders and args.index is None:
+        sys.stderr.write("sipha report: give RESULTS_DIR(s) or --index DIR\n")
+        return 2
     try:
+        if args.index is not None:
+            sys.stdout.write(f"index: {render_index(args.index)}\n")
         for f in folders:
             path = render_report(f)
             sys.stdout.write(f"report: {path}\n")

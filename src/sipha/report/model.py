@@ -26,6 +26,8 @@ from typing import Final, TextIO, TypeVar
 
 import msgspec
 
+from sipha.common.expect import Criteria
+
 __all__ = [
     "CALLS",
     "EVENTS",
@@ -77,6 +79,11 @@ class RunMeta(msgspec.Struct, kw_only=True):
     nodes: list[NodeInfo] = msgspec.field(default_factory=list)
     plan: dict[str, object] = msgspec.field(default_factory=dict)
     leftover_pids: list[int] = msgspec.field(default_factory=list)
+    # The criteria of this run's profile (the plan's [expect]), judged by the report.
+    expect: Criteria = msgspec.field(default_factory=Criteria)
+    # Whole-run INVITE -> 200 p99 of sipha's testers, from their exact merged histograms (the
+    # highest over phases: no p99 of a part is below the p99 of the whole); None: not measured.
+    setup_p99_ms: float | None = None
 
 
 class CallsSecond(msgspec.Struct, kw_only=True):

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import msgspec
 
+from sipha.common.expect import CRITERIA, Verdict
 from sipha.report.figures import FIGURES, fig_compare_active_calls, fig_compare_failed
+from sipha.report.interactive import interactive_section
 from sipha.report.model import Results, load_results
 from sipha.report.summary import Summary, calls_per_second, summarize
 
-__all__ = ["render_comparison", "render_report", "summary_rows", "write_calls_csv"]
+__all__ = ["render_comparison", "render_report", "summary_rows", "verdict_cells",
+           "write_calls_csv"]
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
@@ -56,9 +59,36 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
         ("takeover time", _fmt_ms(s.takeover_ms)),
         ("longest gap without a call answered",
          f"{s.longest_gap_ms:.0f} ms (resolution {s.longest_gap_resolution_ms:.0f} ms)"),
+        ("setup p99 (INVITE to 200, whole run, sipha's testers)",
+         "not measured" if s.setup_p99_ms is None else f"{s.setup_p99_ms:.1f} ms"),
         ("peak concurrent calls", str(s.peak_concurrent)),
         ("faults", html.escape("; ".join(s.faults)) or "none"),
     ]
+
+
+def _value(v: float | None) -> str:
+    if v is None:
+        return "not measured"
+    return f"{v:.0f}" if v.is_integer() else f"{v:.4g}"
+
+
+def verdict_cells(v: Verdict) -> tuple[str, str, str]:
+    """(measured, bound, verdict) of one criterion, as HTML cells' contents."""
+    side = "&le;" if CRITERIA[v.criterion].side == "max" else "&ge;"
+    verdict = '<span class="ok">met</span>' if v.passed else '<span class="bad">FAILED</span>'
+    return _value(v.measured), f"{side} {_value(v.bound)}", verdict
+
+
+def _verdict_table(s: Summary) -> str:
+    if not s.verdicts:
+        return "<p>No criteria: the plan has no [expect] for this profile.</p>"
+    head = "<tr><th>criterion</th><th>measured</th><th>bound</th><th>verdict</th></tr>"
+    body = "".join(
+        f"<tr><th>{html.escape(v.criterion)}</th>"
+        + "".join(f'<td class="n">{c}</td>' for c in verdict_cells(v)) + "</tr>"
+        for v in s.verdicts
+    )
+    return f"<table>{head}{body}</table>"
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -109,6 +139,10 @@ def render_report(folder: str | Path) -> Path:
         _plan_note(results),
         "<h2>Summary</h2>",
         _table(summary_rows(summary)),
+        "<h2>Criteria</h2>",
+        _verdict_table(summary),
+        interactive_section(results),
+        "<h2>Figures</h2>",
     ]
     for filename, (caption, draw) in FIGURES.items():
         png = draw(results)
@@ -145,6 +179,26 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def _verdict_comparison(summaries: Sequence[Summary], header: str) -> str:
+    """One row per criterion any run has; each run's cell: measured, bound, verdict (a run
+    whose profile does not bound that criterion shows a dash)."""
+    names = [n for n in CRITERIA if any(v.criterion == n for s in summaries for v in s.verdicts)]
+    if not names:
+        return "<p>No criteria: the plan has no [expect].</p>"
+    rows = []
+    for name in names:
+        cells = []
+        for s in summaries:
+            v = next((v for v in s.verdicts if v.criterion == name), None)
+            if v is None:
+                cells.append("<td>&ndash;</td>")
+                continue
+            measured, bound, verdict = verdict_cells(v)
+            cells.append(f"<td>{measured} (bound {bound}): {verdict}</td>")
+        rows.append(f"<tr><th>{html.escape(name)}</th>{''.join(cells)}</tr>")
+    return f"<table><tr><th></th>{header}</tr>{''.join(rows)}</table>"
+
+
 def render_comparison(folders: Sequence[str | Path], out: str | Path) -> Path:
     """One HTML page putting several runs (e.g. ``paper`` and ``default``) side by side:
     both summary tables in one, and the failed-calls and active-calls figures of each run next
@@ -165,6 +219,8 @@ def render_comparison(folders: Sequence[str | Path], out: str | Path) -> Path:
     parts = [
         "<h1>sipha: profiles side by side</h1>",
         f"<table><tr><th></th>{header}</tr>{body_rows}</table>",
+        "<h2>Criteria</h2>",
+        _verdict_comparison(summaries, header),
     ]
     for stem, draw, caption in (
         ("compare_failed", fig_compare_failed, "Successful and failed calls per second"),

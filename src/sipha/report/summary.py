@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from sipha.common.expect import Measured, Verdict, evaluate, longest_gap_slots
 from sipha.report.model import CallsSecond, Results, ServerSample
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "calls_per_second",
     "longest_answer_gap_ms",
     "longest_gap_ms",
+    "measured",
     "server_shares",
     "summarize",
 ]
@@ -47,6 +49,10 @@ class Summary(msgspec.Struct, kw_only=True):
     faults: list[str]
     plan: dict[str, object]
     status_detail: str = ""
+    setup_p99_ms: float | None = None
+    # One per criterion of the plan's [expect] for this profile: measured, bound, passed.
+    verdicts: list[Verdict] = msgspec.field(default_factory=list)
+    criteria_met: bool = True  # every verdict passed (true when there is none)
 
 
 class MergedSecond(msgspec.Struct, kw_only=True):
@@ -119,15 +125,7 @@ def longest_answer_gap_ms(calls: Iterable[CallsSecond]) -> float | None:
             answered |= int(c.answered_slots, 16) << base
         if c.attempted:
             last_attempt = max(last_attempt, base)
-    first = _lowest_bit(answered)
-    last = max(answered.bit_length() - 1, last_attempt)
-    # Slot n is character n of the reversed binary string; runs of "0" are the gaps.
-    bits = format(answered, "b")[::-1].ljust(last + 1, "0")[first : last + 1]
-    return max(len(run) for run in bits.split("1")) * SLOT_MS
-
-
-def _lowest_bit(value: int) -> int:
-    return (value & -value).bit_length() - 1
+    return longest_gap_slots(answered, last_attempt) * SLOT_MS
 
 
 def server_shares(samples: list[ServerSample]) -> tuple[dict[str, int], dict[str, float], str]:
@@ -161,6 +159,18 @@ def _node_order(name: str) -> tuple[str, int]:
     return head, int(tail) if tail else 0
 
 
+def measured(s: Summary) -> Measured:
+    """The run's measurements the criteria bound (see :mod:`sipha.common.expect`)."""
+    return Measured(
+        failed_calls=s.calls_failed,
+        success_ratio=s.calls_successful / s.calls_attempted if s.calls_attempted else None,
+        takeover_ms=max(s.takeover_ms, default=None),
+        setup_p99_ms=s.setup_p99_ms,
+        longest_gap_ms=s.longest_gap_ms if s.calls_successful else None,
+        unfinished_calls=s.calls_unfinished,
+    )
+
+
 def summarize(results: Results) -> Summary:
     merged = calls_per_second(results.calls)
     gap = longest_answer_gap_ms(results.calls)
@@ -174,7 +184,7 @@ def summarize(results: Results) -> Summary:
         # No per-server counter: apportion the calls by the sampled share.
         counts = {n: round(share * attempted) for n, share in shares.items()}
     meta = results.meta
-    return Summary(
+    summary = Summary(
         name=meta.name,
         profile=meta.profile,
         status=meta.status,
@@ -195,4 +205,8 @@ def summarize(results: Results) -> Summary:
         peak_concurrent=max((m.concurrent for m in merged.values()), default=0),
         faults=[f"{t:.1f} s: {label}" for t, label in results.fault_times()],
         plan=meta.plan,
+        setup_p99_ms=meta.setup_p99_ms,
     )
+    summary.verdicts = evaluate(meta.expect, measured(summary))
+    summary.criteria_met = all(v.passed for v in summary.verdicts)
+    return summary

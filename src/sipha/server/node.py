@@ -72,7 +72,7 @@ from sipha.sip.transaction import (
     TransactionUsageError,
 )
 from sipha.sip.uri import parse_uri
-from sipha.store import Store
+from sipha.store import Store, StoreUnavailable
 from sipha.transport import Peer, SipEndpoint
 from sipha.transport.resolver import Resolver
 from sipha.transport.transactions import TransactionLayer
@@ -474,6 +474,13 @@ class ServerNode:
             )
         except SipParseError as err:
             response = build_response(request, 400, f"Bad Request ({err.reason[:60]})")
+        except StoreUnavailable as err:
+            # Not stored durably (no master, or no replica confirmed it): never a 200; the UA
+            # retries after the store's estimate (RFC 3261 §21.5.4).
+            self.stats.store_errors += 1
+            log.warning("REGISTER refused, store unavailable: %s", err.reason)
+            retry = [("Retry-After", str(err.retry_after))]
+            response = build_response(request, 503, to_tag=self.local.unique(), headers=retry)
         except Exception:
             self.stats.store_errors += 1
             log.exception("REGISTER failed")

@@ -4,6 +4,7 @@ The server depends only on `Store` and the records; `open_store(url)` picks the 
 """
 
 from sipha.store.base import Store
+from sipha.store.errors import StoreUnavailable
 from sipha.store.factory import open_store
 from sipha.store.model import (
     Binding,
@@ -20,6 +21,7 @@ __all__ = [
     "BindingChange",
     "DialogRecord",
     "Store",
+    "StoreUnavailable",
     "UpdateOutcome",
     "UpdateResult",
     "User",

@@ -5,10 +5,15 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 from sipha.store.base import Store
+from sipha.store.sentinel_url import SCHEME as SENTINEL_SCHEME
+from sipha.store.sentinel_url import SENTINEL_FORM, parse_sentinel_url
 
 __all__ = ["open_store"]
 
-_FORMS = "expected 'sqlite:PATH', a plain file path, or 'redis://HOST:PORT/DB[?prefix=P]'"
+_FORMS = (
+    "expected 'sqlite:PATH', a plain file path, 'redis://HOST:PORT/DB[?prefix=P]' or "
+    f"{SENTINEL_FORM}"
+)
 
 
 def open_store(url: str) -> Store:
@@ -19,6 +24,9 @@ def open_store(url: str) -> Store:
       briefly: call it at startup.
     * ``redis://[:password@]HOST[:PORT][/DB][?prefix=P]`` (or ``rediss://`` for TLS): Redis,
       connected lazily; `prefix` (default ``sipha:``) namespaces every key.
+    * ``redis-sentinel://HOST:PORT,HOST:PORT,.../SERVICE/DB[?options]``: the Redis master the
+      Sentinels name for SERVICE, followed through failovers, writes confirmed by a replica
+      (options in :mod:`sipha.store.sentinel_url`).
 
     Raises ValueError naming the bad field and the expected form; sqlite3.Error if the SQLite
     file cannot be opened.
@@ -29,6 +37,11 @@ def open_store(url: str) -> Store:
     scheme = scheme.lower()
     if sep and scheme in ("redis", "rediss"):
         return _open_redis(url)
+    if sep and scheme == SENTINEL_SCHEME:
+        settings = parse_sentinel_url(url, _FORMS)
+        from sipha.store.sentinel import SentinelStore
+
+        return SentinelStore(settings)
     if sep and scheme == "sqlite":
         path = rest[2:] if rest.startswith("//") else rest
         if not path:

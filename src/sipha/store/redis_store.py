@@ -205,10 +205,16 @@ class RedisStore:
     Redis errors surface as `redis.exceptions.RedisError` (e.g. ConnectionError).
     """
 
-    def __init__(self, url: str, *, prefix: str = "sipha:") -> None:
+    def __init__(
+        self, url: str, *, prefix: str = "sipha:", client: aioredis.Redis | None = None
+    ) -> None:
+        """`client` (decoding replies to str) replaces the one made from `url`: the
+        Sentinel store passes its master's, a replica's or a single connection's."""
         self.url = url
         self.prefix = prefix
-        self._r: aioredis.Redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self._r: aioredis.Redis = (
+            client if client is not None else aioredis.Redis.from_url(url, decode_responses=True)
+        )
         self._update = self._r.register_script(_UPDATE)
         self._remove_all = self._r.register_script(_REMOVE_ALL)
         self._purge = self._r.register_script(_PURGE)

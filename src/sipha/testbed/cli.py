@@ -1,4 +1,10 @@
-"""``sipha run PLAN.toml [--out DIR] [--profile paper|default|both]``."""
+"""``sipha run PLAN.toml [--out DIR] [--profile paper|default|both]``.
+
+Exit status: 0 the run completed and met every criterion of its plan's ``[expect]`` (for its
+profile); 1 it completed but a criterion failed (each printed with what was measured and the
+bound); 2 it could not run (a bad plan, a node that did not start or crashed); 130 interrupted.
+With ``--profile both``, the worst of the two runs.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,10 @@ import json
 import sys
 from pathlib import Path
 
+import msgspec
+
 from sipha.common.config import ConfigError
+from sipha.common.expect import EXIT_FAILED, EXIT_MET, EXIT_NOT_RUN, Verdict, describe
 from sipha.report.render import render_comparison
 from sipha.testbed.plan import PROFILES, Profile, apply_profile, load_plan
 from sipha.testbed.progress import Progress
@@ -28,8 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "adds; both: one run each and a side-by-side comparison")
 
 
-def _print_summary(outcome: RunOutcome) -> None:
+_INTERRUPTED = 130
+
+
+def _print_summary(outcome: RunOutcome) -> int:
+    """Print the run's summary and verdicts; return its exit status."""
     summary = json.loads((outcome.folder / "summary.json").read_text())
+    verdicts = msgspec.convert(summary["verdicts"], list[Verdict])
     keys = ("profile", "calls_attempted", "calls_successful", "calls_failed",
             "failed_by_reason", "calls_per_server", "takeover_ms", "longest_gap_ms")
     sys.stdout.write(f"\n{summary['name']} [{summary['profile']}]: {outcome.status}"
@@ -38,7 +52,18 @@ def _print_summary(outcome: RunOutcome) -> None:
         sys.stdout.write(f"  {k:18} {summary[k]}\n")
     if outcome.leftover_pids:
         sys.stdout.write(f"  LEFTOVER PROCESS GROUPS: {outcome.leftover_pids}\n")
+    for v in verdicts:
+        sys.stdout.write(f"  {describe(v)}\n")
     sys.stdout.write(f"report: {outcome.report}\n")
+    if outcome.status == "interrupted":
+        return _INTERRUPTED
+    if outcome.status != "complete":
+        return EXIT_NOT_RUN
+    failed = [v for v in verdicts if not v.passed]
+    for v in failed:
+        sys.stderr.write(f"sipha run: {summary['name']} [{summary['profile']}]: criterion "
+                         f"{describe(v)}\n")
+    return EXIT_FAILED if failed else EXIT_MET
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,6 +76,7 @@ def main(args: argparse.Namespace) -> int:
         ["paper", "default"] if args.profile == "both" else [args.profile or plan.profile]
     )
     outcomes: list[RunOutcome] = []
+    codes: list[int] = []
     for profile in chosen:
         run = apply_profile(plan, profile)
         if args.profile == "both":
@@ -62,8 +88,8 @@ def main(args: argparse.Namespace) -> int:
             outcome = run_plan(run, out, progress=Progress())
         except RunAborted as exc:
             sys.stderr.write(f"sipha run: {exc}\n")
-            return 1
-        _print_summary(outcome)
+            return EXIT_NOT_RUN
+        codes.append(_print_summary(outcome))
         outcomes.append(outcome)
         if outcome.status == "interrupted":
             break
@@ -71,5 +97,6 @@ def main(args: argparse.Namespace) -> int:
         target = outcomes[0].folder.parent / f"{plan.name}-compare.html"
         path = render_comparison([o.folder for o in outcomes], target)
         sys.stdout.write(f"comparison: {path}\n")
-    worst = {"complete": 0, "interrupted": 130, "aborted": 1}
-    return max(worst.get(o.status, 1) for o in outcomes)
+    # Interrupted, then could not run, then a failed criterion: the worst decides.
+    order = (_INTERRUPTED, EXIT_NOT_RUN, EXIT_FAILED, EXIT_MET)
+    return next(c for c in order if c in codes)

@@ -16,23 +16,30 @@ probes, sticky failback); ``paper`` rewrites the dispatcher section into the pap
 IPVS-like scheduling (the plan's scheduler when IPVS has it -- the paper ran both rr and wlc --
 else round robin) with no failover inside the transaction, slow ldirectord-style health checks,
 and a recovered dispatcher that preempts the address.
+
+``[expect]`` holds the run's criteria (:mod:`sipha.common.expect`): keys directly in it apply to
+both profiles, and ``[expect.default]`` / ``[expect.paper]`` override them key by key for one
+profile (the paper's setup is expected to lose calls that sipha's must not).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Final, Literal
 
 import msgspec
 
 from sipha.common.config import ConfigError, convert, load_toml
+from sipha.common.expect import CRITERIA, Criteria, fix_for, merged
 
 __all__ = [
     "ACTIVE_DISPATCHER",
     "PROFILES",
     "STANDBY_DISPATCHER",
     "DispatcherPair",
+    "Expect",
     "Fault",
     "FaultAction",
     "Phase",
@@ -45,6 +52,7 @@ __all__ = [
     "Users",
     "apply_profile",
     "dispatcher_names",
+    "expect_for",
     "load_plan",
     "node_names",
     "parse_plan",
@@ -168,6 +176,13 @@ class Fault(_Section):
     target: str
 
 
+class Expect(Criteria):
+    """``[expect]``: criteria for both profiles, and per-profile tables overriding them."""
+
+    default: Criteria | None = None
+    paper: Criteria | None = None
+
+
 class Plan(_Section):
     name: str
     description: str = ""
@@ -183,6 +198,7 @@ class Plan(_Section):
     testers: list[Tester] = msgspec.field(default_factory=list)
     phases: list[Phase] = msgspec.field(default_factory=list)
     faults: list[Fault] = msgspec.field(default_factory=list)
+    expect: Expect = msgspec.field(default_factory=Expect)
 
     @property
     def load_duration(self) -> float:
@@ -204,6 +220,44 @@ def node_names(plan: Plan) -> list[str]:
     if plan.store.kind == "redis" and not plan.store.url:
         names.append("redis")
     return names
+
+
+def expect_for(plan: Plan, profile: Profile | None = None) -> Criteria:
+    """The criteria a run of ``plan`` in ``profile`` (default: the plan's own) must meet."""
+    e = plan.expect
+    base = Criteria(**{name: getattr(e, name) for name in CRITERIA})
+    return merged(base, e.paper if (profile or plan.profile) == "paper" else e.default)
+
+
+# A fault that makes the pair switch, so a takeover time can be measured.
+_SWITCHING = frozenset({"kill", "stop", "restart"})
+
+
+def _validate_expect(plan: Plan, err: Callable[[str, str, str], ConfigError]) -> None:
+    profiles: tuple[Profile, ...] = ("default", "paper")
+    for profile in profiles:
+        criteria = expect_for(plan, profile)
+        table = getattr(plan.expect, profile)
+
+        def field(name: str, table: Criteria | None = table, profile: str = profile) -> str:
+            own = table is not None and getattr(table, name) is not None
+            return f"expect.{profile}.{name}" if own else f"expect.{name}"
+
+        switches = plan.dispatchers.count == 2 and any(
+            f.action in _SWITCHING and f.target in (*dispatcher_names(plan), ACTIVE_DISPATCHER)
+            for f in plan.faults)
+        if criteria.max_takeover_ms is not None and not switches:
+            raise err(field("max_takeover_ms"),
+                      "no fault in this plan makes the dispatcher pair switch, so no takeover "
+                      "can be measured",
+                      "add a kill or stop of active-dispatcher (with dispatchers.count = 2), "
+                      "or remove the criterion")
+        if criteria.max_setup_p99_ms is not None and not any(
+                t.engine == "sipha" for t in plan.testers):
+            raise err(field("max_setup_p99_ms"),
+                      "setup percentiles come from sipha's testers (SIPp's files hold only a "
+                      "mean) and this plan has none",
+                      'add a tester with engine = "sipha", or remove the criterion')
 
 
 def validate(plan: Plan, *, source: str = "plan") -> Plan:
@@ -274,6 +328,7 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
                 f"{f.at} s is after the run ends ({end:g} s)",
                 "move the fault inside the load phases",
             )
+    _validate_expect(plan, err)
     return plan
 
 
@@ -293,6 +348,12 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
 
 def _with_choices(exc: ConfigError) -> ConfigError:
     last = exc.field.rsplit(".", 1)[-1]
+    if exc.field.startswith("expect."):
+        # msgspec's own wording ("Expected `int | null`") says nothing of what to write.
+        fix = fix_for(last)
+        if last not in CRITERIA and exc.field.count(".") == 1:
+            fix += ", or a profile table [expect.default] / [expect.paper]"
+        return ConfigError(exc.source, exc.field, exc.problem, fix)
     choices = _CHOICES.get(last)
     if exc.fix or choices is None or not exc.problem.startswith("Invalid enum value"):
         return exc

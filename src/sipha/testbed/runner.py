@@ -54,12 +54,12 @@ from sipha.report.render import render_report
 from sipha.testbed import commands
 from sipha.testbed.addresses import REDIS_PORT, SIP_PORT, AddressBlock, allocate_block
 from sipha.testbed.faults import FaultInjector
-from sipha.testbed.plan import Phase, Plan, dispatcher_names, plan_to_dict
+from sipha.testbed.plan import Phase, Plan, dispatcher_names, expect_for, plan_to_dict
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
 from sipha.testbed.roles import RoleTracker
 from sipha.testbed.sampler import CpuSampler, HttpPoller
-from sipha.testbed.testers import read_sipha_jsonl, read_sipp_stat
+from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_sipp_stat
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
@@ -139,7 +139,8 @@ class Runner:
         self._cpu = CpuSampler()
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
         self._meta = RunMeta(name=plan.name, profile=plan.profile, time_scale=plan.time_scale,
-                             load_duration=plan.load_duration, plan=plan_to_dict(plan))
+                             load_duration=plan.load_duration, plan=plan_to_dict(plan),
+                             expect=expect_for(plan))
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -236,6 +237,9 @@ class Runner:
         w = self._writers[CALLS]
         for c in records:
             w.write(c)
+        p99s = [p for tr in self.testers if tr.engine == "sipha"
+                if (p := read_sipha_setup_p99(tr.output)) is not None]
+        self._meta.setup_p99_ms = max(p99s, default=None)
 
     # -- start ---------------------------------------------------------------------------------
 

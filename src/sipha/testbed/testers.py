@@ -25,7 +25,7 @@ from sipha.loadtest.stats_output import (
 )
 from sipha.report.model import CallsSecond
 
-__all__ = ["read_sipha_jsonl", "read_sipp_stat"]
+__all__ = ["read_sipha_jsonl", "read_sipha_setup_p99", "read_sipp_stat"]
 
 
 class _Interval(msgspec.Struct, kw_only=True):
@@ -42,6 +42,34 @@ class _Interval(msgspec.Struct, kw_only=True):
 
 
 _decoder = msgspec.json.Decoder(_Interval)
+
+
+class _RunSummary(msgspec.Struct, kw_only=True):
+    type: str
+    calls_successful: int = 0
+    setup_200_ms: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+_summary_decoder = msgspec.json.Decoder(_RunSummary)
+
+
+def read_sipha_setup_p99(path: Path) -> float | None:
+    """The whole-run INVITE -> 200 p99 (ms) of a sipha load JSONL file, from the controller's
+    final ``summary`` line (its histogram merged exactly over agents and seconds); None when
+    the file has no such line (the controller did not finish) or no call was answered."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            rec = _summary_decoder.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if rec.type == "summary":
+            p99 = rec.setup_200_ms.get("p99")
+            return p99 if rec.calls_successful and p99 is not None else None
+    return None
 
 
 def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[CallsSecond]:
