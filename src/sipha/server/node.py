@@ -518,10 +518,8 @@ class ServerNode:
             return
         try:
             user = await self.store.get_user(f"{creds.username}@{self.cfg.domain}")
-        except Exception:
-            self.stats.store_errors += 1
-            log.exception("user lookup failed")
-            self.respond(txn, build_response(request, 500, to_tag=self.local.unique()))
+        except Exception as exc:
+            self._store_failed(request, txn, "user lookup", exc)
             return
         if user is None:
             self._auth_failed(request, txn, "unknown_user")
@@ -541,10 +539,8 @@ class ServerNode:
         if verdict is AuthVerdict.OK:
             try:
                 fresh = await accept_once(self.store, self.verifier, creds, now)
-            except Exception:
-                self.stats.store_errors += 1
-                log.exception("nonce-count check failed")
-                self.respond(txn, build_response(request, 500, to_tag=self.local.unique()))
+            except Exception as exc:
+                self._store_failed(request, txn, "nonce-count check", exc)
                 return
             if fresh:
                 then()
@@ -556,6 +552,21 @@ class ServerNode:
             self.respond(txn, self.registrar.challenge(request, now, salt, stale=stale, proxy=True))
             return
         self._auth_failed(request, txn, "bad_credentials")
+
+    def _store_failed(
+        self, request: Request, txn: ServerTransaction, what: str, exc: Exception
+    ) -> None:
+        # Unauthenticated is never "let through": 503 with Retry-After when the store says
+        # it is briefly unavailable (a Sentinel election), else 500.
+        self.stats.store_errors += 1
+        if isinstance(exc, StoreUnavailable):
+            log.warning("%s failed, store unavailable: %s", what, exc.reason)
+            retry = [("Retry-After", str(exc.retry_after))]
+            response = build_response(request, 503, to_tag=self.local.unique(), headers=retry)
+        else:
+            log.error("%s failed: %r", what, exc)
+            response = build_response(request, 500, to_tag=self.local.unique())
+        self.respond(txn, response)
 
     def _auth_failed(self, request: Request, txn: ServerTransaction, cause: str) -> None:
         self.stats.auth_failures += 1
