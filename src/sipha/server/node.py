@@ -114,7 +114,10 @@ class ServerNode:
         )
         self.trusted = TrustedPeers(cfg.trusted)
         self.auth_methods = frozenset(cfg.auth_methods)
-        self.users_exist = cfg.auth == "on"  # "auto" learns it from the store
+        # "auto" learns from the store whether it has users; until it knows (the store
+        # unreachable at start), authentication is on: fail closed, never open.
+        self.users_exist = cfg.auth == "on"
+        self._users_known = cfg.auth != "auto"
         self._users_checked = -USERS_CHECK_PERIOD
         self.resolver = Resolver(
             [_host_port(text) for text in cfg.dns_servers], timeout=cfg.dns_timeout
@@ -339,7 +342,7 @@ class ServerNode:
         mode = self.cfg.auth
         if mode == "off" or method not in self.auth_methods:
             return False
-        return mode == "on" or self.users_exist
+        return mode == "on" or self.users_exist or not self._users_known
 
     def _from_local(self, request: Request) -> bool:
         uri = request.from_.uri
@@ -400,9 +403,11 @@ class ServerNode:
     async def _check_users(self) -> None:
         try:
             self.users_exist = await self.store.count_users() > 0
-        except Exception:
-            self.stats.store_errors += 1
-            log.exception("counting users failed")
+            self._users_known = True
+        except Exception as exc:
+            # A background check, not a request: logged, not counted in store_errors. The
+            # answer stays unknown (authentication on) and is asked again later.
+            log.warning("cannot tell whether the store has users (auth = auto): %r", exc)
 
     async def refresh_users(self) -> None:
         """Learn now whether the store has users (``auth = "auto"``); called at start."""
