@@ -5,7 +5,7 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
-DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core chromium
+DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core chromium kamailio-tls-modules
 DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean lock
@@ -15,11 +15,13 @@ setup: deps venv
 # Debian packages the tests use as real peers; installed only when one is missing.
 deps:
 	@missing=""; for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || missing=1; done; \
+	ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || missing=1; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages: $(DEB_PKGS)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PKGS) >/dev/null; \
 	fi; \
-	for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || { echo "missing $$b after install" >&2; exit 1; }; done
+	for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || { echo "missing $$b after install" >&2; exit 1; }; done; \
+	ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || { echo "missing kamailio's tls module after install" >&2; exit 1; }
 
 venv: $(STAMP)
 

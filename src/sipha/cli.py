@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "load": ("sipha.loadtest.cli", "generate SIP load: calls, registrations, options"),
     "run": ("sipha.testbed.cli", "run a test plan: cluster + load + faults, then a report"),
     "report": ("sipha.report.cli", "render the report of a results folder"),
+    "certs": ("sipha.common.certs_cli", "write a test CA and TLS certificates for demos and tests"),
 }
 
 

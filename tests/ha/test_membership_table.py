@@ -5,13 +5,17 @@ from __future__ import annotations
 import pytest
 
 from sipha.ha.membership import (
+    SAME,
     TABLE,
+    TAKE_OVER,
     Acquire,
+    Do,
     Failback,
     Fence,
     Input,
     Membership,
     MembershipSettings,
+    Next,
     PeerStatus,
     Release,
     Role,
@@ -30,8 +34,104 @@ def peer(role: Role, *, priority: int = 100, term: int = 0, pid: int = 4242,
     return PeerStatus(node_id, priority, role, term, pid, held)
 
 
-def test_every_role_input_pair_has_an_answer() -> None:
-    assert set(TABLE) == {(r, i) for r in Role for i in Input}
+# The documented answers, written apart from the module's table: every pair not listed is
+# ignored (no action, same role), except ADDRESS_ACQUIRED, which is undone with a release
+# (we no longer want the address).
+_I, _R = Input, Role
+ANSWERS: dict[Role, dict[Input, tuple[tuple[Do, ...], Next]]] = {
+    _R.STARTING: {
+        _I.STARTUP_WAIT_ENDED: ((), TAKE_OVER),
+        _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_IDLE_WE_LEAD: ((), TAKE_OVER),
+        _I.PROMOTE_REQUESTED: ((), TAKE_OVER),
+        _I.PEER_IDLE_PEER_LEADS: ((), _R.STANDBY),
+        _I.PEER_HOLDING: ((), _R.STANDBY),
+        _I.PEER_HOLDING_PREEMPTIBLE: ((), _R.STANDBY),
+        _I.PEER_HOLDING_LOSES: ((), _R.STANDBY),
+        _I.PEER_CLAIMING: ((), _R.STANDBY),
+        _I.DEMOTE_REQUESTED: ((), _R.STANDBY),
+    },
+    _R.STANDBY: {
+        _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_IDLE_WE_LEAD: ((), TAKE_OVER),
+        _I.PEER_HOLDING_PREEMPTIBLE: ((), TAKE_OVER),
+        _I.PROMOTE_REQUESTED: ((), TAKE_OVER),
+    },
+    _R.FENCING: {  # only the fence's outcome counts; peer words are not trusted
+        _I.FENCE_SUCCEEDED: ((Do.ACQUIRE,), _R.ACQUIRING),
+        _I.DEMOTE_REQUESTED: ((), _R.STANDBY),
+    },
+    _R.CLAIMING: {
+        _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_IDLE_WE_LEAD: ((Do.ACQUIRE,), _R.ACQUIRING),
+        _I.PEER_IDLE_PEER_LEADS: ((Do.ACQUIRE,), _R.ACQUIRING),
+        _I.PEER_CLAIMING: ((), _R.STANDBY),
+        _I.CLAIM_TIMED_OUT: ((), _R.STANDBY),
+        _I.DEMOTE_REQUESTED: ((), _R.STANDBY),
+    },
+    _R.ACQUIRING: {
+        _I.ADDRESS_ACQUIRED: ((), _R.ACTIVE),
+        _I.PEER_HOLDING: ((Do.RELEASE,), _R.RELEASING),
+        _I.PEER_HOLDING_PREEMPTIBLE: ((Do.RELEASE,), _R.RELEASING),
+        _I.DEMOTE_REQUESTED: ((Do.RELEASE,), _R.RELEASING),
+    },
+    _R.ACTIVE: {
+        _I.ADDRESS_ACQUIRED: ((), SAME),
+        _I.PEER_HOLDING: ((Do.RELEASE,), _R.RELEASING),
+        _I.PEER_CLAIMING: ((Do.RELEASE,), _R.RELEASING),
+        _I.DEMOTE_REQUESTED: ((Do.RELEASE,), _R.RELEASING),
+        _I.ADDRESS_RELEASED: ((Do.ACQUIRE,), _R.ACQUIRING),  # removed by hand: take it again
+    },
+    _R.RELEASING: {
+        _I.ADDRESS_RELEASED: ((), _R.STANDBY),
+        _I.ADDRESS_ACQUIRED: ((), SAME),  # the pending release covers it
+    },
+}
+
+
+def documented(role: Role, event: Input) -> tuple[tuple[Do, ...], Next]:
+    default = ((Do.RELEASE,), SAME) if event is _I.ADDRESS_ACQUIRED else ((), SAME)
+    return ANSWERS[role].get(event, default)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_every_pair_of_the_table_is_the_documented_answer(role: Role) -> None:
+    for event in Input:
+        assert TABLE[(role, event)] == documented(role, event), (role, event)
+
+
+# What a take-over resolves to, by what we last knew of the peer (module docstring).
+TAKE_OVER_CASES = {
+    "lost while holding": (Role.ACTIVE, True, Role.FENCING),
+    "alive and holding": (Role.ACTIVE, False, Role.CLAIMING),
+    "alive and idle": (Role.STANDBY, False, Role.ACQUIRING),
+}
+
+
+@pytest.mark.parametrize("case", list(TAKE_OVER_CASES))
+@pytest.mark.parametrize("role", list(Role))
+def test_every_pair_is_performed_as_documented(role: Role, case: str) -> None:
+    # Walk every input from every role through the machine itself, and check the actions
+    # it returns and the role it ends in against the documented answer.
+    peer_role, lost, taken_over = TAKE_OVER_CASES[case]
+    for event in Input:
+        m = Membership(settings(), now=0.0)
+        m.heartbeat_received(peer(peer_role, priority=100), 0.0)
+        m.peer_lost = lost
+        m.role = role
+        dos, nxt = documented(role, event)
+        actions = m._apply(event, 0.1)
+        target = role if nxt is SAME else taken_over if nxt is TAKE_OVER else nxt
+        assert m.role is target, (role, event)
+        kinds = [type(a) for a in actions]
+        expected = [{Do.ACQUIRE: Acquire, Do.RELEASE: Release, Do.FENCE: Fence}[d] for d in dos]
+        if target is not role:
+            if target is Role.FENCING:
+                expected.append(Fence)
+            if target is Role.ACQUIRING and Acquire not in expected:
+                expected.append(Acquire)
+            expected.append(SendHeartbeat)  # every role change is announced at once
+        assert kinds == expected, (role, event)
 
 
 def test_bad_intervals_are_refused() -> None:

@@ -18,7 +18,7 @@ GET      /health                           liveness (no token)
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -27,14 +27,28 @@ from prometheus_client.registry import Collector
 
 from sipha.common.config import ConfigError
 from sipha.common.http import HttpApi, metrics_handler
+from sipha.transport import TransportCounters
 
-from .config import check_reachable
+from .config import DispatcherConfig, check_reachable
 from .health import OPERATOR_STATES, HealthState
+from .router import Router
 from .servers import parse_server
 from .state import Server
 
-if TYPE_CHECKING:
-    from .service import DispatcherService
+
+class DispatcherControl(Protocol):
+    """What the API needs of the running dispatcher (`service.DispatcherControl`), no more."""
+
+    @property
+    def router(self) -> Router | None: ...
+    @property
+    def cfg(self) -> DispatcherConfig: ...
+    @property
+    def counters(self) -> TransportCounters: ...
+    def now(self) -> float: ...
+    def kick(self) -> None: ...
+    def log_changes(self) -> None: ...
+    def reload(self) -> dict[str, list[str]]: ...
 
 
 def server_json(s: Server) -> dict[str, Any]:
@@ -57,7 +71,7 @@ def server_json(s: Server) -> dict[str, Any]:
 
 
 class _Collector(Collector):
-    def __init__(self, service: DispatcherService) -> None:
+    def __init__(self, service: DispatcherControl) -> None:
         self.service = service
 
     def collect(self) -> Iterator[Metric]:
@@ -68,7 +82,7 @@ class _Collector(Collector):
             c = CounterMetricFamily(f"sipha_dispatcher_{name}", f"Dispatcher {name}")
             c.add_metric([], value)
             yield c
-        t = self.service.endpoint.counters
+        t = self.service.counters
         for name in ("received", "sent", "malformed", "dropped", "send_errors"):
             c = CounterMetricFamily(f"sipha_dispatcher_transport_{name}", f"Transport {name}")
             c.add_metric([], getattr(t, name))
@@ -98,7 +112,7 @@ class _Collector(Collector):
 
 
 class DispatcherApi:
-    def __init__(self, service: DispatcherService, address: str, *, token: str | None) -> None:
+    def __init__(self, service: DispatcherControl, address: str, *, token: str | None) -> None:
         self.service = service
         self.http = HttpApi(address, token=token)
         registry = CollectorRegistry()
@@ -124,7 +138,7 @@ class DispatcherApi:
     def port(self) -> int:
         return self.http.port
 
-    def _router(self) -> Any:
+    def _router(self) -> Router:
         router = self.service.router
         if router is None:
             raise web.HTTPServiceUnavailable(text="starting")
@@ -167,9 +181,9 @@ class DispatcherApi:
             "algorithm": self.service.cfg.algorithm,
             "servers": [server_json(s) for s in router.servers()],
             "stats": router.stats.as_dict(),
-            "transport": self.service.endpoint.counters.as_dict(),
+            "transport": self.service.counters.as_dict(),
             "affinity_entries": len(router.state.dialogs),
-            "open_transactions": len({id(p) for p in router.state.pending.values()}),
+            "open_transactions": router.open_transactions(),
         })
 
     async def add_server(self, request: web.Request) -> web.StreamResponse:
@@ -201,7 +215,7 @@ class DispatcherApi:
             return self._bad(f"state must be one of {', '.join(names)}")
         router = self._router()
         router.set_state(server, state, self.service.now(), "via the HTTP API")
-        self.service._log_changes()
+        self.service.log_changes()
         self.service.kick()
         return web.json_response(server_json(server))
 

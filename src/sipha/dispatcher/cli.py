@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from sipha.common.config import ConfigError
+from sipha.common.tls_flags import add_tls_arguments, tls_overrides
 
 CTL_ACTIONS: dict[str, tuple[str, str]] = {
     "list": ("", "one line per server: uid, id, state, weight, calls, probe latency"),
@@ -40,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (see docs)")
     parser.add_argument(
         "--listen", action="append", metavar="SPEC",
-        help="udp:HOST:PORT or tcp:HOST:PORT; repeat for several (default udp:127.0.0.1:5060)",
+        help="udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT (with --tls-cert); repeat for "
+        "several (default udp:127.0.0.1:5060)",
     )
     parser.add_argument(
         "--advertise", metavar="HOST:PORT",
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server", action="append", metavar="URI",
         help='a SIP server, e.g. "sip:127.0.0.1:5071;weight=2"; repeat for several '
-             "(attributes: weight, priority, maxload, probe=on|off, id)",
+             "(attributes: weight, priority, maxload, probe=on|off, id; ;transport=tcp|tls)",
     )
     parser.add_argument(
         "--dispatcher-list", metavar="FILE",
@@ -74,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address (default: none)")
     parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
+    add_tls_arguments(parser)
     parser.add_argument(
         "--log-level", default="INFO", type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)",
@@ -147,7 +150,7 @@ def server_sources(args: argparse.Namespace) -> Any:
         "listen": args.listen, "advertise": args.advertise, "algorithm": args.algorithm,
         "http": args.http, "token": args.token, "dispatcher_list": args.dispatcher_list,
         "setid": args.setid, "failover_timeout": args.failover_timeout,
-        "rate_limit": args.rate_limit,
+        "rate_limit": args.rate_limit, "tls": tls_overrides(args),
     }
     probe = None if args.probe is None else args.probe == "on"
     return Sources(args.config, overrides, probe, tuple(args.server or ()))

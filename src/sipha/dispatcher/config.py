@@ -18,8 +18,14 @@ TOML (every field optional except at least one server from somewhere)::
     inactive_threshold = 2
     accepted_codes = [404, 405, 481]
     [[servers]]
-    uri = "sip:127.0.0.1:5071"
+    uri = "sip:127.0.0.1:5071"           # ";transport=tls" (or sips:) reaches it over TLS
     weight = 2
+    [tls]                                # tls: listeners (TLS termination), TLS servers
+    cert = "certs/server.pem"
+    key = "certs/server.key"
+    ca = "certs/ca.pem"                  # servers' certificates must chain to it
+    client_cert = "certs/client.pem"     # mutual TLS towards servers that require it
+    client_key = "certs/client.key"
 
 Kamailio's ``dispatcher.list`` lines are ``setid destination [flags [priority [attrs]]]`` with
 attrs like ``weight=2;maxload=50;duid=a``. The flags column is Kamailio's bit set:
@@ -55,7 +61,9 @@ from typing import Any
 import msgspec
 
 from sipha.common.config import ConfigError, convert, load_toml
-from sipha.transport import ListenSpec
+from sipha.transport import ListenSpec, TlsConfig
+from sipha.transport.tls import TlsConfigError
+from sipha.transport.tls import check as check_tls
 
 from .health import HealthState
 from .servers import ServerSpec, parse_server, uri_attributes
@@ -115,16 +123,20 @@ class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
     max_message_size: int = 65535
     freebind: bool = False
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
 
 def load_config(path: str | Path) -> DispatcherConfig:
     """Read a TOML file; raises ConfigError naming the field and the fix."""
     cfg = load_toml(path, DispatcherConfig)
-    validate(cfg, source=str(path))
+    validate(cfg, source=str(path), files=False)
     return cfg
 
 
-def validate(cfg: DispatcherConfig, *, source: str = "config") -> None:
+def validate(cfg: DispatcherConfig, *, source: str = "config", files: bool = True) -> None:
+    """Raise ConfigError naming the field. ``files``: also load the TLS files (skipped for a
+    file alone, whose certificate paths the flags may still give)."""
+
     def check(ok: bool, field: str, problem: str, fix: str) -> None:
         if not ok:
             raise ConfigError(source, field, problem, fix)
@@ -142,6 +154,14 @@ def validate(cfg: DispatcherConfig, *, source: str = "config") -> None:
               "e.g. 0")
         check(s.maxload is None or s.maxload >= 0, f"servers[{i}].maxload", "must be >= 0",
               "0 means unlimited")
+    if files:
+        try:
+            listening = any(ListenSpec.parse(t).transport == "tls" for t in cfg.listen)
+            check_tls(cfg.tls, listening=listening)
+        except TlsConfigError as exc:
+            raise ConfigError(source, f"tls.{exc.field}", exc.problem, exc.fix) from None
+        except ValueError as exc:
+            raise ConfigError(source, "listen", str(exc)) from None
 
 
 def _flagged(flags: int) -> tuple[HealthState, bool]:
@@ -283,7 +303,8 @@ class Sources:
         twice included)."""
         cfg = load_config(self.config_path) if self.config_path else DispatcherConfig()
         data: dict[str, Any] = msgspec.to_builtins(cfg)
-        data.update({k: v for k, v in self.overrides.items() if v is not None})
+        data.update({k: v for k, v in self.overrides.items() if v is not None and k != "tls"})
+        data["tls"].update(self.overrides.get("tls") or {})  # flags over the file's [tls]
         if self.probe is not None:
             data["probe"]["enabled"] = self.probe
         cfg = from_mapping(data, source=self.name)

@@ -83,10 +83,12 @@ def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
     duid = params.pop("duid", None)
     ident = ident or duid or ""
     transport = (uri.transport or "udp").lower()
-    if transport not in ("udp", "tcp"):
-        raise ValueError(f"server {text!r}: transport must be udp or tcp")
+    if uri.scheme == "sips":
+        transport = "tls"  # RFC 5630 §3.1.3: a SIPS URI is reached over TLS
+    if transport not in ("udp", "tcp", "tls"):
+        raise ValueError(f"server {text!r}: transport must be udp, tcp or tls")
     host = uri.host.strip("[]")
-    port = uri.port or 5060
+    port = uri.port or (5061 if transport == "tls" else 5060)
     clean = SipUri(uri.scheme, uri.user, uri.password, uri.host, uri.port, params, uri.headers)
     return ServerSpec(
         str(clean), host, port, transport, weight, priority, maxload, probing, ident

@@ -19,7 +19,7 @@ from pathlib import Path
 from sipha.common.http import HttpApi
 from sipha.sip import Request, Response
 from sipha.sip.parser import Limits
-from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig
+from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig, TransportCounters
 
 from .api import DispatcherApi
 from .config import DispatcherConfig, Sources, load_config, resolve_servers
@@ -91,7 +91,8 @@ class DispatcherService:
             [ListenSpec.parse(text) for text in cfg.listen],
             self._on_message,
             config=TransportConfig(
-                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind
+                limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind,
+                tls=cfg.tls,
             ),
         )
 
@@ -126,6 +127,7 @@ class DispatcherService:
             secret=secret,
             rng=random.Random(int.from_bytes(os.urandom(8), "big")),
         )
+        router.listen_ports = {b.transport: b.port for b in reversed(self.endpoint.bound)}
         for spec in self.specs:
             router.add_server(spec)
         self.router = router
@@ -152,12 +154,21 @@ class DispatcherService:
     def stop(self) -> None:
         self._stopped.set()
 
+    async def stopped(self) -> None:
+        """Return once `stop()` was called."""
+        await self._stopped.wait()
+
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self.api is not None:
             await self.api.close()
         await self.endpoint.close()
+
+    @property
+    def counters(self) -> TransportCounters:
+        """The transport's counters (the endpoint is replaced on HA promotion and demotion)."""
+        return self.endpoint.counters
 
     def now(self) -> float:
         """The loop's clock: the time base of every router decision."""
@@ -182,7 +193,7 @@ class DispatcherService:
         if out and self.after_batch is not None:
             self.after_batch()
         if router.changes:
-            self._log_changes()
+            self.log_changes()
         if router.next_deadline() < self._armed:
             self._arm()
 
@@ -219,7 +230,7 @@ class DispatcherService:
             for data, to in out:
                 send(data, to)
             if router.changes:
-                self._log_changes()
+                self.log_changes()
         except Exception:
             log.exception("timer work failed")
         self._arm()
@@ -231,7 +242,8 @@ class DispatcherService:
                 self._timer.cancel()
             self._timer = self._loop.call_soon(self._fire)  # type: ignore[assignment]
 
-    def _log_changes(self) -> None:
+    def log_changes(self) -> None:
+        """Log the health changes the router made since the last call."""
         router = self.router
         assert router is not None
         for change in router.changes:

@@ -8,21 +8,23 @@ Three tables hold all replicable state:
 * ``dialogs``: the Call-ID affinity table, Call-ID -> `Dialog` (server, phase, expiry). It routes
   in-dialog requests that carry no Route (SIPp's ``uac`` sends its ACK and BYE to the service
   address) and keeps a call's later transactions (a re-INVITE after a 401) on its server;
-* ``pending``: open initial-request transactions (`Pending`), by each branch we sent them
+* ``transactions``: open initial-request transactions (`transactions.TransactionTable`, which
+  owns their failover deadlines and expiry), by the caller's key and each branch we sent them
   with, so a response, a retransmission, an ACK or a CANCEL finds its transaction.
 
 Load accounting happens only in the methods here: a server's ``active_calls`` (read by the
 ``lc``/``wlc``/``cl``... schedulers) is its pending INVITEs plus its confirmed dialogs.
 
-Expiry uses one-second wheels (dict of second -> list of keys): appending a key costs one list
-append, and a sweep visits only the buckets that have come due, so 100,000 held dialogs cost no
-periodic scan. An entry whose expiry moved later is simply skipped when its old bucket comes
-due; the later bucket holds it too.
+Dialog expiry uses a one-second wheel (dict of second -> list of keys): appending a key costs
+one list append, and a sweep visits only the buckets that have come due, so 100,000 held
+dialogs cost no periodic scan. An entry whose expiry moved later is simply skipped when its old
+bucket comes due; the later bucket holds it too.
 
-`snapshot()` exports everything as typed structs with times relative to ``now`` (monotonic
-clocks differ between hosts) and `apply()` loads one. With ``journal`` on, every dialog and
-health change is also appended to a list of typed deltas that `drain_deltas()` hands out and
-`apply_delta()` replays: the HA layer streams those to its standby.
+`snapshot()` exports everything as typed structs (`replicated`) with times relative to ``now``
+(monotonic clocks differ between hosts) and `apply()` loads one. With ``journal`` on, every
+dialog, health and transaction change is also appended to a list of typed deltas that
+`drain_deltas()` hands out and `apply_delta()` replays: the HA layer streams those to its
+standby.
 """
 
 from __future__ import annotations
@@ -30,15 +32,25 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from .health import HealthSettings, HealthState, ServerHealth
+from .replicated import (
+    SNAPSHOT_VERSION,
+    Delta,
+    DialogRemoved,
+    DialogSet,
+    DialogSnapshot,
+    ServerSnapshot,
+    ServerStateSet,
+    StateSnapshot,
+)
 from .schedulers import Destination
+from .transactions import Pending, TransactionRemoved, TransactionSet, TransactionTable
 
 if TYPE_CHECKING:
     from sipha.transport import Peer
 
 __all__ = [
+    "Delta",
     "Dialog",
     "DialogPhase",
     "DialogRemoved",
@@ -48,6 +60,8 @@ __all__ = [
     "Server",
     "ServerStateSet",
     "StateSnapshot",
+    "TransactionRemoved",
+    "TransactionSet",
 ]
 
 
@@ -132,140 +146,34 @@ class Dialog:
         self.expires = expires
 
 
-class Pending:
-    """An open initial-request transaction and its failover attempts."""
-
-    __slots__ = (
-        "attempts",
-        "branches",
-        "call_id",
-        "cancelled",
-        "deadline",
-        "expires",
-        "final",
-        "is_invite",
-        "key",
-        "method",
-        "raw",
-        "responded",
-        "source",
-        "winner",
-    )
-
-    def __init__(
-        self, key: bytes, raw: bytes, source: Peer, call_id: str, method: str, expires: float
-    ) -> None:
-        self.key = key
-        """The transaction's identity (`branch_digest_input` without salt)."""
-        self.raw = raw
-        """The request as received, before our edits: retries are rebuilt from it."""
-        self.source = source
-        self.call_id = call_id
-        self.method = method
-        self.is_invite = method == "INVITE"
-        self.attempts: list[Server] = []
-        self.branches: list[str] = []
-        self.responded: list[bool] = []
-        self.deadline = 0.0
-        """When the current attempt fails over without a response; 0 = no timer."""
-        self.final = False
-        self.cancelled = False
-        self.winner: Server | None = None
-        self.expires = expires
-
-
-# --- snapshots and deltas ------------------------------------------------------------------
-
-
-class ServerSnapshot(msgspec.Struct, frozen=True):
-    uid: int
-    id: str
-    uri: str
-    weight: int
-    priority: int
-    maxload: int
-    probing: bool
-    state: str
-    pending: int
-    dialogs: int
-
-
-class DialogSnapshot(msgspec.Struct, frozen=True, array_like=True):
-    call_id: str
-    server_uid: int
-    phase: str
-    ttl: float
-
-
-class PendingSnapshot(msgspec.Struct, frozen=True):
-    key: bytes
-    raw: bytes
-    source: tuple[str, str, int]
-    call_id: str
-    method: str
-    attempts: list[int]
-    branches: list[str]
-    responded: list[bool]
-    deadline_in: float
-    final: bool
-    winner_uid: int | None
-    ttl: float
-
-
-class StateSnapshot(msgspec.Struct, frozen=True):
-    version: int
-    next_uid: int
-    servers: list[ServerSnapshot]
-    dialogs: list[DialogSnapshot]
-    pending: list[PendingSnapshot]
-
-
-class DialogSet(msgspec.Struct, frozen=True, tag=True):
-    call_id: str
-    server_uid: int
-    phase: str
-    ttl: float
-
-
-class DialogRemoved(msgspec.Struct, frozen=True, tag=True):
-    call_id: str
-
-
-class ServerStateSet(msgspec.Struct, frozen=True, tag=True):
-    server_uid: int
-    state: str
-
-
-Delta = DialogSet | DialogRemoved | ServerStateSet
-
-SNAPSHOT_VERSION = 1
-
-
 class DispatcherState:
     """The tables (see the module docstring) and every mutation that does load accounting."""
 
     __slots__ = (
         "_dialog_wheel",
-        "_pending_wheel",
         "_swept",
         "deltas",
         "dialogs",
         "journal",
         "next_uid",
-        "pending",
         "servers",
+        "transactions",
     )
 
     def __init__(self) -> None:
         self.servers: dict[int, Server] = {}
         self.dialogs: dict[str, Dialog] = {}
-        self.pending: dict[str | bytes, Pending] = {}
+        self.transactions = TransactionTable()
         self.next_uid = 1
         self.journal = False
         self.deltas: list[Delta] = []
         self._dialog_wheel: dict[int, list[str]] = {}
-        self._pending_wheel: dict[int, list[Pending]] = {}
         self._swept = -1
+
+    @property
+    def pending(self) -> dict[str | bytes, Pending]:
+        """Open transactions by key and by branch (the table's index)."""
+        return self.transactions.index
 
     # -- dialogs --------------------------------------------------------------------------
     def _schedule(self, call_id: str, expires: float) -> None:
@@ -369,58 +277,21 @@ class DispatcherState:
             if self.journal:
                 self.deltas.append(DialogRemoved(call_id))
 
-    # -- pending transactions ----------------------------------------------------------------
-    def add_pending(self, p: Pending, branch: str | bytes) -> None:
-        """Index ``p`` by ``branch`` (one of ours) or by its key (the client's identity)."""
-        self.pending[branch] = p
-        bucket = int(p.expires)
-        lst = self._pending_wheel.get(bucket)
-        if lst is None:
-            self._pending_wheel[bucket] = [p]
-        else:
-            lst.append(p)
-
-    def drop_pending(self, p: Pending) -> None:
-        pend = self.pending
-        if pend.get(p.key) is p:
-            del pend[p.key]
-        for b in p.branches:
-            if pend.get(b) is p:
-                del pend[b]
-        if p.final:
-            # The expiry wheel keeps the object until its bucket comes due (minutes for an
-            # INVITE); the request bytes are what weighs, and a finished one needs them no more.
-            p.raw = b""
-            p.key = b""
-            p.branches.clear()
-            p.responded.clear()
-
     # -- expiry ---------------------------------------------------------------------------
-    def sweep(self, now: float) -> tuple[int, list[Pending]]:
-        """Expire due dialogs and pending transactions.
-
-        Returns the number of dialogs removed and the pending transactions that expired with
-        no final response (the router releases their load).
-        """
+    def sweep(self, now: float) -> int:
+        """Expire due dialogs; returns how many were removed (transactions expire by their
+        own table)."""
         second = int(now)
         removed = 0
-        expired: list[Pending] = []
-        start = self._swept + 1 if self._swept >= 0 else min(
-            [*self._dialog_wheel, *self._pending_wheel, second]
-        )
+        start = self._swept + 1 if self._swept >= 0 else min([*self._dialog_wheel, second])
         for bucket in range(start, second):
             for call_id in self._dialog_wheel.pop(bucket, ()):
                 d = self.dialogs.get(call_id)
                 if d is not None and d.expires <= now:
                     self._remove_dialog(call_id)
                     removed += 1
-            for p in self._pending_wheel.pop(bucket, ()):
-                if p.expires <= now and self.pending.get(p.key) is p:
-                    self.drop_pending(p)
-                    if not p.final:
-                        expired.append(p)
         self._swept = second - 1
-        return removed, expired
+        return removed
 
     # -- replication ----------------------------------------------------------------------
     def drain_deltas(self) -> list[Delta]:
@@ -440,20 +311,7 @@ class DispatcherState:
             DialogSnapshot(cid, d.server.uid, d.phase.value, d.expires - now)
             for cid, d in self.dialogs.items()
         ]
-        seen: set[int] = set()
-        pending = []
-        for p in self.pending.values():
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            pending.append(
-                PendingSnapshot(
-                    p.key, p.raw, (p.source.transport, p.source.host, p.source.port), p.call_id,
-                    p.method, [s.uid for s in p.attempts], list(p.branches),
-                    list(p.responded), p.deadline - now if p.deadline else 0.0, p.final,
-                    None if p.winner is None else p.winner.uid, p.expires - now,
-                )
-            )
+        pending = self.transactions.snapshot(now)
         return StateSnapshot(SNAPSHOT_VERSION, self.next_uid, servers, dialogs, pending)
 
     def apply(self, snap: StateSnapshot, now: float) -> None:
@@ -463,8 +321,6 @@ class DispatcherState:
         same config on both sides); entries naming an unknown server are skipped.
         Raises ValueError for a snapshot of another version.
         """
-        from sipha.transport import Peer
-
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"state snapshot version {snap.version}, expected {SNAPSHOT_VERSION}")
         servers = self.servers
@@ -490,28 +346,18 @@ class DispatcherState:
                 server.add_pending(1)
             elif phase is DialogPhase.CONFIRMED:
                 server.add_dialogs(1)
-        self.pending.clear()
-        self._pending_wheel.clear()
-        for ps in snap.pending:
-            attempts = [servers[u] for u in ps.attempts if u in servers]
-            if len(attempts) != len(ps.attempts) or not ps.branches:
-                continue
-            p = Pending(
-                ps.key, ps.raw, Peer(*ps.source), ps.call_id, ps.method, now + ps.ttl
-            )
-            p.attempts = attempts
-            p.branches = list(ps.branches)
-            p.responded = list(ps.responded)
-            p.deadline = now + ps.deadline_in if ps.deadline_in else 0.0
-            p.final = ps.final
-            p.winner = servers.get(ps.winner_uid) if ps.winner_uid is not None else None
-            self.add_pending(p, p.key)
-            for b in p.branches:
-                self.pending[b] = p
+        self.transactions.apply(snap.pending, servers, now)
         self._swept = -1
 
     def apply_delta(self, delta: Delta, now: float) -> None:
         """Replay one journaled change (unknown servers are ignored)."""
+        if now >= self._swept + 2:
+            # Once a second: the standby's expiry upkeep, which its timer does not do.
+            self.sweep(now)
+            self.transactions.prune(now)
+        if isinstance(delta, TransactionSet | TransactionRemoved):
+            self.transactions.apply_delta(delta, self.servers, now)
+            return
         if isinstance(delta, DialogRemoved):
             self._remove_dialog(delta.call_id)
             return

@@ -190,7 +190,7 @@ def main(args: argparse.Namespace) -> int:
         await service.start()
         await node.start()
         try:
-            await service._stopped.wait()
+            await service.stopped()
         finally:
             await node.close()
             await service.close()

@@ -31,7 +31,7 @@ from typing import Protocol
 
 import msgspec
 
-from sipha.dispatcher.state import Delta, StateSnapshot
+from sipha.dispatcher.replicated import Delta, StateSnapshot
 
 __all__ = [
     "FrameDecoder",
@@ -47,7 +47,8 @@ __all__ = [
 
 log = logging.getLogger("sipha.ha.replication")
 
-REPLICATION_VERSION = 1
+REPLICATION_VERSION = 2
+"""2: transactions replicate with their phase, and stream as deltas."""
 MAX_FRAME = 256 * 1024 * 1024
 _LEN = struct.Struct(">I")
 

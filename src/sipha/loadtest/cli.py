@@ -92,8 +92,17 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
                    help="after the run, how long calls in progress may finish (default 40s, "
                    "past Timer B/F at the default T1)")
     s = p.add_argument_group("SIP")
-    s.add_argument("--transport", "-t", choices=("udp", "tcp"), default="udp",
+    s.add_argument("--transport", "-t", choices=("udp", "tcp", "tls"), default="udp",
                    help="transport (default udp)")
+    s.add_argument("--tls-ca", default="", metavar="PEM",
+                   help="tls: CA the target's certificate must chain to (default: system CAs)")
+    s.add_argument("--tls-cert", default="", metavar="PEM",
+                   help="tls: certificate of the UAS listener, also offered as client "
+                   "certificate (mutual TLS)")
+    s.add_argument("--tls-key", default="", metavar="PEM",
+                   help="tls: private key of --tls-cert (default: in the same file)")
+    s.add_argument("--tls-no-verify", action="store_true",
+                   help="tls: do not check the target's certificate (demos only)")
     s.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address to bind")
     s.add_argument("--local-port", "-p", type=int, default=0,
                    help="local port (default: any free one)")
@@ -241,6 +250,11 @@ def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
     if args.users:
         users = UserRange(prefix=args.user_prefix, first=args.user_first, count=args.users,
                           domain=args.domain or host, password=args.password)
+    if args.transport == "tls" and scenario in ("uas", "register+call") and not args.tls_cert:
+        raise ValueError(
+            f"{scenario} over TLS answers calls on a TLS listener: give it --tls-cert and "
+            "--tls-key (`sipha certs DIR` makes test ones)"
+        )
     options = ScenarioOptions(
         arrival=args.arrival, t1=args.t1, t2=args.t2, ring_timeout=args.ring_timeout,
         recv_timeout=args.recv_timeout,
@@ -250,6 +264,8 @@ def build_plan(args: argparse.Namespace, scenario: str) -> Plan:
         mix=AnswerMix(answer=args.answer, busy=args.busy, no_answer=args.no_answer,
                       busy_code=args.busy_code),
         ring_time=args.ring, drain_timeout=args.drain_timeout,
+        tls_ca=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key,
+        tls_verify=not args.tls_no_verify,
     )
     return Plan(
         run_id="", scenario=scenario, target_host=host, target_port=port,

@@ -65,3 +65,10 @@ class ScenarioOptions(msgspec.Struct, frozen=True, kw_only=True, tag="options"):
     # After the run, how long in-flight calls may finish: past Timer B/F (64*T1) by default,
     # so every attempted call ends classified.
     drain_timeout: NonNegFloat = 40.0
+    # transport tls: the CA the target's certificate must chain to (empty: the system's), and
+    # the certificate the UAS listener presents (register+call, uas) and offers as a client
+    # certificate to targets that require mutual TLS. Paths on the agent's machine.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_verify: bool = True

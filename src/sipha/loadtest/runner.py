@@ -11,7 +11,9 @@ binds their sockets, feeds them what arrives, sends what they queue, and ticks t
   That is why the engines do not sit on :class:`sipha.transport.SipEndpoint`, whose receive path
   parses every message fully (see :mod:`sipha.loadtest.wire`).
 * TCP uses asyncio protocols with a Content-Length framer; the UAC keeps one connection to the
-  target (RFC 3261 §18.1.1), the UAS answers on the connection a request came on.
+  target (RFC 3261 §18.1.1), the UAS answers on the connection a request came on.  TLS is the
+  same with asyncio's ssl underneath (contexts from :mod:`sipha.transport.tls`): the UAC checks
+  the target's certificate against ``tls_ca``, the UAS listener presents ``tls_cert``.
 * A tick task wakes at the engines' next deadline (at least every 2 ms while calls are being
   started, so arrivals stay smooth) and calls ``advance(now)``.
 
@@ -27,6 +29,7 @@ import contextlib
 import logging
 import random
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any, cast
@@ -39,6 +42,7 @@ from sipha.loadtest.uac import UacEngine
 from sipha.loadtest.uas import UasEngine
 from sipha.loadtest.wire import StreamFramer
 from sipha.transport.endpoint import SOCKET_BUFFER
+from sipha.transport.tls import TlsConfig, client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +165,11 @@ class _TcpChannel:
     """One engine on TCP: a client connection to the target and/or a listening server."""
 
     def __init__(self, runner: AgentRunner, engine: EngineBase,
-                 target: tuple[str, int] | None) -> None:
+                 target: tuple[str, int] | None, tls: TlsConfig | None = None) -> None:
         self.runner = runner
         self.engine = engine
         self.target = target
+        self.tls = tls  # None: plain TCP
         self.client: _TcpConn | None = None
         self.server: asyncio.Server | None = None
         self.send_errors = 0
@@ -172,19 +177,31 @@ class _TcpChannel:
 
     async def listen(self, host: str, port: int) -> int:
         loop = asyncio.get_running_loop()
+        tls = None if self.tls is None else server_context(self.tls)
         self.server = await loop.create_server(lambda: _TcpConn(self), host, port,
-                                               reuse_address=True)
+                                               reuse_address=True, ssl=tls)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def connect(self) -> None:
         if self.target is None:
             return
         loop = asyncio.get_running_loop()
+        tls: ssl.SSLContext | None = None
+        if self.tls is not None:
+            tls = self.runner.tls_client = self.runner.tls_client or client_context(self.tls)
         try:
             async with asyncio.timeout(5.0):
-                _, proto = await loop.create_connection(lambda: _TcpConn(self), *self.target)
+                _, proto = await loop.create_connection(
+                    lambda: _TcpConn(self), *self.target, ssl=tls,
+                    server_hostname=self.target[0] if tls else None,
+                )
         except (OSError, TimeoutError) as exc:
-            log.warning("TCP connection to %s:%s failed: %s", *self.target, exc)
+            if isinstance(exc, ssl.SSLError):
+                self.runner.tls_failures += 1
+                if self.runner.tls_failures > 1:
+                    return  # said once: a refused certificate stays refused
+            log.warning("%s connection to %s:%s failed: %s",
+                        "TCP" if tls is None else "TLS", *self.target, exc)
             return
         assert isinstance(proto, _TcpConn)
         self.client = proto
@@ -247,6 +264,8 @@ class AgentRunner:
         self._wake = asyncio.Event()
         self.stopped_at: float | None = None
         self.ready = asyncio.Event()  # sockets bound (ports known)
+        self.tls_client: ssl.SSLContext | None = None
+        self.tls_failures = 0  # TLS handshakes that failed (the target's certificate refused)
 
     def stop(self) -> None:
         """Start no new calls; let the calls in flight finish (bounded by drain_timeout)."""
@@ -295,7 +314,12 @@ class AgentRunner:
             ch_udp.start(loop)
             self.channels.append(ch_udp)
             return engine, bound
-        ch = _TcpChannel(self, _Placeholder(), target)  # type: ignore[arg-type]
+        tls = None
+        if self.plan.transport == "tls":
+            o = self.options
+            tls = TlsConfig(ca=o.tls_ca, cert=o.tls_cert, key=o.tls_key,
+                            verify_server=o.tls_verify)
+        ch = _TcpChannel(self, _Placeholder(), target, tls)  # type: ignore[arg-type]
         bound = await ch.listen(host, port) if server else 0
         engine = engine_factory(bound)
         ch.engine = engine

@@ -9,6 +9,7 @@ from typing import Any
 
 from sipha.common.config import ConfigError
 from sipha.common.loop import run
+from sipha.common.tls_flags import add_tls_arguments, tls_overrides
 from sipha.server.config import load_config
 
 __all__ = ["add_arguments", "main"]
@@ -77,10 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: a random key made once and kept in the shared store); other users see "
         "flags in ps, so prefer nonce_secret in the --config file",
     )
+    add_tls_arguments(parser)
     parser.add_argument("--log-level", default="WARNING", help="DEBUG, INFO, WARNING, ERROR")
 
 
-def overrides_from(args: argparse.Namespace, file_rules: list[dict[str, Any]]) -> dict[str, Any]:
+def overrides_from(
+    args: argparse.Namespace,
+    file_rules: list[dict[str, Any]],
+    file_tls: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The configuration fields the flags set (None values are left to the file)."""
     out: dict[str, Any] = {
         "listen": args.listen,
@@ -98,6 +104,9 @@ def overrides_from(args: argparse.Namespace, file_rules: list[dict[str, Any]]) -
         "aliases": args.alias,
         "dns_servers": args.dns_server,
     }
+    tls = tls_overrides(args)
+    if tls:
+        out["tls"] = {**(file_tls or {}), **tls}
     if args.answer:
         # Flag rules come first: they win over the file's for the same user.
         out["answer"] = [{"pattern": p, "action": "answer"} for p in args.answer] + file_rules
@@ -110,11 +119,18 @@ def main(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        base = load_config(args.config)
         import msgspec
 
+        from sipha.common.config import load_toml
+        from sipha.server.config import ServerConfig
+
+        # The file alone need not be complete (a tls: listener's certificate may be a flag):
+        # only the merged configuration is validated.
+        base = load_toml(args.config, ServerConfig) if args.config else ServerConfig()
+
         file_rules = msgspec.to_builtins(base.answer)
-        cfg = load_config(args.config, overrides_from(args, file_rules))
+        file_tls = msgspec.to_builtins(base.tls)
+        cfg = load_config(args.config, overrides_from(args, file_rules, file_tls))
     except ConfigError as exc:
         print(f"sipha server: {exc}", file=sys.stderr)
         return 2

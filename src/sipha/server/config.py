@@ -23,6 +23,13 @@ Example (every field optional)::
     [identities]                    # authenticated user -> other From users it may use
     alice = ["sales"]
 
+    [tls]                           # for tls:HOST:PORT listeners and TLS next hops
+    cert = "certs/server.pem"       # `sipha certs certs` makes a test CA and these
+    key = "certs/server.key"
+    ca = "certs/ca.pem"             # peers we connect to must chain to it (empty: system CAs)
+    verify_server = true
+    require_client_cert = false     # mutual TLS on the tls: listeners
+
     [registrar]
     min_expires = 60
     max_expires = 3600
@@ -49,7 +56,9 @@ import msgspec
 from sipha.common.config import ConfigError, convert, load_toml
 from sipha.common.http import parse_host_port
 from sipha.sip.transaction import TimerConfig
-from sipha.transport import ListenSpec
+from sipha.transport import ListenSpec, TlsConfig
+from sipha.transport.tls import TlsConfigError
+from sipha.transport.tls import check as check_tls
 
 __all__ = [
     "AnswerRule",
@@ -132,6 +141,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     registrar: RegistrarConfig = msgspec.field(default_factory=RegistrarConfig)
     answer: list[AnswerRule] = msgspec.field(default_factory=list)
     timers: TimersConfig = msgspec.field(default_factory=TimersConfig)
+    tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
     @property
     def effective_realm(self) -> str:
@@ -183,6 +193,11 @@ def validate(cfg: ServerConfig, source: str = "config") -> ServerConfig:
             ListenSpec.parse(text)
         except ValueError as exc:
             raise ConfigError(source, f"listen[{i}]", str(exc)) from None
+    listening_tls = any(s.transport == "tls" for s in cfg.listen_specs)
+    try:
+        check_tls(cfg.tls, listening=listening_tls)
+    except TlsConfigError as exc:
+        raise ConfigError(source, f"tls.{exc.field}", exc.problem, exc.fix) from None
     if cfg.http:
         try:
             parse_host_port(cfg.http, what="HTTP address")

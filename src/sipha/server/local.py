@@ -27,11 +27,14 @@ HopSpec = tuple[str, int | None, str | None]  # host, port, transport parameter
 
 def hop_spec(uri: object) -> HopSpec | None:
     """(host, port, transport) to resolve for a SIP URI (maddr wins over the host, RFC 3261
-    §16.6 step 7); None for other URIs. Transports we do not speak are left to the default."""
+    §16.6 step 7); None for other URIs. A ``sips:`` URI goes over TLS whatever its parameters
+    say (RFC 5630 §3.1.3); transports we do not speak are left to the default."""
     if not isinstance(uri, SipUri):
         return None
     transport = uri.transport
-    if transport not in ("udp", "tcp"):
+    if uri.scheme == "sips":
+        transport = "tls"
+    elif transport not in ("udp", "tcp", "tls"):
         transport = None
     return ((uri.maddr or uri.host).strip("[]"), uri.port, transport)
 
@@ -46,7 +49,8 @@ def destination(uri: object, default_transport: str = "udp") -> Peer | None:
     ip = "127.0.0.1" if host.lower() == "localhost" else ip_literal(host)
     if ip is None:
         return None
-    return Peer(transport or default_transport, ip, port or 5060)
+    t = transport or default_transport
+    return Peer(t, ip, port or (5061 if t == "tls" else 5060))
 
 
 class Local:
@@ -109,12 +113,12 @@ class Local:
     def record_route(self, transport: str, params: str = "") -> str:
         """Our Record-Route value; ``params`` (";name=value...") go after ``lr``."""
         host, port = self.address(transport)
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = "" if transport == "udp" else f";transport={transport}"
         return f"<sip:{host}:{port}{suffix};lr{params}>"
 
     def contact(self, user: str | None, transport: str) -> str:
         host, port = self.address(transport)
-        suffix = ";transport=tcp" if transport == "tcp" else ""
+        suffix = "" if transport == "udp" else f";transport={transport}"
         userpart = f"{user}@" if user else ""
         return f"<sip:{userpart}{host}:{port}{suffix}>"
 

@@ -18,7 +18,7 @@ from sipha.server.config import ServerConfig
 from sipha.server.node import ServerNode
 from sipha.server.status import StatusApi
 from sipha.store import Store, open_store
-from sipha.transport import SipEndpoint
+from sipha.transport import SipEndpoint, TransportConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ async def serve(cfg: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
             endpoint = SipEndpoint(
                 cfg.listen_specs,
                 node.layer.receive,
+                config=TransportConfig(tls=cfg.tls),
                 on_send_error=node.layer.transport_failed,
             )
             await endpoint.start()

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 
 from sipha.sip.message import Response
 
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "tls")
 
 
 @dataclass(frozen=True, slots=True)
 class Peer:
-    """A remote transport address: ``transport`` is ``"udp"`` or ``"tcp"``."""
+    """A remote transport address: ``transport`` is ``"udp"``, ``"tcp"`` or ``"tls"``."""
 
     transport: str
     host: str
@@ -24,7 +24,8 @@ class Peer:
 
 @dataclass(frozen=True, slots=True)
 class ListenSpec:
-    """``udp:127.0.0.1:5060`` or ``tcp:127.0.0.1:5060`` (port 0 picks a free one)."""
+    """``udp:127.0.0.1:5060``, ``tcp:127.0.0.1:5060`` or ``tls:127.0.0.1:5061`` (port 0 picks a
+    free one)."""
 
     transport: str
     host: str

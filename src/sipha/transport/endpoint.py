@@ -16,15 +16,24 @@ fail over at once instead of waiting for its timer.
 
 TCP connections are bounded: a cap on their number, on the bytes buffered for one incomplete
 message (the parser's limit), and an idle timeout swept by one periodic task.
+
+TLS (``tls:`` listeners, peers with transport ``tls``) is the TCP machinery above with asyncio's
+ssl support underneath: same framing, reuse, limits and idle timeout; the contexts come from
+:mod:`sipha.transport.tls`. An outgoing connection whose handshake fails (the peer's
+certificate does not verify) is reported like a refused connection and counted. A handshake
+on a listener is bounded by the TLS ``handshake_timeout``; the connection cap applies once it
+has succeeded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +44,7 @@ from sipha.sip.parser import DEFAULT_LIMITS, Limits, salvage
 from sipha.sip.reject import reject_malformed
 
 from .address import ListenSpec, Peer
+from .tls import TlsConfig, TlsConfigError, client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,10 @@ class TransportCounters:
     tcp_closed_idle: int = 0
     tcp_closed_bad_framing: int = 0
     keepalives: int = 0
+    tls_failures: int = 0  # outgoing TLS handshakes that failed (certificate checks included)
+    # Handshakes begun on tls: listeners. asyncio reports a failed one to no one (its debug
+    # log only), so failures are this minus the TLS connections accepted (tcp_accepted).
+    tls_handshakes: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -73,6 +87,7 @@ class TransportConfig:
     tcp_idle_timeout: float = 120.0
     tcp_connect_timeout: float = 2.0
     freebind: bool = False
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 def make_socket(spec: ListenSpec, *, freebind: bool = False) -> socket.socket:
@@ -184,7 +199,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpConnection(asyncio.Protocol):
-    def __init__(self, endpoint: SipEndpoint, receiver: _Receiver, outbound: bool) -> None:
+    def __init__(
+        self, endpoint: SipEndpoint, receiver: _Receiver, outbound: bool, kind: str = "tcp"
+    ) -> None:
+        self.kind = kind  # "tcp" or "tls": the transport of the Peer messages come from
         self.endpoint = endpoint
         self.receiver = receiver
         self.outbound = outbound
@@ -198,7 +216,7 @@ class _TcpConnection(asyncio.Protocol):
         tcp = cast(asyncio.Transport, transport)
         self.transport = tcp
         host, port = tcp.get_extra_info("peername")[:2]
-        self.peer = Peer("tcp", host, port)
+        self.peer = Peer(self.kind, host, port)
         ep = self.endpoint
         if not self.outbound and len(ep._tcp) >= ep.config.max_tcp_connections:
             ep.counters.tcp_refused += 1
@@ -270,6 +288,8 @@ class SipEndpoint:
         self._sweeper: asyncio.Task[None] | None = None
         self.bound: list[ListenSpec] = []
         self._receiver = _Receiver(self)
+        self._tls_client: ssl.SSLContext | None = None
+        self._tls_warned: set[Peer] = set()  # peers whose failed TLS handshake was logged
 
     async def start(self) -> None:
         """Bind every listen spec; raises OSError if one cannot be bound."""
@@ -289,8 +309,12 @@ class SipEndpoint:
                     if self._udp_default is None:
                         self._udp_default = udp
                 else:
+                    tls = server_context(self.config.tls) if spec.transport == "tls" else None
                     server = await loop.create_server(
-                        lambda: _TcpConnection(self, self._receiver, outbound=False), sock=sock
+                        functools.partial(self._accepted, spec.transport),
+                        sock=sock,
+                        ssl=tls,
+                        ssl_handshake_timeout=self.config.tls.handshake_timeout if tls else None,
                     )
                     self._servers.append(server)
                 self.bound.append(ListenSpec(spec.transport, host, port))
@@ -299,6 +323,12 @@ class SipEndpoint:
             raise
         if self._servers:
             self._sweeper = asyncio.create_task(self._sweep_idle())
+
+    def _accepted(self, kind: str) -> _TcpConnection:
+        # Called at accept, before any TLS handshake.
+        if kind == "tls":
+            self.counters.tls_handshakes += 1
+        return _TcpConnection(self, self._receiver, outbound=False, kind=kind)
 
     def drain(self, limit: int = 2000) -> int:
         """Receive, now, every datagram already queued on the UDP sockets; return how many.
@@ -347,6 +377,10 @@ class SipEndpoint:
         key = (peer.host, peer.port)
         conn = self._tcp.get(key)
         if conn is not None and conn.transport is not None and not conn.transport.is_closing():
+            if peer.transport == "tls" and conn.kind != "tls":
+                # What must go over TLS never goes out on a plain connection to that address.
+                self._report(peer, data, OSError(f"a plain TCP connection to {peer} is open"))
+                return
             conn.write(data)
             return
         queued = self._connecting.get(key)
@@ -359,14 +393,22 @@ class SipEndpoint:
     async def _connect(self, peer: Peer) -> None:
         key = (peer.host, peer.port)
         loop = asyncio.get_running_loop()
+        kind = "tls" if peer.transport == "tls" else "tcp"
         try:
+            tls = self._client_context() if kind == "tls" else None
             async with asyncio.timeout(self.config.tcp_connect_timeout):
                 _, proto = await loop.create_connection(
-                    lambda: _TcpConnection(self, self._receiver, outbound=True),
+                    lambda: _TcpConnection(self, self._receiver, outbound=True, kind=kind),
                     peer.host,
                     peer.port,
+                    # RFC 5922 §7.2: the certificate must name the host we dialled.
+                    ssl=tls,
+                    server_hostname=peer.host if tls else None,
                 )
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, TlsConfigError) as exc:
+            if kind == "tls" and isinstance(exc, ssl.SSLError | TlsConfigError):
+                self.counters.tls_failures += 1
+                self._warn_tls(peer, exc)
             for data in self._connecting.pop(key, []):
                 self._report(peer, data, exc)
             return
@@ -376,6 +418,25 @@ class SipEndpoint:
         self._tcp[key] = proto
         for data in self._connecting.pop(key, []):
             proto.write(data)
+
+    def _warn_tls(self, peer: Peer, exc: Exception) -> None:
+        # Once per peer: a probe every half second, or contacts an attacker registered, must
+        # not fill the log; the counter has the rest.
+        warned = self._tls_warned
+        if peer in warned:
+            log.debug("TLS connection to %s failed: %s", peer, exc)
+            return
+        if len(warned) >= 1000:
+            warned.clear()
+        warned.add(peer)
+        log.warning("TLS connection to %s failed: %s", peer, exc)
+
+    def _client_context(self) -> ssl.SSLContext:
+        # Made once (loading the CA bundle costs milliseconds); raises TlsConfigError.
+        ctx = self._tls_client
+        if ctx is None:
+            ctx = self._tls_client = client_context(self.config.tls)
+        return ctx
 
     def _report(self, peer: Peer, data: bytes, exc: Exception) -> None:
         self.counters.send_errors += 1

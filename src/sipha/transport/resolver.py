@@ -14,8 +14,9 @@ answer (503 for a name with no usable records, 408 when the DNS did not answer i
 * §4.1: with no ``transport`` parameter and no port, NAPTR records (``SIP+D2U``/``SIP+D2T``)
   choose the transport and name the SRV record; without NAPTR the SRV records of each
   supported transport are tried in order (UDP first);
-* §4.2: a port given means A/AAAA only; otherwise SRV (``_sip._udp.host``) ordered by priority
-  then weight, each target resolved by A/AAAA; no SRV means A/AAAA with port 5060.
+* §4.2: a port given means A/AAAA only; otherwise SRV (``_sip._udp.host``, ``_sips._tcp.host``
+  for TLS) ordered by priority then weight, each target resolved by A/AAAA; no SRV means
+  A/AAAA with port 5060 (5061 for TLS).
 
 Every answer is cached for its TTL (clamped to ``max_ttl``), a negative answer (NXDOMAIN, no
 data) for ``negative_ttl``; the cache is an LRU of ``max_entries`` records. Concurrent lookups
@@ -48,9 +49,13 @@ from sipha.transport.address import TRANSPORTS, Peer
 __all__ = ["DnsCache", "ResolveError", "Resolver", "ip_literal"]
 
 # RFC 3263 §4.1 NAPTR services for the transports we speak.
-_NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp"}
+_NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
 _MAX_NAME = 253
 _MAX_TARGETS = 8  # SRV targets followed per name: a huge RRset costs one lookup each
+
+
+def _default_port(transport: str) -> int:
+    return 5061 if transport == "tls" else 5060
 
 
 class ResolveError(Exception):
@@ -161,7 +166,7 @@ class Resolver:
         ip = ip_literal(host)
         if ip is None and host.lower().rstrip(".") == "localhost":
             ip = "127.0.0.1"
-        return None if ip is None else Peer(t, ip, port or 5060)
+        return None if ip is None else Peer(t, ip, port or _default_port(t))
 
     async def resolve(
         self, host: str, port: int | None, transport: str | None, default_transport: str = "udp"
@@ -201,10 +206,13 @@ class Resolver:
                 if peers:
                     return peers
         for t in (transport,) if transport else ("udp", "tcp"):
-            peers = await self._srv(f"_sip._{t}.{name}", t)
+            # RFC 3263 §4.2: SIPS over TCP is "_sips._tcp".
+            qname = f"_sips._tcp.{name}" if t == "tls" else f"_sip._{t}.{name}"
+            peers = await self._srv(qname, t)
             if peers:
                 return peers
-        return await self._hosts(name, 5060, transport or default)
+        t = transport or default
+        return await self._hosts(name, _default_port(t), t)
 
     async def _naptr(self, name: str) -> list[tuple[str, str, str]]:
         records = await self._query(name, "NAPTR")

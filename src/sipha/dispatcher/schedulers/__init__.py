@@ -34,6 +34,7 @@ from . import (  # noqa: F401  - imported to register the algorithms
     wrr,
 )
 from .base import (
+    CHEAP_KEY_FIELDS,
     Destination,
     RequestKey,
     Scheduler,
@@ -45,6 +46,7 @@ from .base import (
 )
 
 __all__ = [
+    "CHEAP_KEY_FIELDS",
     "Destination",
     "RequestKey",
     "Scheduler",

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
+    "CHEAP_KEY_FIELDS",
     "Destination",
     "RequestKey",
     "Scheduler",
@@ -102,11 +103,21 @@ class RequestKey:
     source: tuple[str, int]
 
 
+CHEAP_KEY_FIELDS = frozenset({"call_id", "source"})
+"""`RequestKey` fields the dispatcher fills without parsing headers; a scheduler whose
+`key_fields` go beyond them gets the parsed From/To/Request-URI/credentials."""
+
+
 @runtime_checkable
 class Scheduler(Protocol):
     """A destination-selection algorithm (one per dispatcher set)."""
 
     name: ClassVar[str]
+
+    @property
+    def key_fields(self) -> frozenset[str]:
+        """The `RequestKey` fields `pick` reads (the dispatcher fills only those cheaply)."""
+        ...
 
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
@@ -137,6 +148,8 @@ class SchedulerBase:
 
     name: ClassVar[str] = ""
     option_names: ClassVar[frozenset[str]] = frozenset()
+    KEY_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    """The `RequestKey` fields this algorithm reads; none for the load/weight-based ones."""
 
     def __init__(
         self,
@@ -164,6 +177,10 @@ class SchedulerBase:
 
     def _rebuild(self) -> None:
         """Recompute state derived from `self._dests` (weights, health, membership)."""
+
+    @property
+    def key_fields(self) -> frozenset[str]:
+        return self.KEY_FIELDS
 
     @property
     def destinations(self) -> tuple[Destination, ...]:

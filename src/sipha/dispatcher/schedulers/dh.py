@@ -16,6 +16,7 @@ class DestinationHash(RendezvousScheduler):
 
     __slots__ = ()
     name = "dh"
+    KEY_FIELDS = frozenset({"ruri_user"})
 
     def key_text(self, key: RequestKey) -> str:
         return key.ruri_user

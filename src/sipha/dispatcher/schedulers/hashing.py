@@ -78,27 +78,32 @@ class KamailioHash(RendezvousScheduler):
 class HashCallId(KamailioHash):
     __slots__ = ()
     name = "hash-callid"
+    KEY_FIELDS = frozenset({"call_id"})
 
 
 @register
 class HashFrom(KamailioHash):
     __slots__ = ()
     name = "hash-from"
+    KEY_FIELDS = frozenset({"from_user"})
 
 
 @register
 class HashTo(KamailioHash):
     __slots__ = ()
     name = "hash-to"
+    KEY_FIELDS = frozenset({"to_user"})
 
 
 @register
 class HashRequestUri(KamailioHash):
     __slots__ = ()
     name = "hash-ruri"
+    KEY_FIELDS = frozenset({"ruri"})
 
 
 @register
 class HashAuthUser(KamailioHash):
     __slots__ = ()
     name = "hash-authuser"
+    KEY_FIELDS = frozenset({"auth_user", "call_id"})

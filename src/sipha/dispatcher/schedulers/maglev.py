@@ -94,7 +94,7 @@ def build_table(dests: tuple[Destination, ...], size: int) -> list[int]:
 class Maglev(SchedulerBase):
     """Maglev consistent hashing with an O(1) lookup table."""
 
-    __slots__ = ("_key_of", "_seeds", "_size", "_table")
+    __slots__ = ("_fields", "_key_of", "_seeds", "_size", "_table")
 
     name = "mh"
     option_names: ClassVar[frozenset[str]] = frozenset({"table_size", "key"})
@@ -108,6 +108,11 @@ class Maglev(SchedulerBase):
             raise ValueError(f"option 'key' must be one of {', '.join(KEY_FIELDS)}, got {field!r}")
         self._size = size
         self._key_of = KEY_FIELDS[field]
+        self._fields = frozenset({field, "call_id"} if field == "auth_user" else {field})
+
+    @property
+    def key_fields(self) -> frozenset[str]:
+        return self._fields
 
     def _rebuild(self) -> None:
         self._seeds = tuple(seed_of(d.id) for d in self._dests)

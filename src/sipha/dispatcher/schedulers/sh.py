@@ -20,6 +20,7 @@ class SourceHash(RendezvousScheduler):
 
     __slots__ = ("_with_port",)
     name = "sh"
+    KEY_FIELDS = frozenset({"source"})
     option_names: ClassVar[frozenset[str]] = frozenset({"port"})
 
     def _configure(self, options: Mapping[str, object]) -> None:

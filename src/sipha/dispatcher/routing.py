@@ -1,0 +1,184 @@
+"""Stateless routing: requests inside a dialog, and responses back along their Via.
+
+*In-dialog requests* carrying our Record-Route as their Route go to the server the route names
+(no lookup); coming from a server, they go on by their next Route or Request-URI (towards the
+caller, RFC 3261 §16.12). Without a Route (SIPp's ``uac``) the Call-ID affinity table names the
+server. A BYE ends the dialog's accounting; the entry lingers ``linger`` seconds for
+retransmissions. The branch we add is derived from the request's transaction key and the
+server (``#0``, as a transaction's first attempt), so a retransmission routed here after its
+transaction left the table reaches the same server with the same branch.
+
+*Responses* carry our Via on top: the router verified its signature and popped it; they go by
+the next Via (RFC 3261 §18.2.2 with received/rport, RFC 3581). An INVITE's 1xx/2xx with no open
+transaction teaches us its dialog (`learn_dialog`): a takeover happened after the old active
+forwarded the INVITE but before it replicated it.
+"""
+
+from __future__ import annotations
+
+from sipha.sip import Request, Response
+from sipha.sip.branch import branch_digest_input, make_branch
+from sipha.sip.errors import SipParseError
+from sipha.sip.uri import SipUri, parse_uri
+from sipha.transport import Peer, response_destination
+
+from . import messages
+from .context import RouterSettings, RouterStats, Send, Stamp, prepare, reply
+from .health import HealthState
+from .registry import ServerRegistry
+from .state import DialogPhase, Server
+
+__all__ = ["DialogRouting"]
+
+
+class DialogRouting:
+    """In-dialog requests and responses (see the module docstring)."""
+
+    __slots__ = ("_peers", "registry", "settings", "stamp", "state", "stats")
+
+    def __init__(
+        self,
+        registry: ServerRegistry,
+        stamp: Stamp,
+        settings: RouterSettings,
+        stats: RouterStats,
+    ) -> None:
+        self.registry = registry
+        self.state = registry.state
+        self.stamp = stamp
+        self.settings = settings
+        self.stats = stats
+        self._peers: dict[tuple[str, str, int], Peer] = {}
+
+    def in_dialog(self, msg: Request, source: Peer, now: float) -> list[Send]:
+        """Route a request with a To tag (or an ACK/CANCEL-less stray). Raises SipParseError
+        for a Route or Request-URI we cannot route to, or Max-Forwards exhausted."""
+        registry = self.registry
+        from_server = registry.by_addr.get((source.host, source.port))
+        target: Server | None = None
+        peer: Peer | None = None
+        route = msg.get("route")
+        token = self.stamp.own_route(route)
+        if token is not None:
+            msg.pop_route()
+            route = msg.get("route")
+            if self.stamp.own_route(route) == token:
+                msg.pop_route()  # the second of a double Record-Route (RFC 5658)
+                route = msg.get("route")
+            if from_server is None:
+                target = registry.by_token(token)
+        if target is None and from_server is not None:
+            # Towards the caller: next Route, else the Request-URI (RFC 3261 §16.12).
+            peer = self._uri_peer(_first_uri(route) if route else msg.ruri)
+            target = from_server
+        if target is None:
+            d = self.state.dialogs.get(msg.call_id)
+            if d is not None:
+                target = d.server
+            else:
+                target = registry.pick(msg, source, now)
+                if target is None:
+                    self.stats.no_server += 1
+                    return [] if msg.method == "ACK" else [reply(msg, 503, source, self.stats)]
+        if (
+            peer is None
+            and target.health.state is HealthState.INACTIVE
+            and self.settings.dialog_aware
+        ):
+            # The server holding this dialog is down. Any other server can take the call's
+            # in-dialog requests (they route statelessly, and answered calls are in the shared
+            # store), so the BYE of a call set up on a dead server still ends with a 200.
+            # A suspect, draining or disabled server keeps its dialogs: it may well be alive,
+            # and only it knows a call whose ACK has not reached it yet.
+            alternative = registry.pick(msg, source, now, frozenset((target.id,)))
+            if alternative is not None:
+                self.stats.dialogs_rescued += 1
+                self.state.dialog_move(msg.call_id, alternative, now)
+                target = alternative
+        if msg.method == "BYE":
+            self.state.dialog_idle(msg.call_id, now, self.settings.linger)
+        if peer is None:
+            peer = target.peer
+        key = branch_digest_input(msg)
+        prepare(msg, source)
+        branch = make_branch(target.token, key + b"#0", self.stamp.secret)
+        msg.push_via(self.stamp.via(peer.transport, branch))
+        self.stats.forwarded_requests += 1
+        return [Send(bytes(msg), peer)]
+
+    def _uri_peer(self, text: str) -> Peer:
+        uri = parse_uri(text)
+        if not isinstance(uri, SipUri):
+            raise SipParseError(f"cannot route to {text!r}", status=416)
+        host, port = uri.host_port
+        host = uri.maddr or host
+        transport = "tls" if uri.scheme == "sips" else (uri.transport or "udp").lower()
+        if transport not in ("udp", "tcp", "tls"):
+            transport = "udp"
+        return self._peer(transport, host, port or (5061 if transport == "tls" else 5060))
+
+    def _peer(self, transport: str, host: str, port: int) -> Peer:
+        k = (transport, host, port)
+        peer = self._peers.get(k)
+        if peer is None:
+            if len(self._peers) > 10_000:
+                self._peers.clear()
+            peer = self._peers[k] = Peer(transport, host, port)
+        return peer
+
+    # -- responses --------------------------------------------------------------------------
+    def upstream(self, msg: Response) -> Send:
+        """The response (our Via popped) to the element of its next Via."""
+        via = msg.via
+        rport = via.params.get("rport")
+        host = via.params.get("received") or via.host
+        port = int(rport) if rport else via.port or 5060
+        transport = via.transport.lower()
+        if transport not in ("udp", "tcp", "tls") or via.maddr is not None:
+            peer = response_destination(msg)
+        else:
+            peer = self._peer(transport, host.strip("[]"), port)
+        self.stats.forwarded_responses += 1
+        return Send(bytes(msg), peer)
+
+    def learn_dialog(self, msg: Response, token: str, now: float) -> list[Send]:
+        """An INVITE's 1xx/2xx with no open transaction here. Our signed branch names the
+        server, so the affinity is learnt from the response: the caller's ACK and BYE (no
+        Route, SIPp's ``uac``) reach that server, and the server's call counts stay right. A
+        2xx from another server than the dialog's is a ghost (ACKed and BYEd here)."""
+        server = self.registry.by_token(token)
+        if server is None:
+            return []
+        st = self.state
+        d = st.dialogs.get(msg.call_id)
+        if msg.status >= 200:
+            if d is not None and d.server is not server:
+                return self.end_ghost(msg, server)  # the dialog went to its last attempt
+            if d is None or d.phase is DialogPhase.EARLY:
+                st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
+            # CONFIRMED: a retransmitted 2xx; IDLE: one retransmitted after the BYE went by
+            # (the caller's ACK was late): neither is a new call.
+        elif msg.status > 100 and d is None:
+            st.dialog_early(msg.call_id, server, now, self.settings.invite_timeout)
+        return []
+
+    def end_ghost(self, msg: Response, server: Server) -> list[Send]:
+        """ACK and BYE a 2xx nobody wants (RFC 3261 §13.2.2.4); our own branches, token g."""
+        self.stats.ghost_calls_ended += 1
+        secret = self.stamp.secret
+        seed = f"{msg.call_id}\x00{msg.cseq.seq}".encode("utf-8", "surrogateescape")
+        t = server.peer.transport
+        ack_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"a", secret))
+        bye_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"b", secret))
+        try:
+            ack, bye = messages.end_ghost_dialog(msg, ack_via, bye_via)
+        except ValueError:
+            return []
+        return [Send(ack, server.peer), Send(bye, server.peer)]
+
+
+def _first_uri(route: str) -> str:
+    value = route.split(",", 1)[0].strip()
+    if value.startswith("<"):
+        return value[1 : value.index(">")]
+    return value.split(";", 1)[0]
