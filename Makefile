@@ -5,8 +5,10 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
-DEB_PKGS  := sip-tester kamailio redis-server keepalived iproute2 procps curl baresip-core chromium kamailio-tls-modules
-DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium
+DEB_PKGS  := sip-tester kamailio kamailio-tls-modules redis-server keepalived iproute2 procps curl \
+             baresip-core chromium nftables stress-ng ethtool dnsmasq
+DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium nft stress-ng \
+             ethtool dnsmasq
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean lock
 
@@ -66,6 +68,8 @@ test: setup lint typecheck unit
 # Prints both summaries and where the reports are.
 demo: setup
 	$(BIN)/sipha run plans/case-c-dispatcher-failure.toml --profile both --out results/demo
+	@echo "the same across hosts of their own (network namespaces, the pair in ip mode; root):"
+	@echo "  $(BIN)/sipha run plans/case-c-dispatcher-failure.toml --profile both --hosts netns --out results/demo-netns"
 
 # Every benchmark, sipha and its peer side by side (about 45 minutes; not part of make test).
 # The figures and the commands that produced them are in docs/performance.md.

@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     only = command if command in COMMANDS else None
     parser = build_parser(only)
     args = parser.parse_args(argv)
-    module = importlib.import_module(args._module)
+    module_name = args._module
+    if module_name == "sipha.loadtest.cli" and getattr(args, "web", None):
+        # The live page lives in the report layer, above the load tester: it wraps the run.
+        module_name = "sipha.report.live.loadcmd"
+    module = importlib.import_module(module_name)
     return int(module.main(args) or 0)
 
 

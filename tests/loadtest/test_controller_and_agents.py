@@ -20,6 +20,7 @@ from sipha.common.process import terminate
 from sipha.loadtest.agent import Agent, AgentRefused
 from sipha.loadtest.api import agent_command, run_distributed
 from sipha.loadtest.controller import Controller, RunResult, share_plan
+from sipha.loadtest.phases import AgentPhase
 from sipha.loadtest.protocol import UserRange
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.stats_output import read_sipp_stat_csv
@@ -44,7 +45,9 @@ def test_two_agents_merged_totals_equal_the_sum_of_their_counts(tmp_path: Path) 
         plan = make_plan(port, rate=300, duration=3.0)
         result = run(run_distributed(plan, agents=2, results_dir=tmp_path))
     assert sorted(result.agents) == ["agent-1", "agent-2"]
-    assert all(a.status == "done" for a in result.agents.values())
+    assert all(a.phase is AgentPhase.DONE for a in result.agents.values())
+    # The agents joined over CurveZMQ with keys made for the run; nothing was refused.
+    assert (result.dropped, result.refused_keys) == ({}, 0)
     own = IntervalStats()
     for a in result.agents.values():
         assert a.totals is not None
@@ -129,8 +132,8 @@ def test_killed_agent_is_reported_lost_and_the_run_completes(tmp_path: Path) -> 
 
         result = run(scenario())
     lost = result.agents["agent-1"]
-    assert lost.status == "lost"
-    assert result.agents["agent-2"].status == "done"
+    assert lost.phase is AgentPhase.LOST
+    assert result.agents["agent-2"].phase is AgentPhase.DONE
     assert lost.lost_at is not None
     assert abs(lost.lost_at - killed_at) < 1.5
     # What the lost agent reported before dying is kept: ~2 s of its 50 calls/s.
@@ -161,9 +164,11 @@ def test_a_stalled_controller_loses_no_live_agent(tmp_path: Path) -> None:
             return await run_with_fault(controller, procs, 1.5, lambda: time.sleep(2.6))
 
         result = run(scenario())
-    assert {a: s.status for a, s in result.agents.items()} == {
-        "agent-1": "done", "agent-2": "done"
+    assert {a: s.phase for a, s in result.agents.items()} == {
+        "agent-1": AgentPhase.DONE, "agent-2": AgentPhase.DONE
     }
+    # Nobody even went missing: the queued heartbeats were read before silence was judged.
+    assert not [e for e in result.events if e["event"] in ("agent-missing", "agent-lost")]
     assert result.totals.calls_attempted == 200
 
 

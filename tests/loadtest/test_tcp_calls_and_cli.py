@@ -49,7 +49,7 @@ def test_load_help_documents_every_option() -> None:
                          text=True, timeout=30, check=True).stdout
     subcommands = _load_subcommands()
     assert set(subcommands) == {"call", "register", "options", "register+call", "uas",
-                                "controller", "agent"}
+                                "controller", "agent", "keys", "scenario"}
     checked = 0
     for name, parser in subcommands.items():
         assert re.search(rf"^\s+{re.escape(name)}\b", top, re.M), name

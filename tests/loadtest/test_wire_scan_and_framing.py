@@ -1,11 +1,15 @@
-"""The lean scanner reads what the engines need; the TCP framer cuts streams anywhere."""
+"""The lean scanner reads what the engines need; the TCP framer the load generator shares with
+the transport (``StreamParser.next_frame``) cuts streams anywhere, and a stream whose framing
+is lost raises only ``SipParseError`` (never the ValueError of the framer it replaced)."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sipha.loadtest.wire import StreamFramer, scan
+from sipha.loadtest.wire import scan
+from sipha.sip import SipParseError, StreamParser
 
 MSG = (
     b"SIP/2.0 200 OK\r\nv: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa\r\n"
@@ -34,13 +38,29 @@ def test_scan_reads_compact_forms_tags_and_route_headers() -> None:
 def test_framer_returns_each_message_whatever_the_chunking(data: st.DataObject) -> None:
     stream = b"\r\n\r\n" + MSG + MSG + b"\r\n" + MSG
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
-    framer = StreamFramer()
+    framer = StreamParser()
     out: list[bytes] = []
     prev = 0
     for cut in [*cuts, len(stream)]:
-        out += framer.feed(stream[prev:cut])
+        framer.feed(stream[prev:cut])
+        while (frame := framer.next_frame()) is not None:
+            out.append(frame)
         prev = cut
     assert out == [MSG, MSG, MSG]
+
+
+@pytest.mark.parametrize("head", [
+    b"SIP/2.0 200 OK\r\nl: -1\r\n\r\n",
+    b"SIP/2.0 200 OK\r\nContent-Length: 99999999999\r\n\r\n",
+    b"SIP/2.0 200 OK\r\nVia: " + b"x" * 70_000,
+])
+def test_a_stream_whose_framing_is_lost_raises_only_sip_parse_error(head: bytes) -> None:
+    framer = StreamParser()
+    framer.feed(MSG + head)
+    assert framer.next_frame() == MSG
+    with pytest.raises(SipParseError):
+        framer.next_frame()
+    assert framer.broken is not None
 
 
 def test_scan_never_raises_on_garbage() -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sipha.report.live import Board, ControlRefused, Event, LiveServer
+from sipha.report.live.board import Board, Event
+from sipha.report.live.server import ControlRefused, LiveServer
 from tests.browser import browser_page
 
 pytestmark = pytest.mark.timeout(90)

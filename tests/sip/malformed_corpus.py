@@ -7,6 +7,7 @@ what was salvaged). The transport tests send the same corpus over UDP and TCP.
 from __future__ import annotations
 
 from tests.messages import sipp_invite
+from tests.sip.rfc4475 import INVALID as RFC4475_INVALID
 
 _BASE = sipp_invite()
 
@@ -66,6 +67,9 @@ CORPUS: list[tuple[str, bytes, int, bool]] = [
     ("status-code-too-short", b"SIP/2.0 20 OK\r\nVia: x\r\n\r\n", 400, False),
     ("status-code-out-of-range", b"SIP/2.0 099 Weird\r\nVia: x\r\n\r\n", 400, False),
 ]
+
+# RFC 4475 §3.1.2's invalid messages that the parser rejects (the others: rfc4475.py).
+CORPUS.extend(RFC4475_INVALID)
 
 # Accepted at parse time; the broken value raises SipParseError only when it is read.
 LAZY: list[tuple[str, bytes, str]] = [

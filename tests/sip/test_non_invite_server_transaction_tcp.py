@@ -17,10 +17,11 @@ from tests.sip.transaction_helpers import response, sipp_request
 def test_final_response_terminates_at_once() -> None:
     table = TransactionTable()
     txn = ServerNonInviteTransaction(sipp_request("BYE", transport="TCP"), reliable=True)
+    request = txn.request  # the transaction lets it go at its final
     table.add(txn, 0.0)
-    trying = response(txn.request, 100)
+    trying = response(request, 100)
     assert table.handle(txn, TuResponded(trying), 0.1) == [Send(trying)]
-    ok = response(txn.request, 200)
+    ok = response(request, 200)
     actions = table.handle(txn, TuResponded(ok), 0.2)
     assert actions == [Send(ok), Terminate(TerminationReason.COMPLETED)]
     assert txn.state is ServerNonInviteState.TERMINATED

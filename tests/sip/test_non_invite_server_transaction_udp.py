@@ -27,14 +27,15 @@ def _txn() -> tuple[TransactionTable, ServerNonInviteTransaction]:
 
 def test_retransmission_absorbed_in_trying_then_last_response_resent() -> None:
     table, txn = _txn()
+    request = txn.request  # the transaction lets it go at its final
     again = sipp_request("REGISTER")
     assert table.find_server(again) is txn
     assert table.handle(txn, RequestReceived(again), 0.2) == []  # Trying discards it
-    trying = response(txn.request, 100)
+    trying = response(request, 100)
     assert table.handle(txn, TuResponded(trying), 0.3) == [Send(trying)]
     assert txn.state is ServerNonInviteState.PROCEEDING
     assert table.handle(txn, RequestReceived(again), 0.5) == [Send(trying)]
-    ok = response(txn.request, 200)
+    ok = response(request, 200)
     actions = table.handle(txn, TuResponded(ok), 1.0)
     assert actions[0] == Send(ok)
     assert started(actions) == {"J": 32.0}
@@ -44,7 +45,8 @@ def test_retransmission_absorbed_in_trying_then_last_response_resent() -> None:
 
 def test_timer_j_ends_completed() -> None:
     table, txn = _txn()
-    table.handle(txn, TuResponded(response(txn.request, 403)), 1.0)
+    request = txn.request  # the transaction lets it go at its final
+    table.handle(txn, TuResponded(response(request, 403)), 1.0)
     log = run_timers(table, 100.0)
     # No retransmissions of a non-INVITE final: the peer's retransmissions drive them.
     assert [(t, a) for t, _, a in log] == [(33.0, Terminate(TerminationReason.COMPLETED))]
@@ -53,11 +55,12 @@ def test_timer_j_ends_completed() -> None:
 
 def test_second_final_is_misuse() -> None:
     table, txn = _txn()
-    table.handle(txn, TuResponded(response(txn.request, 200)), 0.1)
+    request = txn.request  # the transaction lets it go at its final
+    table.handle(txn, TuResponded(response(request, 200)), 0.1)
     with pytest.raises(TransactionUsageError):
-        table.handle(txn, TuResponded(response(txn.request, 200)), 0.2)
+        table.handle(txn, TuResponded(response(request, 200)), 0.2)
     with pytest.raises(TransactionUsageError):
-        table.handle(txn, TuResponded(response(txn.request, 100)), 0.2)
+        table.handle(txn, TuResponded(response(request, 100)), 0.2)
 
 
 def test_ack_and_other_methods_are_ignored() -> None:

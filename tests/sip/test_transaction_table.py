@@ -100,16 +100,17 @@ def test_adding_a_started_transaction_keeps_its_timers() -> None:
 
 def test_terminated_transactions_leave_the_table_and_their_timers_die() -> None:
     table = TransactionTable()
-    txn = ServerInviteTransaction(sipp_request(), reliable=False)
+    request = sipp_request()
+    txn = ServerInviteTransaction(request, reliable=False)
     table.add(txn, 0.0)
-    table.handle(txn, TuResponded(response(txn.request, 486)), 0.0)
+    table.handle(txn, TuResponded(response(request, 486)), 0.0)
     assert table.next_deadline() == 0.5
-    ack = build_ack_for_non2xx(txn.request, response(txn.request, 486))
+    ack = build_ack_for_non2xx(request, response(request, 486))
     table.handle(txn, RequestReceived(ack), 0.1)
     assert table.next_deadline() == pytest.approx(5.1)  # only Timer I; G and H are dead
     run_timers(table, 10.0)
     assert len(table) == 0
-    assert table.find_server(txn.request) is None
+    assert table.find_server(request) is None
 
 
 def test_remove_forgets_a_transaction() -> None:

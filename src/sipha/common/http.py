@@ -1,13 +1,23 @@
-"""A small JSON HTTP API for nodes (status, control, Prometheus metrics) on aiohttp."""
+"""A small JSON HTTP API for nodes (status, control, Prometheus metrics) on aiohttp.
+
+Exposure rule (issue 14): an API reachable from other hosts must carry a bearer token, so
+:func:`check_exposure` refuses a non-loopback address without one unless the operator says
+``--insecure-http``; an API running without a token always logs a warning when it starts.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from sipha.common.netaddr import is_loopback
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -18,6 +28,18 @@ def parse_host_port(text: str, *, what: str = "address") -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{what} {text!r}: expected HOST:PORT such as 127.0.0.1:8060")
     return host.strip("[]"), int(port)
+
+
+def check_exposure(address: str, token: str | None, *, insecure: bool = False) -> None:
+    """Raise ``ValueError`` if an HTTP API at ``address`` would be reachable from other hosts
+    without a bearer token (unless ``insecure``, the operator's explicit ``--insecure-http``);
+    also for a malformed address."""
+    host, _ = parse_host_port(address, what="HTTP address")
+    if not token and not insecure and not is_loopback(host):
+        raise ValueError(
+            f"HTTP API on {address} without a token: anyone who can reach it could use it; "
+            "give a token (or --insecure-http to accept that)"
+        )
 
 
 def bearer_auth(token: str | None) -> Middleware:
@@ -50,6 +72,7 @@ class HttpApi:
 
     def __init__(self, address: str, *, token: str | None = None) -> None:
         self.host, self.port = parse_host_port(address, what="HTTP address")
+        self.token = token
         self.app = web.Application(middlewares=[bearer_auth(token)])
         self._runner: web.AppRunner | None = None
 
@@ -71,6 +94,10 @@ class HttpApi:
             server = site._server
             if server is not None and server.sockets:  # type: ignore[attr-defined]
                 self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        if not self.token:
+            where = "this host" if is_loopback(self.host) else "anyone who can reach it"
+            log.warning("HTTP API on %s:%s runs without a token: %s can use it",
+                        self.host, self.port, where)
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -41,11 +41,14 @@ def wait_tcp(host: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def wait_sip_options(host: str, port: int, timeout: float = 10.0) -> None:
-    """Wait until a SIP node answers OPTIONS over UDP; raise TimeoutError."""
+def wait_sip_options(host: str, port: int, timeout: float = 10.0, *,
+                     local: str | None = None) -> None:
+    """Wait until a SIP node answers OPTIONS over UDP (sent from ``local``, default a
+    loopback address); raise TimeoutError."""
     deadline = time.monotonic() + timeout
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host if host.startswith("127.") else "127.0.0.1", 0))
+        local = local or (host if host.startswith("127.") else "127.0.0.1")
+        s.bind((local, 0))
         s.settimeout(0.2)
         lport = s.getsockname()[1]
         n = 0
@@ -53,8 +56,8 @@ def wait_sip_options(host: str, port: int, timeout: float = 10.0) -> None:
             n += 1
             msg = (
                 f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bKwait{n}\r\n"
-                f"From: <sip:wait@127.0.0.1>;tag=w{n}\r\nTo: <sip:{host}:{port}>\r\n"
+                f"Via: SIP/2.0/UDP {local}:{lport};branch=z9hG4bKwait{n}\r\n"
+                f"From: <sip:wait@{local}>;tag=w{n}\r\nTo: <sip:{host}:{port}>\r\n"
                 f"Call-ID: wait-{n}-{lport}\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
                 "Content-Length: 0\r\n\r\n"
             ).encode()

@@ -50,6 +50,9 @@ class DispatcherControl(Protocol):
     def log_changes(self) -> None: ...
     def reload(self) -> dict[str, list[str]]: ...
 
+MAX_SERVER_URI = 512  # longer is no server URI, only log-filling (issue 14)
+MAX_WEIGHT = 1_000_000
+
 
 def server_json(s: Server) -> dict[str, Any]:
     return {
@@ -191,9 +194,13 @@ class DispatcherApi:
         uri = body.get("uri")
         if not isinstance(uri, str):
             return self._bad('expected {"uri": "sip:HOST:PORT;weight=N"}')
+        if len(uri) > MAX_SERVER_URI:
+            return self._bad(f"server URI longer than {MAX_SERVER_URI} characters")
         router = self._router()
         try:
             spec = parse_server(uri, probing=self.service.cfg.probe.enabled)
+            if not 0 <= spec.weight <= MAX_WEIGHT:
+                return self._bad(f"weight must be 0 .. {MAX_WEIGHT}")
             check_reachable(self.service.cfg, spec, source="POST /servers")
             server = router.add_server(spec)
         except ValueError as exc:
@@ -223,8 +230,10 @@ class DispatcherApi:
         server = self._server(request)
         body = await self._body(request)
         weight = body.get("weight")
-        if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
-            return self._bad("weight must be an integer >= 0")
+        if not isinstance(weight, int) or isinstance(weight, bool) or not (
+            0 <= weight <= MAX_WEIGHT
+        ):
+            return self._bad(f"weight must be an integer >= 0 and <= {MAX_WEIGHT}")
         self._router().set_weight(server, weight)
         return web.json_response(server_json(server))
 

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any
 
 from sipha.common.config import ConfigError
+from sipha.common.http import check_exposure
 from sipha.common.tls_flags import add_tls_arguments, tls_overrides
 
 CTL_ACTIONS: dict[str, tuple[str, str]] = {
@@ -78,6 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
     add_tls_arguments(parser)
     parser.add_argument(
+        "--insecure-http", action="store_true",
+        help="allow --http on a non-loopback address without a --token",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", type=str.upper,
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity (default INFO)",
     )
@@ -114,6 +119,8 @@ def main(args: argparse.Namespace) -> int:
     )
     try:
         cfg, specs = build_config(args)
+        if cfg.http:
+            check_exposure(cfg.http, cfg.token, insecure=args.insecure_http)
     except (ConfigError, ValueError) as exc:
         print(f"sipha dispatcher: {exc}", file=sys.stderr)
         return 2

@@ -37,7 +37,7 @@ from .context import RouterSettings, RouterStats, Send, Stamp, reply
 from .forwarder import Forwarder
 from .health import HealthChange, HealthInput, HealthState
 from .probing import Prober
-from .protection import RateLimiter
+from .protection import RateLimiter, counted
 from .registry import ServerRegistry
 from .routing import DialogRouting
 from .schedulers import Scheduler
@@ -179,19 +179,20 @@ class Router:
         """Route one request. Raises SipParseError for a malformed one (the transport answers
         400, or 483 when Max-Forwards is exhausted)."""
         self.stats.requests += 1
+        method = msg.method
+        to = msg.get("to")
+        initial = to is None or "tag" not in to or msg.to_tag is None
         limiter = self._limiter
         if (
             limiter is not None
+            and counted(method, in_dialog=not initial)
             and (source.host, source.port) not in self.registry.by_addr
             and not limiter.allow(source.host, now)
         ):
             self.stats.rate_limited += 1
-            if self.settings.rate_limit_reply and msg.method != "ACK":
+            if self.settings.rate_limit_reply:
                 return [reply(msg, 503, source, self.stats)]
             return []
-        method = msg.method
-        to = msg.get("to")
-        initial = to is None or "tag" not in to or msg.to_tag is None
         if initial or method == "ACK" or method == "CANCEL":
             key = branch_digest_input(msg)
             p = self.state.transactions.get(key)

@@ -20,6 +20,7 @@ All tasks live in one TaskGroup; the run's end cancels the helpers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -27,8 +28,10 @@ import time
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
 from sipha.loadtest import protocol as p
+from sipha.loadtest.curve import AgentKeys, secure_client
 from sipha.loadtest.runner import AgentRunner
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.zmqrecv import recv_frames
@@ -36,6 +39,10 @@ from sipha.loadtest.zmqrecv import recv_frames
 log = logging.getLogger(__name__)
 
 __all__ = ["Agent", "AgentRefused"]
+
+_HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                       | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_MAX_HANDSHAKE_FAILURES = 3
 
 
 class AgentRefused(RuntimeError):
@@ -45,7 +52,9 @@ class AgentRefused(RuntimeError):
 class Agent:
     """``await Agent("127.0.0.1:5555").run()`` returns the agent's totals.
 
-    Raises :class:`AgentRefused` when refused and ``TimeoutError`` when no controller answers
+    With ``keys`` it connects as a CurveZMQ client (the controller must then hold its public
+    key; a controller that does not admits nothing: the join times out).  Raises
+    :class:`AgentRefused` when refused and ``TimeoutError`` when no controller answers
     within ``join_timeout``.
     """
 
@@ -57,7 +66,9 @@ class Agent:
         join_timeout: float = 60.0,
         controller_timeout: float = 15.0,
         version: int = p.PROTOCOL_VERSION,
+        keys: AgentKeys | None = None,
     ) -> None:
+        self.keys = keys
         host, _, port = controller.rpartition(":")
         self.endpoint = controller if "://" in controller else f"tcp://{host.strip('[]')}:{port}"
         self.agent_id = agent_id or f"{socket.gethostname()}-{os.getpid()}"
@@ -74,15 +85,21 @@ class Agent:
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.agent_id.encode())
         sock.setsockopt(zmq.LINGER, 2000)
+        secure_client(sock, self.keys)
+        # A controller that refuses our key says so only in the handshake: watch for it.
+        monitor = sock.get_monitor_socket(_HANDSHAKE_FAILURES)
         sock.connect(self.endpoint)
         try:
-            welcome = await self._join(sock)
+            welcome = await self._join(sock, monitor)
+            sock.disable_monitor()
+            monitor.close()
             return await self._run_plan(sock, welcome)
         finally:
+            monitor.close()
             sock.close()
             ctx.term()
 
-    async def _join(self, sock: zmq.asyncio.Socket) -> p.Welcome:
+    async def _join(self, sock: zmq.asyncio.Socket, monitor: zmq.asyncio.Socket) -> p.Welcome:
         hello = p.Hello(
             agent_id=self.agent_id,
             version=self.version,
@@ -93,18 +110,44 @@ class Agent:
         welcome: p.Welcome | None = None
         deadline = time.monotonic() + self.join_timeout
         next_hello = 0.0
+        failures = 0
         while self.plan is None:
             now = time.monotonic()
             if now >= deadline:
                 raise TimeoutError(f"no controller answered within {self.join_timeout:g} s")
             if welcome is None and now >= next_hello:
-                await sock.send(p.encode(hello))
+                # Never a blocking send: after a failed handshake the socket may have no
+                # peer at all, and a waiting send would outlive the join deadline.
+                with contextlib.suppress(zmq.Again):
+                    await sock.send(p.encode(hello), zmq.NOBLOCK)
                 next_hello = now + 1.0
             # A bounded poll, never a cancelled recv: that could drop the Plan (see zmqrecv).
-            frames = await recv_frames(sock, min(1.0, deadline - now))
+            frames = await recv_frames(sock, min(0.2, deadline - now))
+            event = await recv_frames(monitor, 0)
+            if event is not None:
+                failures += 1
+                kind = parse_monitor_message(event)["event"]
+                if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    raise AgentRefused(
+                        f"the controller at {self.endpoint} refused this agent's CurveZMQ key "
+                        "(is its public key in the controller's agents/ folder?)"
+                    )
+                if (kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                        or failures >= _MAX_HANDSHAKE_FAILURES):
+                    # Keys on one side only (libzmq does not retry that) or the wrong server
+                    # key (retried a few times, in case the controller went away
+                    # mid-handshake).
+                    raise AgentRefused(
+                        f"the CurveZMQ handshake with {self.endpoint} keeps failing: keys on "
+                        "one side only (--keys), or not this controller's public key"
+                    )
             if frames is None:
                 continue
-            msg = p.decode(frames[0])
+            try:
+                msg = p.decode(frames[0])
+            except p.ProtocolError as exc:
+                log.warning("bad frame from the controller: %s", exc)
+                continue
             if isinstance(msg, p.Refused):
                 raise AgentRefused(msg.reason)
             if isinstance(msg, p.Welcome):

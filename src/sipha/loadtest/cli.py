@@ -4,8 +4,9 @@
         --users 1000 --csv out.csv
     sipha load register TARGET --users 1000 --password secret --rate 200 --max-calls 1000
     sipha load uas --listen 127.0.0.1:5070 --answer 0.8 --busy 0.2 --ring 1s
-    sipha load controller call TARGET --bind 0.0.0.0:5555 --expect 4 --rate 1000
-    sipha load agent --controller 10.0.0.5:5555
+    sipha load keys keys/ --agents 4                   # CurveZMQ keys for the control plane
+    sipha load controller call TARGET --bind 10.0.0.5:5555 --keys keys/ --expect 4 --rate 1000
+    sipha load agent --controller 10.0.0.5:5555 --keys keys/ --key agent-1
     sipha load call TARGET --agents 2 --rate 4000      # controller + 2 local agent processes
 
 This module only parses arguments and calls :mod:`sipha.loadtest.api`.
@@ -21,15 +22,21 @@ import re
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 
 from sipha.common.expect import EXIT_NOT_RUN, describe, exit_code
 from sipha.common.loop import run as run_loop
 from sipha.loadtest import verdict
+from sipha.loadtest.curve import load_controller_keys
 from sipha.loadtest.options import AnswerMix, ScenarioOptions
 from sipha.loadtest.protocol import HoldTime, Plan, Ramp, UserRange
+
+if TYPE_CHECKING:
+    from sipha.loadtest.runner import AgentRunner
+    from sipha.loadtest.view import LiveView
 
 __all__ = ["add_arguments", "build_plan", "main", "parse_duration"]
 
@@ -143,6 +150,9 @@ def _add_run_options(p: argparse.ArgumentParser, *, uas: bool = False) -> None:
     o.add_argument("--jsonl", help="per-second JSON lines plus a final summary")
     o.add_argument("--results", help="folder for stats.csv, stats.jsonl, events.jsonl")
     o.add_argument("--quiet", "-q", action="store_true", help="no live view")
+    o.add_argument("--web", metavar="HOST:PORT", default=None,
+                   help="serve a live page of the run (charts, agents, controls behind a token "
+                        "printed once here); loopback unless you mean it")
     o.add_argument("--seed", type=int, default=0, help="random seed (default: from the clock)")
     if not uas:
         d = p.add_argument_group("distribution")
@@ -169,8 +179,11 @@ def _add_controller_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("scenario", choices=RUN_SCENARIOS,
                    help="what every agent runs: " + ", ".join(RUN_SCENARIOS))
     g.add_argument("target", type=_target, help="HOST[:PORT] the agents send to")
-    g.add_argument("--bind", default="0.0.0.0:5555", metavar="HOST:PORT",
-                   help="address the agents connect to (default 0.0.0.0:5555)")
+    g.add_argument("--bind", default="127.0.0.1:5555", metavar="HOST:PORT",
+                   help="address the agents connect to (default 127.0.0.1:5555)")
+    g.add_argument("--keys", metavar="DIR",
+                   help="CurveZMQ keys from `sipha load keys DIR`: only agents whose public "
+                   "key is in DIR/agents may join (required unless --bind is loopback)")
     g.add_argument("--expect", type=int, default=1, metavar="N",
                    help="agents to wait for before starting; the rate is split among them "
                    "(default 1)")
@@ -184,6 +197,17 @@ def _add_agent_options(p: argparse.ArgumentParser) -> None:
                    help="address of the controller to join (its --bind)")
     g.add_argument("--id", default=None,
                    help="agent id in the controller's reports (default: hostname-pid)")
+    g.add_argument("--keys", metavar="DIR",
+                   help="CurveZMQ keys: DIR/controller.key and DIR/agents/NAME.key_secret")
+    g.add_argument("--key", metavar="NAME",
+                   help="this agent's key pair in DIR/agents (default: the only one there)")
+
+
+def _add_keys_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("keys DIR")
+    g.add_argument("directory", metavar="DIR", help="folder to write the key files to")
+    g.add_argument("--agents", type=int, default=1, metavar="N",
+                   help="key pairs agent-1 .. agent-N to make (default 1)")
 
 
 def _section(add: Any, title: str | None = None) -> str:
@@ -205,6 +229,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "uas": "answer calls (and register --users at --registrar)",
         "controller": "run a plan over remote agents",
         "agent": "run as an agent of a controller",
+        "keys": "make CurveZMQ keys for a controller and its agents",
     }
     for name in RUN_SCENARIOS:
         p = sub.add_parser(name, help=helps[name], description=helps[name])
@@ -217,17 +242,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_run_options(p)
     p = sub.add_parser("agent", help=helps["agent"], description=helps["agent"])
     _add_agent_options(p)
+    p = sub.add_parser("keys", help=helps["keys"], description=helps["keys"])
+    _add_keys_options(p)
+    from sipha.loadtest.scenario import cli as scenario_cli
+
+    p = sub.add_parser("scenario", help="run a SIPp XML scenario (client or --listen server)",
+                       description=scenario_cli.__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    scenario_cli.add_arguments(p)
     # `sipha load --help` lists every option of every sub-command, as promised.
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "\n".join((
         "scenarios: call, register, options, register+call (TARGET = HOST[:PORT]);",
-        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller",
+        "           uas; controller SCENARIO TARGET --bind --expect; agent --controller;",
+        "           keys DIR --agents N",
+        "           scenario FILE.xml TARGET or --sn NAME: SIPp XML (docs/scenarios.md)",
         "",
         _section(_add_scenario_arguments,
                  "call, register, options, register+call (uas and controller: all but TARGET):"),
         _section(_add_uas_options),
         _section(_add_controller_options),
         _section(_add_agent_options),
+        _section(_add_keys_options),
+        _section(scenario_cli.add_arguments, "scenario (SIPp XML scenarios):"),
     ))
 
 
@@ -285,11 +322,29 @@ async def _with_signals(coro_factory: Any, stop: asyncio.Event) -> Any:
     return await coro_factory()
 
 
-def main(args: argparse.Namespace) -> int:
+class LiveHooks(Protocol):
+    """A live page beside the run (`sipha load --web`, served by sipha.report, which this
+    layer may not import: the top-level command passes it in)."""
+
+    def wrap_view(self, view: LiveView | None, plan: Plan) -> LiveView: ...
+
+    def attach(self, loop: asyncio.AbstractEventLoop, stop: asyncio.Event,
+               set_rate: Callable[[float], str] | None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def main(args: argparse.Namespace, *, live: LiveHooks | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     command = args.load_command
     if command == "agent":
         return _agent(args)
+    if command == "keys":
+        return _keys(args)
+    if command == "scenario":
+        from sipha.loadtest.scenario import cli as scenario_cli
+
+        return scenario_cli.main(args)
     from sipha.loadtest import api
     from sipha.loadtest.view import make_view
 
@@ -301,15 +356,35 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if plan.duration is None and plan.max_calls is None and scenario != "uas":
         print("sipha load: no bound: running until Ctrl-C", file=sys.stderr)
-    view = make_view(duration=plan.duration, quiet=args.quiet)
+    view: LiveView | None = make_view(duration=plan.duration, quiet=args.quiet)
+    if live is not None:
+        view = live.wrap_view(view, plan)
     outputs: dict[str, Any] = {"results_dir": args.results, "csv_path": args.csv,
                                "jsonl_path": args.jsonl, "view": view}
     stop = asyncio.Event()
 
+    def attach_local(runner: AgentRunner) -> None:
+        # A live page changes the rate of a run in this process; agents elsewhere keep the
+        # plan's (the control protocol carries no rate change yet).
+        if live is not None:
+            def set_rate(rate: float) -> str:
+                runner.set_rate(rate)
+                return f"target rate {rate:g} calls/s"
+
+            live.attach(asyncio.get_running_loop(), stop, set_rate)
+
     async def go() -> Any:
+        if live is not None and (command == "controller" or getattr(args, "agents", 0)):
+            live.attach(asyncio.get_running_loop(), stop, None)
         if command == "controller":
+            keys = None
+            if args.keys:
+                keys = load_controller_keys(args.keys)
+            else:
+                print("sipha load: controller without --keys: any local process may join "
+                      "and read the plan (with the users' password)", file=sys.stderr)
             controller = api.Controller(plan, expect_agents=args.expect, bind=args.bind,
-                                        join_timeout=args.join_timeout, **outputs)
+                                        join_timeout=args.join_timeout, keys=keys, **outputs)
             watcher = asyncio.get_running_loop().create_task(stop.wait())
             watcher.add_done_callback(lambda _: controller.stop())
             try:
@@ -318,13 +393,16 @@ def main(args: argparse.Namespace) -> int:
                 watcher.cancel()
         if getattr(args, "agents", 0):
             return await api.run_distributed(plan, agents=args.agents, stop=stop, **outputs)
-        return await api.run_local(plan, stop=stop, **outputs)
+        return await api.run_local(plan, stop=stop, on_runner=attach_local, **outputs)
 
     try:
         result = run_loop(_with_signals(go, stop))
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         print(f"sipha load: {exc}", file=sys.stderr)
         return EXIT_NOT_RUN
+    finally:
+        if live is not None:
+            live.close()
     totals = result.totals
     lost = result.lost_agents
     print(
@@ -341,10 +419,34 @@ def main(args: argparse.Namespace) -> int:
     return exit_code(verdicts)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from sipha.loadtest.curve import create_keys
+
+    if not 1 <= args.agents <= 10_000:
+        print("sipha load keys: --agents must be 1 .. 10000", file=sys.stderr)
+        return 2
+    try:
+        written = create_keys(args.directory, [f"agent-{i + 1}" for i in range(args.agents)])
+    except (OSError, ValueError) as exc:
+        print(f"sipha load keys: {exc}", file=sys.stderr)
+        return 1
+    for path in written:
+        print(path)
+    return 0
+
+
 def _agent(args: argparse.Namespace) -> int:
     from sipha.loadtest.agent import Agent, AgentRefused
+    from sipha.loadtest.curve import KeyFileError, load_agent_keys
 
-    agent = Agent(args.controller, agent_id=args.id)
+    keys = None
+    if args.keys:
+        try:
+            keys = load_agent_keys(args.keys, args.key)
+        except KeyFileError as exc:
+            print(f"sipha load agent: {exc}", file=sys.stderr)
+            return 2
+    agent = Agent(args.controller, agent_id=args.id, keys=keys)
     try:
         totals = run_loop(agent.run())
     except AgentRefused as exc:

@@ -54,12 +54,14 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION: Final = 1
+MAX_SECOND: Final = 10 * 365 * 86400  # a schema bound; the plan's bound is much tighter
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
 PosFloat = Annotated[float, msgspec.Meta(gt=0)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 AgentId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+HostName = Annotated[str, msgspec.Meta(max_length=255)]  # RFC 1035 §2.3.4
 
 
 class ProtocolError(Exception):
@@ -89,9 +91,9 @@ class Hello(_Msg, frozen=True, tag="hello"):
 
     agent_id: AgentId
     version: int
-    host: str
+    host: HostName
     pid: NonNegInt
-    cores: Annotated[int, msgspec.Meta(ge=1)]
+    cores: Annotated[int, msgspec.Meta(ge=1, le=65536)]
 
 
 class Welcome(_Msg, frozen=True, tag="welcome"):
@@ -179,10 +181,12 @@ class Plan(_Msg, frozen=True, tag="plan"):
 
 
 class StatsReport(_Msg, frozen=True, tag="stats"):
-    """Agent -> controller: the stats of one second (0 = the second starting at ``start_at``)."""
+    """Agent -> controller: the stats of one second (0 = the second starting at ``start_at``).
+
+    The controller bounds ``second`` and the counters by the plan (:mod:`admission`)."""
 
     agent_id: AgentId
-    second: NonNegInt
+    second: Annotated[int, msgspec.Meta(ge=0, le=MAX_SECOND)]
     interval: IntervalSnapshot
 
 

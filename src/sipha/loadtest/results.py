@@ -33,9 +33,10 @@ class ResultsSink:
         events_path: str | Path | None = None,
         view: LiveView | None = None,
         seal_after: int = 120,
+        run: RunStats | None = None,
     ) -> None:
         self.start_time = start_time
-        self.run = RunStats()
+        self.run = run if run is not None else RunStats()  # the controller's coordinator owns it
         self.view = view
         self.seal_after = seal_after
         self.events: list[dict[str, object]] = []

@@ -40,7 +40,7 @@ from sipha.loadtest.protocol import Plan
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.uac import UacEngine
 from sipha.loadtest.uas import UasEngine
-from sipha.loadtest.wire import StreamFramer
+from sipha.sip import SipParseError, StreamParser
 from sipha.transport.endpoint import SOCKET_BUFFER
 from sipha.transport.tls import TlsConfig, client_context, server_context
 
@@ -131,7 +131,7 @@ class _UdpChannel:
 class _TcpConn(asyncio.Protocol):
     def __init__(self, channel: _TcpChannel) -> None:
         self.channel = channel
-        self.framer = StreamFramer()
+        self.framer = StreamParser()  # the transport's framer: frames only, never parsed here
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,12 +139,18 @@ class _TcpConn(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        framer.feed(data)
+        frames: list[bytes] = []
         try:
-            frames = self.framer.feed(data)
-        except ValueError:
+            while (frame := framer.next_frame()) is not None:
+                frames.append(frame)
+        except SipParseError:
+            # Framing is lost (no end of headers within the limit, a bad Content-Length):
+            # the stream cannot be resynchronised (RFC 3261 §18.3).  What was framed before
+            # still counts.
             if self.transport is not None:
                 self.transport.close()
-            return
         ch = self.channel
         now = time.monotonic()
         ch.runner.advance(now)
@@ -271,6 +277,20 @@ class AgentRunner:
         """Start no new calls; let the calls in flight finish (bounded by drain_timeout)."""
         self._stop.set()
         self._wake.set()
+
+    def set_rate(self, rate: float) -> None:
+        """An operator's change while the run goes: ``rate`` calls/s from now on (the ramp,
+        if any, ends). Raises ValueError when this agent places no calls or for a bad rate."""
+        uac = self.uac
+        if uac is None:
+            raise ValueError("this run places no calls: there is no rate to change")
+        uac.schedule_.retarget(time.monotonic() - uac.t0, rate)
+        self._wake.set()
+
+    def target_rate(self, second: int) -> float:
+        """The rate in force during ``second`` (rate changes included)."""
+        uac = self.uac
+        return 0.0 if uac is None else uac.schedule_.rate(float(second))
 
     # -- the hot path, called by the channels ----------------------------------------------------
 

@@ -38,6 +38,7 @@ from typing import Final, Literal
 import msgspec
 from hdrh.histogram import HdrHistogram
 
+from sipha.loadtest.hdrblob import check_blob
 from sipha.loadtest.histmath import percentile_values
 
 __all__ = [
@@ -171,6 +172,9 @@ def _seconds_to_us(seconds: float) -> int:
     return min(max(us, HIST_LOWEST_US), HIST_HIGHEST_US)
 
 
+_COUNTS_LEN: Final = new_histogram().counts_len
+
+
 def percentile_summary(hist: HdrHistogram | None) -> dict[str, float]:
     """``{"p50": ms, "p90": ms, "p99": ms, "p99.9": ms, "max": ms}`` of a histogram.
 
@@ -209,6 +213,12 @@ def decode_slots(text: str) -> int:
 def _decode_hist(blob: str, name: str) -> HdrHistogram | None:
     if not blob:
         return None
+    try:
+        # The shape is checked before hdrh inflates or allocates anything (see hdrblob).
+        check_blob(blob, lowest=HIST_LOWEST_US, highest=HIST_HIGHEST_US,
+                   significant_figures=HIST_SIGNIFICANT_FIGURES, counts_len=_COUNTS_LEN)
+    except ValueError as exc:
+        raise StatsDecodeError(f"{name}: undecodable histogram blob: {exc}") from None
     try:
         hist = HdrHistogram.decode(blob.encode("ascii"))
     except Exception as exc:  # hdrh raises binascii/zlib/struct/ctypes errors alike
@@ -461,10 +471,10 @@ class IntervalStats:
         stats.transactions_failed = snap.transactions_failed
         stats._setup_18x = _decode_hist(snap.setup_18x, "setup_18x")
         stats._setup_200 = _decode_hist(snap.setup_200, "setup_200")
-        if stats._setup_200 is not None and stats._setup_200.get_total_count() > (
-            snap.calls_successful
-        ):
-            raise StatsDecodeError("setup_200 holds more samples than calls_successful")
+        for which, hist in (("setup_200", stats._setup_200), ("setup_18x", stats._setup_18x)):
+            # Both are recorded only with a success (record_success).
+            if hist is not None and hist.get_total_count() > snap.calls_successful:
+                raise StatsDecodeError(f"{which} holds more samples than calls_successful")
         stats.answered_slots = decode_slots(snap.answered_slots)
         return stats
 

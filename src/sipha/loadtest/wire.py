@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["Scan", "StreamFramer", "scan", "tag_of"]
+__all__ = ["Scan", "scan", "tag_of"]
 
 _COMPACT: Final[dict[bytes, bytes]] = {
     b"i": b"call-id",
@@ -152,53 +152,3 @@ def scan(data: bytes) -> Scan:
         elif name == b"expires":
             s.expires = value
     return s
-
-
-class StreamFramer:
-    """Cuts a TCP byte stream into SIP messages by Content-Length (RFC 3261 §18.3).
-
-    ``feed(data)`` returns the complete messages; CRLF keep-alives between messages are
-    skipped.  A header block over ``max_header`` bytes or a bad Content-Length raises
-    ``ValueError`` (the caller closes the connection: the stream cannot be resynchronised).
-    """
-
-    __slots__ = ("_buf", "max_header")
-
-    def __init__(self, max_header: int = 65536) -> None:
-        self._buf = b""
-        self.max_header = max_header
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data if self._buf else data
-        out: list[bytes] = []
-        while buf:
-            if buf[:1] in (b"\r", b"\n"):
-                buf = buf.lstrip(b"\r\n")
-                continue
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > self.max_header:
-                    raise ValueError("SIP header block too long")
-                break
-            length = _content_length(buf[:end])
-            total = end + 4 + length
-            if len(buf) < total:
-                break
-            out.append(buf[:total])
-            buf = buf[total:]
-        self._buf = buf
-        return out
-
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n")[1:]:
-        colon = line.find(b":")
-        if colon <= 0:
-            continue
-        name = line[:colon].strip().lower()
-        if name in (b"content-length", b"l"):
-            value = line[colon + 1 :].strip()
-            if not value.isdigit():
-                raise ValueError(f"bad Content-Length {value[:20]!r}")
-            return int(value)
-    return 0  # RFC 3261 §18.3 requires it on streams; be lenient, assume no body

@@ -47,6 +47,8 @@ def _png(fig: Figure) -> bytes:
 
 
 def _decorate(ax: Axes, results: Results, *, ylabel: str, title: str) -> None:
+    for start, end in results.fault_spans():
+        ax.axvspan(start, end, color="crimson", alpha=0.08, linewidth=0)
     for t, label in results.fault_times():
         ax.axvline(t, color="crimson", linestyle="--", linewidth=1)
         ax.annotate(

@@ -128,7 +128,7 @@ class NodeSample(msgspec.Struct, kw_only=True):
 
 class Event(msgspec.Struct, kw_only=True):
     t: float
-    kind: str  # fault | role | takeover | exit | phase | error
+    kind: str  # fault | heal | fenced | role | takeover | exit | phase | error
     node: str = ""
     detail: str = ""
     ms: float | None = None  # takeover duration
@@ -191,8 +191,39 @@ class Results(msgspec.Struct, kw_only=True):
     events: list[Event]
 
     def fault_times(self) -> list[tuple[float, str]]:
+        """Faults and heals (of network faults), in time order, labelled."""
         return [(e.t, f"{e.detail or 'fault'} {e.node}".strip()) for e in self.events
-                if e.kind == "fault"]
+                if e.kind in ("fault", "heal")]
+
+    def fault_spans(self) -> list[tuple[float, float]]:
+        """(start, end) of faults that last (network faults, CPU hogs): until their heal, or
+        for their planned duration (``ms``), or to the end of the run."""
+        spans: list[tuple[float, float]] = []
+        heals = [e for e in self.events if e.kind == "heal"]
+        end = max((e.t for e in self.events), default=0.0)
+        for e in self.events:
+            if e.kind != "fault":
+                continue
+            healed = next((h.t for h in heals if h.node == e.node and h.t >= e.t
+                           and _action(h) == _action(e)), None)
+            if healed is not None:
+                spans.append((e.t, healed))
+            elif e.ms is not None:
+                spans.append((e.t, e.t + e.ms / 1000.0))
+            elif any(h.t >= e.t for h in heals):  # healed by a heal of everything
+                spans.append((e.t, min(h.t for h in heals if h.t >= e.t)))
+            elif _action(e) in _LASTING:
+                spans.append((e.t, end))
+        return spans
+
+
+# Fault actions that last until healed (network faults); drawn as a band.
+_LASTING = frozenset({"loss", "delay", "duplicate", "reorder", "corrupt", "rate", "partition",
+                      "split_pair", "cpu_hog"})
+
+
+def _action(e: Event) -> str:
+    return (e.detail.split() or [""])[0]
 
 
 def load_results(folder: str | Path) -> Results:

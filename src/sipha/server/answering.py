@@ -237,7 +237,7 @@ class AnsweringService:
             # §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
             self._send_bye(call)
             return
-        self.layer.send_stateless(call.ok, call.peer)
+        self.layer.send_stateless(call.ok, call.peer, retransmission=True)
         call.retransmit_interval = min(2 * call.retransmit_interval, self.timers.t2)
         call.retransmit_handle = loop.call_later(call.retransmit_interval, self._retransmit, call)
 
@@ -299,6 +299,9 @@ class AnsweringService:
             call.retransmit_handle = None
         if call is not None:
             call.ok = None  # the 2xx is confirmed; nothing to retransmit any more
+            if ack.to_tag == call.local_tag:
+                # Our random tag came back: the peer gets what we send (not a spoofed source).
+                self.layer.budget.verify(call.peer.host)
 
     def in_dialog(self, request: Request, txn: ServerTransaction) -> None:
         """A request (not ACK) inside an answered dialog, on this or a dead sibling server."""

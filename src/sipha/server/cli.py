@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from sipha.common.config import ConfigError
+from sipha.common.http import check_exposure
 from sipha.common.loop import run
 from sipha.common.tls_flags import add_tls_arguments, tls_overrides
 from sipha.server.config import load_config
@@ -30,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "directory)",
     )
     parser.add_argument("--http", metavar="HOST:PORT", help="status API (/status, /metrics)")
+    parser.add_argument(
+        "--insecure-http", action="store_true",
+        help="allow --http on a non-loopback address without http_token in the --config file",
+    )
     parser.add_argument(
         "--answer",
         action="append",
@@ -131,7 +136,9 @@ def main(args: argparse.Namespace) -> int:
         file_rules = msgspec.to_builtins(base.answer)
         file_tls = msgspec.to_builtins(base.tls)
         cfg = load_config(args.config, overrides_from(args, file_rules, file_tls))
-    except ConfigError as exc:
+        if cfg.http:
+            check_exposure(cfg.http, cfg.http_token, insecure=args.insecure_http)
+    except (ConfigError, ValueError) as exc:
         print(f"sipha server: {exc}", file=sys.stderr)
         return 2
     from sipha.server.service import serve

@@ -254,7 +254,9 @@ class Proxy:
         """Proxy a request to the subscriber its Request-URI names (location service)."""
         call = self._new_call(request, txn, peer)
         user = getattr(request.uri, "user", None)
-        if not user:
+        # An escaped octet that is not UTF-8 decodes to a surrogate (sip.uri), which is not
+        # printable: no subscriber has such a name, and the store could not even encode it.
+        if not user or not user.isprintable():
             self._finish(call, 404)
             return
         aor = f"{user}@{self.domain}"
@@ -595,3 +597,4 @@ class Proxy:
     def close(self) -> None:
         for call in list(self.pending.values()):
             self._end(call)
+

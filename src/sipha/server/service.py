@@ -90,7 +90,11 @@ async def serve(cfg: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
                         server_id=node.server_id,
                         stats=node.stats,
                         gauges=node.gauges,
-                        transport=endpoint.counters.as_dict,
+                        transport=lambda: {
+                            **endpoint.counters.as_dict(),
+                            # Retransmissions a spoofed source's budget did not allow.
+                            "retransmissions_suppressed": node.layer.budget.suppressed,
+                        },
                         token=cfg.http_token or None,
                     )
                     await status.start()

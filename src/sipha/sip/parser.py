@@ -6,8 +6,9 @@ Theory of operation
 answer 400 when it must not go further:
 
 1. find the end of the header section (one ``bytes.find``), refuse oversized input;
-2. decode the header section as UTF-8 in one C call, refuse a NUL, split it into lines on
-   CRLF and refuse a bare CR or LF;
+2. decode the header section as UTF-8 in one C call, refuse a NUL (but the escaped one of a
+   quoted-pair in a quoted string, RFC 4475 intmeth), split it into lines on CRLF and refuse
+   a bare CR or LF;
 3. read the start line, then per header line only the name (up to the colon), folding
    continuation lines into the line above;
 4. check the headers every message needs (Via, From, To, Call-ID, CSeq), that CSeq names the
@@ -146,6 +147,25 @@ def _salvage_raw(data: bytes, method: str | None) -> PartialMessage:
         method=method, vias=tuple(found.get("via", ())), from_=first("from"), to=first("to"),
         call_id=first("call-id"), cseq=first("cseq"),
     )
+
+
+def _nuls_all_quoted(head: str) -> bool:
+    """Whether every NUL of ``head`` is the escaped character of a quoted-pair inside a
+    quoted string (RFC 3261 §25.1). Linear; runs only for a header section holding a NUL."""
+    for line in head.split("\r\n"):
+        if "\x00" not in line:
+            continue
+        quoted = escaped = False
+        for ch in line:
+            if escaped:
+                escaped = False
+            elif ch == "\x00":
+                return False
+            elif quoted and ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = not quoted
+    return True
 
 
 def salvage(message: Request | Response) -> PartialMessage:
@@ -288,8 +308,13 @@ def parse_message(
         head = data[:end].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _early(data, f"header section is not UTF-8 (byte {exc.start})") from None
+    quoted_nul = False
     if "\x00" in head:
-        raise _early(data, "NUL byte in the header section")
+        # RFC 3261 §25.1 quoted-pair takes %x00: a NUL is legal escaped in a quoted string
+        # (RFC 4475 §3.1.1.2 intmeth), nowhere else.
+        if not _nuls_all_quoted(head):
+            raise _early(data, "NUL byte in the header section")
+        quoted_nul = True
     head_lines = head.split("\r\n")
     # Joined with NUL (refused above, so it cannot be part of a line) the lines show any CR
     # or LF that is not a line break with two C-level searches, and serve the name scan.
@@ -320,7 +345,8 @@ def parse_message(
         else:
             method, ruri = _request_line(start, data, limits)
 
-    names_ = _fast_header_names(joined, head_lines, limits)
+    # The name scan reads NUL as a line break: with a NUL inside a value, the exact path.
+    names_ = None if quoted_nul else _fast_header_names(joined, head_lines, limits)
     if names_ is not None:
         names = names_
         lines = head_lines[1:]
@@ -353,9 +379,13 @@ def parse_message(
         if length > limits.max_body_size:
             raise SipParseError("body too large", status=413)
         cseq_line = lines[names.index("cseq")]
-        cseq = _cseq_in_line(cseq_line) or parse_cseq(
-            cseq_line[cseq_line.index(":") + 1 :].strip()
-        )
+        cseq = _cseq_in_line(cseq_line)
+        if cseq is None:
+            value = cseq_line[cseq_line.index(":") + 1 :]
+            if "\n" in value:
+                # RFC 3261 §7.3.1: a folded value (RFC 4475 wsinv) reads as one SP.
+                value = " ".join(value.split())
+            cseq = parse_cseq(value.strip())
         if method is not None and cseq.method != method:
             raise SipParseError(f"CSeq method {cseq.method!r} differs from {method!r}")
     except SipParseError as exc:
@@ -405,6 +435,18 @@ class StreamParser:
         Raises:
             SipParseError: a malformed message (skipped), or a broken stream (``broken`` set).
         """
+        frame = self.next_frame()
+        if frame is None:
+            return None
+        return parse_message(frame, limits=self._limits, stream=True)
+
+    def next_frame(self) -> bytes | None:
+        """The next complete message's bytes, unparsed (for readers with their own fast
+        scanner, like the load generator), or None if more bytes are needed.
+
+        Raises:
+            SipParseError: a broken stream (``broken`` set): the connection should be closed.
+        """
         if self.broken is not None:
             raise self.broken
         buf = self._buf
@@ -430,7 +472,7 @@ class StreamParser:
             return None
         frame = bytes(buf[:total])
         del buf[:total]
-        return parse_message(frame, limits=self._limits, stream=True)
+        return frame
 
     def _frame_length(self, head: bytes) -> int:
         # Only the Content-Length line matters for framing; find it without decoding the rest.

@@ -22,7 +22,7 @@ import socket
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["HTTP_PORT", "REDIS_PORT", "SIP_PORT", "AddressBlock", "allocate_block"]
+__all__ = ["HTTP_PORT", "NETNS_BLOCK", "REDIS_PORT", "SIP_PORT", "AddressBlock", "allocate_block"]
 
 SIP_PORT: Final = 5060
 HTTP_PORT: Final = 8080
@@ -33,15 +33,17 @@ CONTROLLER_PORT: Final = 5557
 
 @dataclass(frozen=True, slots=True)
 class AddressBlock:
-    """127.{a}.{b}.0/24 for one run."""
+    """{first}.{a}.{b}.0/24 for one run: 127.A.B.0/24 on loopback; in netns mode
+    10.213.0.0/24, which exists only inside the run's namespaces (see :mod:`.netns`)."""
 
     a: int
     b: int
+    first: int = 127
 
     def host(self, n: int) -> str:
         if not 1 <= n <= 254:
             raise ValueError(f"host number {n} outside 1..254")
-        return f"127.{self.a}.{self.b}.{n}"
+        return f"{self.first}.{self.a}.{self.b}.{n}"
 
     @property
     def service(self) -> str:
@@ -63,6 +65,9 @@ class AddressBlock:
 
     def tester(self, i: int) -> str:
         return self.host(100 + i)
+
+
+NETNS_BLOCK: Final = AddressBlock(213, 0, first=10)
 
 
 def _free(block: AddressBlock) -> bool:

@@ -1,4 +1,5 @@
-"""``sipha run PLAN.toml [--out DIR] [--profile paper|default|both]``.
+"""``sipha run PLAN.toml [--out DIR] [--profile paper|default|both] [--hosts loopback|netns]``,
+``sipha run --cleanup``.
 
 Exit status: 0 the run completed and met every criterion of its plan's ``[expect]`` (for its
 profile); 1 it completed but a criterion failed (each printed with what was measured and the
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -17,8 +20,9 @@ import msgspec
 
 from sipha.common.config import ConfigError
 from sipha.common.expect import EXIT_FAILED, EXIT_MET, EXIT_NOT_RUN, Verdict, describe
+from sipha.common.http import parse_host_port
 from sipha.report.render import render_comparison
-from sipha.testbed.plan import PROFILES, Profile, apply_profile, load_plan
+from sipha.testbed.plan import PROFILES, Profile, apply_profile, load_plan, with_hosts
 from sipha.testbed.progress import Progress
 from sipha.testbed.runner import RunAborted, RunOutcome, run_plan
 
@@ -26,7 +30,7 @@ __all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("plan", metavar="PLAN.toml", help="test plan (see plans/)")
+    parser.add_argument("plan", metavar="PLAN.toml", nargs="?", help="test plan (see plans/)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="results folder (default: the plan's `out`, else "
                         "results/<name>-<profile>); with --profile both, the parent of one "
@@ -35,6 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="paper: the paper's setup (IPVS scheduling, no dialog-aware failover, "
                         "slow health checks, preempting failback); default: everything sipha "
                         "adds; both: one run each and a side-by-side comparison")
+    parser.add_argument("--hosts", choices=["loopback", "netns"], default=None,
+                        help="loopback: every node on its own address of this host's lo (the "
+                        "default); netns: every node in a network namespace of its own on one "
+                        "bridge, the pair in ip mode (needs root; overrides the plan's [hosts])")
+    parser.add_argument("--web", metavar="HOST:PORT", default=None,
+                        help="serve a live page of the run: calls, latency, nodes, roles, "
+                        "faults, criteria, and controls (kill/stop/cont/start a node, drain or "
+                        "disable a server, stop) behind a token printed once here")
+    parser.add_argument("--cleanup", action="store_true",
+                        help="remove the namespaces and state files that netns runs whose "
+                        "runner was killed left behind, then exit")
 
 
 _INTERRUPTED = 130
@@ -66,10 +81,29 @@ def _print_summary(outcome: RunOutcome) -> int:
     return EXIT_FAILED if failed else EXIT_MET
 
 
+def _cleanup() -> int:
+    from sipha.testbed.netns import cleanup_leftovers, unavailable
+
+    why = unavailable(euid=os.geteuid(), which=shutil.which)
+    if why is not None:
+        sys.stderr.write(f"sipha run --cleanup: {why}\n")
+        return EXIT_NOT_RUN
+    cleaned = cleanup_leftovers()
+    sys.stdout.write(f"removed the leftovers of {len(cleaned)} run(s)"
+                     + (f": {', '.join(cleaned)}" if cleaned else "") + "\n")
+    return EXIT_MET
+
+
 def main(args: argparse.Namespace) -> int:
+    if args.cleanup:
+        return _cleanup()
+    if args.plan is None:
+        sys.stderr.write("sipha run: give a PLAN.toml (or --cleanup)\n")
+        return EXIT_NOT_RUN
     try:
-        plan = load_plan(args.plan)
-    except ConfigError as exc:
+        plan = with_hosts(load_plan(args.plan), args.hosts, source=args.plan)
+        web = parse_host_port(args.web, what="--web") if args.web else None
+    except (ConfigError, ValueError) as exc:
         sys.stderr.write(f"sipha run: {exc}\n")
         return 2
     chosen: list[Profile] = (
@@ -85,7 +119,7 @@ def main(args: argparse.Namespace) -> int:
         else:
             out = Path(args.out or plan.out or f"results/{plan.name}-{profile}")
         try:
-            outcome = run_plan(run, out, progress=Progress())
+            outcome = run_plan(run, out, progress=Progress(), web=web)
         except RunAborted as exc:
             sys.stderr.write(f"sipha run: {exc}\n")
             return EXIT_NOT_RUN

@@ -101,6 +101,10 @@ def store_url(plan: Plan, block: AddressBlock, results: Path) -> str:
 def redis_command(block: AddressBlock, results: Path) -> NodeCommand:
     argv = ["redis-server", "--bind", block.redis, "--port", str(REDIS_PORT), "--save", "",
             "--appendonly", "no", "--dir", str(results)]
+    if not block.redis.startswith("127."):
+        # netns mode: the servers reach it from their own hosts, over the run's bridge, whose
+        # addresses exist only inside the run's namespaces.
+        argv += ["--protected-mode", "no"]
     return NodeCommand("redis", "redis", argv, block.redis)
 
 
@@ -134,11 +138,14 @@ def server_command(
 
 
 def dispatcher_command(
-    plan: Plan, index: int, block: AddressBlock, config_dir: Path
+    plan: Plan, index: int, block: AddressBlock, config_dir: Path, *, fence_command: str = ""
 ) -> NodeCommand:
     """Dispatcher d<index> of the pair: its TOML config written into ``config_dir``.
 
     With a pair, the service address is the pair's: the active binds it (HA ``local`` mode).
+    With ``fence_command`` (netns mode: each dispatcher on a host of its own) the pair runs in
+    ``ip`` mode: the active adds the address to its ``eth0`` and announces it with gratuitous
+    ARP, the standby fences the peer with the command before taking it.
     A single dispatcher binds the service address itself.
     """
     name = f"d{index}"
@@ -187,6 +194,10 @@ def dispatcher_command(
             "replicate": plan.profile != "paper",
             "watch_pid": plan.profile != "paper",
         }
+        if fence_command:
+            # Across hosts a PID cannot be watched: the heartbeat token decides.
+            ha.update({"mode": "ip", "interface": "eth0", "fence_command": fence_command,
+                       "watch_pid": False})
         ha_path = config_dir / f"{name}-ha.toml"
         ha_path.write_text(to_toml(ha), encoding="utf-8")
         extra = ["--ha-config", str(ha_path)]

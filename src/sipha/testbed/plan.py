@@ -36,12 +36,18 @@ from sipha.common.expect import CRITERIA, Criteria, fix_for, merged
 
 __all__ = [
     "ACTIVE_DISPATCHER",
+    "GROUPS",
+    "NETEM_ACTIONS",
+    "NETWORK_ACTIONS",
+    "PARTITION_ACTIONS",
+    "PROCESS_ACTIONS",
     "PROFILES",
     "STANDBY_DISPATCHER",
     "DispatcherPair",
     "Expect",
     "Fault",
     "FaultAction",
+    "Hosts",
     "Phase",
     "Plan",
     "Probe",
@@ -59,6 +65,7 @@ __all__ = [
     "plan_to_dict",
     "server_names",
     "validate",
+    "with_hosts",
 ]
 
 PosFloat = Annotated[float, msgspec.Meta(gt=0.0)]
@@ -68,7 +75,18 @@ NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 
 Profile = Literal["default", "paper"]
 PROFILES: Final[tuple[str, ...]] = ("default", "paper")
-FaultAction = Literal["kill", "stop", "cont", "start", "restart"]
+FaultAction = Literal[
+    "kill", "stop", "cont", "start", "restart",  # the node's process
+    "loss", "delay", "duplicate", "reorder", "corrupt", "rate",  # tc netem on its links
+    "partition", "split_pair", "heal",  # nftables between hosts
+    "cpu_hog",  # stress-ng on its host
+]
+PROCESS_ACTIONS: Final = frozenset({"kill", "stop", "cont", "start", "restart"})
+NETEM_ACTIONS: Final = frozenset({"loss", "delay", "duplicate", "reorder", "corrupt", "rate"})
+PARTITION_ACTIONS: Final = frozenset({"partition", "split_pair"})
+NETWORK_ACTIONS: Final = NETEM_ACTIONS | PARTITION_ACTIONS | {"heal"}
+# Groups of hosts a network fault may name instead of one node.
+GROUPS: Final = ("servers", "dispatchers", "testers")
 
 # Fault targets resolved when the fault fires, from the roles the dispatchers report.
 ACTIVE_DISPATCHER: Final = "active-dispatcher"
@@ -169,11 +187,35 @@ class Phase(_Section):
 
 class Fault(_Section):
     """At ``at`` run seconds, do ``action`` to node ``target`` (s1.., d1, d2, the aliases
-    active-dispatcher / standby-dispatcher, or redis)."""
+    active-dispatcher / standby-dispatcher, or redis).
+
+    Network faults (netns mode, see :mod:`.nemesis`) act on a node's links (``target``, also a
+    group: servers, dispatchers, testers), on one ``link = [X, Y]``, or between ``groups``
+    (``partition``); they last ``duration`` seconds, or until a ``heal`` (of the fault called
+    ``target``, or of all earlier ones).  ``cpu_hog`` runs stress-ng for ``duration`` s.
+    """
 
     at: NonNegFloat
     action: FaultAction
-    target: str
+    target: str = ""
+    name: str = ""
+    duration: NonNegFloat = 0.0
+    link: list[str] = msgspec.field(default_factory=list)
+    groups: list[list[str]] = msgspec.field(default_factory=list)
+    percent: NonNegFloat = 0.0  # loss, duplicate, reorder, corrupt
+    delay_ms: NonNegFloat = 0.0
+    jitter_ms: NonNegFloat = 0.0
+    correlation: NonNegFloat = 0.0  # percent
+    kbit: NonNegFloat = 0.0  # rate
+    workers: PosInt = 1  # cpu_hog
+
+
+class Hosts(_Section):
+    """Where the nodes live: ``loopback`` (one 127.A.B.0/24 block on this host's lo) or
+    ``netns`` (a network namespace per node on one bridge; needs root; the pair runs in
+    ``ip`` mode, moving the address with gratuitous ARP)."""
+
+    mode: Literal["loopback", "netns"] = "loopback"
 
 
 class Expect(Criteria):
@@ -192,6 +234,7 @@ class Plan(_Section):
     settle: NonNegFloat = 0.5  # seconds between healthy cluster and the first call
     drain: NonNegFloat = 5.0  # seconds after the last phase for calls in flight to end
     on_node_crash: Literal["abort", "continue"] = "abort"
+    hosts: Hosts = msgspec.field(default_factory=Hosts)
     store: Store = msgspec.field(default_factory=Store)
     servers: Servers = msgspec.field(default_factory=Servers)
     dispatchers: DispatcherPair = msgspec.field(default_factory=DispatcherPair)
@@ -244,8 +287,8 @@ def _validate_expect(plan: Plan, err: Callable[[str, str, str], ConfigError]) ->
             return f"expect.{profile}.{name}" if own else f"expect.{name}"
 
         switches = plan.dispatchers.count == 2 and any(
-            f.action in _SWITCHING and f.target in (*dispatcher_names(plan), ACTIVE_DISPATCHER)
-            for f in plan.faults)
+            (f.action in _SWITCHING and f.target in (*dispatcher_names(plan), ACTIVE_DISPATCHER))
+            or f.action == "split_pair" for f in plan.faults)
         if criteria.max_takeover_ms is not None and not switches:
             raise err(field("max_takeover_ms"),
                       "no fault in this plan makes the dispatcher pair switch, so no takeover "
@@ -258,6 +301,108 @@ def _validate_expect(plan: Plan, err: Callable[[str, str, str], ConfigError]) ->
                       "setup percentiles come from sipha's testers (SIPp's files hold only a "
                       "mean) and this plan has none",
                       'add a tester with engine = "sipha", or remove the criterion')
+
+
+def host_names(plan: Plan) -> list[str]:
+    """Every host a network fault may name: the nodes, the load controller, the testers."""
+    return [*node_names(plan), "controller", *(t.name for t in plan.testers)]
+
+
+def group_members(plan: Plan) -> dict[str, list[str]]:
+    return {"servers": server_names(plan), "dispatchers": dispatcher_names(plan),
+            "testers": ["controller", *(t.name for t in plan.testers)]}
+
+
+Err = Callable[[str, str, str], ConfigError]
+
+
+def _validate_process_fault(plan: Plan, i: int, f: Fault, err: Err) -> None:
+    names = node_names(plan)
+    if f.target not in names and f.target not in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER):
+        raise err(
+            f"faults[{i}].target",
+            f"unknown node {f.target!r}",
+            f"name one of {', '.join(names)}, {ACTIVE_DISPATCHER}, {STANDBY_DISPATCHER}",
+        )
+    if f.target in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER) and plan.dispatchers.count < 2:
+        raise err(f"faults[{i}].target", "no dispatcher pair", "set dispatchers.count = 2")
+    if f.duration:
+        raise err(f"faults[{i}].duration", f"a {f.action} fault has no duration",
+                  "remove duration, or add a later fault (e.g. cont after stop)")
+
+
+_PERCENT_ACTIONS = frozenset({"loss", "duplicate", "reorder", "corrupt"})
+
+
+def _validate_network_fault(plan: Plan, i: int, f: Fault, err: Err) -> None:
+    at = f"faults[{i}]"
+    hosts = host_names(plan)
+    known = [*hosts, *GROUPS]
+    if f.action != "cpu_hog" and plan.hosts.mode != "netns":
+        raise err(f"{at}.action", f"{f.action} is a network fault and needs hosts of their own",
+                  'set [hosts] mode = "netns" (or run with --hosts netns, as root)')
+    if f.action == "cpu_hog":
+        if f.target not in hosts:
+            raise err(f"{at}.target", f"unknown host {f.target!r}",
+                      f"name one of {', '.join(hosts)}")
+        if f.duration <= 0:
+            raise err(f"{at}.duration", "a CPU hog must end", "set duration = SECONDS")
+        return
+    if f.action == "heal":
+        earlier = [g.name for g in plan.faults[:i] if g.name and g.action in NETWORK_ACTIONS]
+        if f.target and f.target not in earlier:
+            raise err(f"{at}.target", f"no earlier network fault named {f.target!r}",
+                      "name one (its `name`), or leave target empty to heal every fault")
+        return
+    if f.action == "split_pair":
+        if plan.dispatchers.count != 2:
+            raise err(f"{at}.action", "split_pair needs the dispatcher pair",
+                      "set dispatchers.count = 2")
+    elif f.action == "partition":
+        if len(f.groups) < 2 or not all(f.groups):
+            raise err(f"{at}.groups", "a partition needs two or more non-empty groups",
+                      'e.g. groups = [["s1"], ["d1", "d2"]]')
+        seen: set[str] = set()
+        for g, group in enumerate(f.groups):
+            for member in group:
+                if member not in known:
+                    raise err(f"{at}.groups[{g}]", f"unknown host {member!r}",
+                              f"name hosts or groups: {', '.join(known)}")
+                if member in seen:
+                    raise err(f"{at}.groups[{g}]", f"{member!r} is in two groups",
+                              "put each host in one group")
+                seen.add(member)
+    elif f.link:
+        if len(f.link) != 2 or f.link[0] == f.link[1] or any(h not in hosts for h in f.link):
+            raise err(f"{at}.link", f"{f.link!r} is not a link between two hosts",
+                      f"write link = [X, Y] with two of {', '.join(hosts)}")
+        if f.target:
+            raise err(f"{at}.target", "both a target and a link",
+                      "give one: target (all its links) or link = [X, Y]")
+    elif f.target not in known:
+        raise err(f"{at}.target", f"unknown host {f.target!r}",
+                  f"name one of {', '.join(known)}, or give link = [X, Y]")
+    if f.action in _PERCENT_ACTIONS and not 0 < f.percent <= 100:
+        raise err(f"{at}.percent", f"{f.action} needs a percentage in (0, 100]",
+                  "e.g. percent = 5")
+    if f.action == "delay" and f.delay_ms <= 0:
+        raise err(f"{at}.delay_ms", "a delay needs delay_ms > 0",
+                  "e.g. delay_ms = 20, jitter_ms = 10")
+    if f.action == "rate" and f.kbit <= 0:
+        raise err(f"{at}.kbit", "a rate limit needs kbit > 0", "e.g. kbit = 512")
+    if f.correlation > 100:
+        raise err(f"{at}.correlation", "a correlation is a percentage", "use 0..100")
+
+
+def with_hosts(plan: Plan, mode: str | None, *, source: str = "plan") -> Plan:
+    """``plan`` with ``[hosts] mode`` set to ``mode`` (``--hosts``), validated again."""
+    if mode is None or mode == plan.hosts.mode:
+        return plan
+    if mode not in ("loopback", "netns"):
+        raise ConfigError(source, "hosts.mode", f"unknown mode {mode!r}",
+                          "write loopback or netns")
+    changed = msgspec.structs.replace(plan, hosts=Hosts(mode=mode))  # type: ignore[arg-type]
+    return validate(changed, source=source)
 
 
 def validate(plan: Plan, *, source: str = "plan") -> Plan:
@@ -291,6 +436,12 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         if t.name in seen:
             raise err(f"testers[{i}].name", f"duplicate tester {t.name!r}", "rename it")
         seen.add(t.name)
+    if plan.hosts.mode == "netns":
+        taken = {*node_names(plan), "controller", "br"}
+        for i, t in enumerate(plan.testers):
+            if t.name in taken:
+                raise err(f"testers[{i}].name", f"{t.name!r} also names a host of the run",
+                          "rename the tester (each tester is a host in netns mode)")
     if not plan.phases:
         raise err("phases", "no load phase", "add [[phases]] with duration and rate")
     for i, p in enumerate(plan.phases):
@@ -311,30 +462,27 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         )
     if plan.store.kind == "redis" and plan.store.url and not plan.store.url.startswith("redis"):
         raise err("store.url", f"{plan.store.url!r} is not a redis:// URL", "write redis://H:P/0")
-    names = node_names(plan)
     end = plan.load_duration + plan.drain
     for i, f in enumerate(plan.faults):
-        if f.target not in names and f.target not in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER):
-            raise err(
-                f"faults[{i}].target",
-                f"unknown node {f.target!r}",
-                f"name one of {', '.join(names)}, {ACTIVE_DISPATCHER}, {STANDBY_DISPATCHER}",
-            )
-        if f.target in (ACTIVE_DISPATCHER, STANDBY_DISPATCHER) and d.count < 2:
-            raise err(f"faults[{i}].target", "no dispatcher pair", "set dispatchers.count = 2")
         if f.at > end:
             raise err(
                 f"faults[{i}].at",
                 f"{f.at} s is after the run ends ({end:g} s)",
                 "move the fault inside the load phases",
             )
+        if f.action in PROCESS_ACTIONS:
+            _validate_process_fault(plan, i, f, err)
+        else:
+            _validate_network_fault(plan, i, f, err)
     _validate_expect(plan, err)
     return plan
 
 
 # Choices of the Literal fields, by field name, for "Invalid enum value" errors.
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
-    "action": ("kill", "stop", "cont", "start", "restart"),
+    "action": ("kill", "stop", "cont", "start", "restart", "loss", "delay", "duplicate",
+               "reorder", "corrupt", "rate", "partition", "split_pair", "heal", "cpu_hog"),
+    "mode": ("loopback", "netns"),
     "engine": ("sipha", "sipp"),
     "transport": ("udp", "tcp"),
     "kind": ("sqlite", "redis"),

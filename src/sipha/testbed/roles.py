@@ -22,7 +22,7 @@ from sipha.report.model import Event
 __all__ = ["LOSING_ACTIONS", "RoleTracker"]
 
 # Fault actions that take the address away from an active dispatcher.
-LOSING_ACTIONS = frozenset({"kill", "stop", "restart"})
+LOSING_ACTIONS = frozenset({"kill", "stop", "restart", "split_pair"})
 
 
 class RoleTracker:

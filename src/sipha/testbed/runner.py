@@ -20,6 +20,12 @@ One asyncio task drives a run through its stages:
    group is terminated then killed, the testers' outputs are read into ``calls.jsonl``,
    ``meta.json`` records the status and any process left over, and the report is rendered.
 
+In netns mode (``[hosts] mode = "netns"``, :func:`run_plan`) every host is a network namespace
+(:mod:`.netns`), created before the run and removed after it whatever happens; the runner's
+thread joins the bridge's namespace for the run, nodes start through ``ip netns exec``, the
+pair runs in ip mode with the run's fence script, and network faults go to the nemesis
+(:mod:`.nemesis`) instead of the process fault injector.
+
 Ctrl-C (SIGINT) or SIGTERM sets an Event the stages watch; the run then goes straight to
 *stop*, so an interrupted run still writes its partial results.
 """
@@ -28,12 +34,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
+import shutil
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from sipha.common.process import wait_sip_options, wait_tcp
 from sipha.report.model import (
@@ -52,9 +63,28 @@ from sipha.report.model import (
 )
 from sipha.report.render import render_report
 from sipha.testbed import commands
-from sipha.testbed.addresses import REDIS_PORT, SIP_PORT, AddressBlock, allocate_block
+from sipha.testbed.addresses import (
+    NETNS_BLOCK,
+    REDIS_PORT,
+    SIP_PORT,
+    AddressBlock,
+    allocate_block,
+)
 from sipha.testbed.faults import FaultInjector
-from sipha.testbed.plan import Phase, Plan, dispatcher_names, expect_for, plan_to_dict
+from sipha.testbed.livepage import RunActions, RunPage
+from sipha.testbed.nemesis import Applier, Nemesis, Transition, kernel_has_netem
+from sipha.testbed.netns import BRIDGE_ADDRESS, Hosts, run_prefix, unavailable
+from sipha.testbed.plan import (
+    PROCESS_ACTIONS,
+    Fault,
+    Phase,
+    Plan,
+    dispatcher_names,
+    expect_for,
+    group_members,
+    plan_to_dict,
+    server_names,
+)
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
 from sipha.testbed.roles import RoleTracker
@@ -63,6 +93,8 @@ from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_s
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
+# Fault actions only sch_netem can apply.
+NETEM_ONLY = frozenset({"delay", "reorder", "corrupt"})
 _ROLE_POLL = 0.1
 _SAMPLE = 1.0
 _START_TIMEOUT = 20.0
@@ -114,8 +146,16 @@ class Runner:
         *,
         progress: Progress | None = None,
         block: AddressBlock | None = None,
+        hosts: Hosts | None = None,
+        netem: bool = True,
+        web: tuple[str, int] | None = None,
     ) -> None:
         self.plan = plan
+        # The live page (``--web``): what the terminal view shows, and controls.
+        self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
+                    if web is not None else None)
+        self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
+        self.netem = netem  # whether the kernel has sch_netem
         # Absolute: every node runs with the results folder as its working directory, so a
         # relative path (the CLI's default) would name a folder inside itself.
         self.out = out.resolve()
@@ -166,6 +206,9 @@ class Runner:
         e = Event(t=round(self.now(), 3), kind=kind, node=node, detail=detail, ms=ms)
         self._write(EVENTS, e)
         self._log_event(e)
+        if self.web is not None:
+            self.web.event(e if self._t0 else Event(t=0.0, kind=kind, node=node, detail=detail,
+                                                    ms=ms))
 
     def _log_event(self, e: Event) -> None:
         shown = e.t if self._t0 else 0.0
@@ -199,6 +242,10 @@ class Runner:
             (self.out / name).unlink(missing_ok=True)
             self._writers[name] = JsonlWriter(self.out / name)
         status, detail = "complete", ""
+        if self.web is not None:
+            self.web.serve()  # already serving when run_plan started it
+            self.web.attach(loop, RunActions(stop=self._web_stop, fault=self._web_fault,
+                                             server_state=self._web_server_state))
         try:
             with self.progress:
                 async with self._poller:
@@ -226,7 +273,47 @@ class Runner:
             self._meta.leftover_pids = leftovers
             write_meta(self.out, self._meta)
         report = render_report(self.out)
+        if self.web is not None:
+            self.web.close()
         return RunOutcome(self.out, status, detail, report, leftovers)
+
+    # -- the live page's controls (on this loop) -----------------------------------------------
+
+    async def _web_stop(self) -> str:
+        self.interrupt("stopped from the live page")
+        return "stopping the run"
+
+    async def _web_fault(self, action: str, node: str) -> str:
+        if action not in PROCESS_ACTIONS:
+            raise ValueError(f"{action!r} is not a process fault")
+        if self._stage not in ("load", "drain"):
+            raise ValueError("faults are injected while the load runs")
+        fault = msgspec.convert({"at": 0.0, "action": action, "target": node}, Fault)
+        injector = FaultInjector([fault], self.procs,
+                                 dispatchers=dispatcher_names(self.plan),
+                                 role_of=self.roles.role_of)
+        outcome = injector.fire_due(math.inf)[0]
+        now = self.now()
+        self.roles.fault(outcome.node, action, now)
+        if not outcome.ok:
+            self.event("fault", node, f"{action} from the live page failed: {outcome.detail}")
+            raise ValueError(outcome.detail)
+        self.event("fault", outcome.node, f"{action} from the live page")
+        return f"{action} {outcome.node}"
+
+    async def _web_server_state(self, server: str, state: str) -> str:
+        if server not in server_names(self.plan):
+            raise ValueError(f"{server!r} is not a server of this run")
+        answers = []
+        for d in dispatcher_names(self.plan):
+            if d in self.http:
+                status = await self._poller.post_json(self.http[d], f"/servers/{server}/state",
+                                                      {"state": state})
+                answers.append(status)
+        if 200 not in answers:
+            raise ValueError(f"no dispatcher took the change (answers {answers})")
+        self.event("control", server, f"{state} from the live page")
+        return f"{server} {state} on the dispatchers"
 
     def _stop_all(self) -> None:
         self.procs.shutdown(grace=3.0, order=("tester", "controller", "dispatcher", "server"))
@@ -244,8 +331,9 @@ class Runner:
     # -- start ---------------------------------------------------------------------------------
 
     def _add(self, cmd: commands.NodeCommand) -> NodeProcess:
+        argv = self.hosts.exec_argv(cmd.address, cmd.argv) if self.hosts else cmd.argv
         node = self.procs.add(NodeProcess(
-            name=cmd.name, kind=cmd.kind, argv=cmd.argv, address=cmd.address,
+            name=cmd.name, kind=cmd.kind, argv=argv, address=cmd.address,
             log_path=self.out / "logs" / f"{cmd.name}.log", cwd=self.out,
         ))
         if cmd.http:
@@ -278,8 +366,13 @@ class Runner:
             await self._wait_http(n)
             host = n.address
             await self._wait(n.name, lambda h=host: asyncio.to_thread(  # type: ignore[misc]
-                wait_sip_options, h, SIP_PORT, _START_TIMEOUT))
-        dispatchers = [self._add(commands.dispatcher_command(plan, i, block, config_dir))
+                wait_sip_options, h, SIP_PORT, _START_TIMEOUT, local=self._local))
+        fence = ""
+        if self.hosts is not None:
+            fence = self.hosts.write_fence_script(config_dir / "fence.sh", vip=block.service,
+                                                  log=self._fenced_log)
+        dispatchers = [self._add(commands.dispatcher_command(plan, i, block, config_dir,
+                                                             fence_command=fence))
                        for i in range(1, plan.dispatchers.count + 1)]
         for n in dispatchers:
             n.start()
@@ -287,8 +380,11 @@ class Runner:
             await self._wait_http(n)
         await self._wait_active()
         await self._wait("service address", lambda: asyncio.to_thread(
-            wait_sip_options, block.service, SIP_PORT, _START_TIMEOUT))
-        self.progress.log(f"cluster up on 127.{block.a}.{block.b}.0/24; results in {self.out}")
+            wait_sip_options, block.service, SIP_PORT, _START_TIMEOUT, local=self._local))
+        where = f"{block.first}.{block.a}.{block.b}.0/24"
+        if self.hosts is not None:
+            where += f" (netns hosts {self.hosts.prefix}-*, pair in ip mode)"
+        self.progress.log(f"cluster up on {where}; results in {self.out}")
 
     async def _provision(self, url: str) -> None:
         argv = commands.users_command(self.plan, url)
@@ -352,8 +448,16 @@ class Runner:
         write_meta(self.out, self._meta)
         self._stage = "load"
         self.event("phase", detail="load starts")
-        injector = FaultInjector(plan.faults, self.procs, dispatchers=dispatcher_names(plan),
+        injector = FaultInjector([f for f in plan.faults if f.action in PROCESS_ACTIONS],
+                                 self.procs, dispatchers=dispatcher_names(plan),
                                  role_of=self.roles.role_of)
+        nemesis = self._nemesis()
+        applier = None
+        if self.hosts is not None and nemesis is not None:
+            wires = {h: (p.pid, self.hosts.wire_rules(h)) for h, p in self.hosts.wires.items()}
+            applier = Applier({h: self.hosts.ns(h) for h in self.hosts.hosts}, netem=self.netem,
+                              wires=wires, addresses=nemesis.addresses)
+        hogs = sorted((f for f in plan.faults if f.action == "cpu_hog"), key=lambda f: f.at)
         offsets = [sum(p.duration for p in plan.phases[:i]) for i in range(len(plan.phases))]
         end_of_load = plan.load_duration
         next_sample = 0.0
@@ -367,6 +471,14 @@ class Runner:
                 failed = "" if outcome.ok else f" failed: {outcome.detail}"
                 self.event("fault", outcome.node or outcome.fault.target,
                            outcome.fault.action + failed)
+            while hogs and hogs[0].at <= now:
+                self._start_hog(hogs.pop(0))
+            if nemesis is not None and applier is not None:
+                due = nemesis.due(now)
+                if due:
+                    errors = await asyncio.to_thread(applier.apply, nemesis.desired())
+                    for tr in due:
+                        self._network_event(tr, errors)
             self._check_crashes()
             await self._poll_roles()
             if now >= next_sample:
@@ -422,7 +534,76 @@ class Runner:
                                            f"sipp:{tester.name}"))
         self.event("phase", detail=f"phase {index + 1}: {phase.rate:g} calls/s per tester")
 
+    # -- netns mode: the nemesis, CPU hogs, fencing ----------------------------------------------
+
+    @property
+    def _local(self) -> str | None:
+        """The runner's own address for SIP probes: the bridge's in netns mode."""
+        return BRIDGE_ADDRESS if self.hosts is not None else None
+
+    @property
+    def _fenced_log(self) -> Path:
+        return self.out / "fenced.log"
+
+    def _nemesis(self) -> Nemesis | None:
+        if self.hosts is None or self.block is None:
+            return None
+        dispatchers = dispatcher_names(self.plan)
+        addresses = {h: [a, *([self.block.service] if h in dispatchers else [])]
+                     for h, a in self.hosts.hosts.items()}
+        return Nemesis(self.plan.faults, addresses=addresses, groups=group_members(self.plan),
+                       dispatchers=dispatchers)
+
+    def _network_event(self, tr: Transition, errors: list[str]) -> None:
+        f = tr.fault
+        where = (f"{f.link[0]}<->{f.link[1]}" if f.link else
+                 " | ".join("+".join(g) for g in f.groups) if f.groups else
+                 "d1 | d2" if f.action == "split_pair" else f.target)
+        failed = f" failed: {'; '.join(errors)[:300]}" if errors else ""
+        if tr.started:
+            if f.action == "split_pair" and self.roles.active:
+                self.roles.fault(self.roles.active, f.action, self.now())
+            params = {"loss": f"{f.percent:g}%", "duplicate": f"{f.percent:g}%",
+                      "reorder": f"{f.percent:g}%", "corrupt": f"{f.percent:g}%",
+                      "delay": f"{f.delay_ms:g}+-{f.jitter_ms:g}ms", "rate": f"{f.kbit:g}kbit",
+                      }.get(f.action, "")
+            self.event("fault", where, f"{f.action} {params}".strip() + failed,
+                       ms=f.duration * 1000.0 if f.duration else None)
+        else:
+            self.event("heal", where, f"{f.action} healed" + failed)
+
+    def _start_hog(self, f: Fault) -> None:
+        name = f"hog-{f.target}-{len(self.procs.of_kind('hog')) + 1}"
+        argv = ["stress-ng", "--cpu", str(f.workers), "--timeout", f"{f.duration:g}s", "--quiet"]
+        address = self._address_of(f.target)
+        node = self._add(commands.NodeCommand(name, "hog", argv, address))
+        node.expected_exit = True
+        node.start()
+        node.expected_exit = True
+        self.event("fault", f.target, f"cpu_hog x{f.workers}", ms=f.duration * 1000.0)
+
+    def _address_of(self, host: str) -> str:
+        if self.hosts is not None:
+            return self.hosts.hosts[host]
+        return next((n.address for n in self.procs if n.name == host), "")
+
+    def _read_fenced(self) -> None:
+        """Nodes the pair fenced (through the runner's fence script): their death is planned."""
+        try:
+            lines = self._fenced_log.read_text().splitlines()
+        except OSError:
+            return
+        for line in lines:
+            parts = line.split()
+            if len(parts) != 3:
+                continue
+            for n in self.procs:
+                if n.name == parts[1] and n.pid == int(parts[2]) and not n.expected_exit:
+                    n.expected_exit = True
+                    self.event("fenced", n.name, f"fenced by its peer (pid {n.pid})")
+
     def _check_crashes(self) -> None:
+        self._read_fenced()
         for n in self.procs:
             if n.kind not in ("tester", "controller"):
                 continue
@@ -500,17 +681,90 @@ class Runner:
                 active = self._last_server.get(n.name)
                 detail = "" if active is None else ("down" if active < 0 else f"{active} calls")
             nodes.append((n.name, n.state.value, detail))
-        self.progress.update(Snapshot(
+        snap = Snapshot(
             name=self.plan.name, profile=self.plan.profile, t=self.now() if self._t0 else 0.0,
             duration=self.plan.load_duration, stage=self._stage, nodes=nodes,
             attempted=attempted, successful=successful, failed=failed,
             failed_by_reason=reasons, events=self._events_text,
-        ))
+        )
+        self.progress.update(snap)
+        if self.web is not None and self._t0:
+            calls = [c for tr in self.testers for c in tr.read(self._t0)]
+            roles = {d: self.roles.role_of(d) for d in self.roles.roles}
+            self.web.snapshot(snap, calls, dict(self._last_server), roles)
 
 
-def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None) -> RunOutcome:
-    """Run ``plan`` into ``out`` (blocking); see :class:`Runner`."""
-    runner = Runner(plan, out, progress=progress)
+def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:
+    """Host name -> address of every host of a netns run."""
+    hosts = {f"d{i}": block.dispatcher(i) for i in range(1, plan.dispatchers.count + 1)}
+    hosts |= {f"s{i}": block.server(i) for i in range(1, plan.servers.count + 1)}
+    if plan.store.kind == "redis" and not plan.store.url:
+        hosts["redis"] = block.redis
+    hosts["controller"] = block.controller
+    hosts |= {t.name: block.tester(i) for i, t in enumerate(plan.testers, 1)}
+    return hosts
+
+
+def wired_hosts(plan: Plan) -> list[str]:
+    """The hosts that carry a delay, reorder or corrupt fault's traffic through a bump in the
+    wire when the kernel has no netem: each named host (a group's members), a link's first."""
+    groups = group_members(plan)
+    wired: list[str] = []
+    for f in plan.faults:
+        if f.action in NETEM_ONLY:
+            for h in [f.link[0]] if f.link else groups.get(f.target, [f.target]):
+                if h not in wired:
+                    wired.append(h)
+    return wired
+
+
+def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,
+             web: tuple[str, int] | None = None) -> RunOutcome:
+    """Run ``plan`` into ``out`` (blocking); see :class:`Runner`.  In netns mode the hosts
+    are created first and removed afterwards, whatever happens; raises RunAborted when they
+    cannot be (not root)."""
     if sys.platform != "linux":  # pragma: no cover - loopback blocks need Linux's lo
         raise RunAborted("the test bed needs Linux (127.0.0.0/8 on lo)")
-    return asyncio.run(runner.run())
+    if plan.hosts.mode != "netns":
+        runner = Runner(plan, out, progress=progress, web=web)
+        if runner.web is not None:
+            try:
+                runner.web.serve()
+            except OSError as exc:
+                raise RunAborted(f"--web: {exc}") from None
+        return asyncio.run(runner.run())
+    why = unavailable(euid=os.geteuid(), which=shutil.which)
+    if why is not None:
+        raise RunAborted(why)
+    hosts = Hosts(run_prefix(), netns_hosts(plan, NETNS_BLOCK))
+    try:
+        hosts.create()
+        if plan.dispatchers.count == 1:  # no pair to move it: the lone dispatcher holds it
+            hosts.add_address("d1", NETNS_BLOCK.service)
+    except RuntimeError as exc:
+        hosts.destroy()
+        raise RunAborted(f"could not create the run's namespaces: {exc}") from None
+    try:
+        netem = kernel_has_netem(hosts.bridge)
+        if not netem:
+            wired = wired_hosts(plan)
+            if wired:
+                try:
+                    hosts.add_wires(wired)
+                except RuntimeError as exc:
+                    raise RunAborted(f"this kernel has no sch_netem and the bump in the wire "
+                                     f"for the delay faults could not start: {exc}") from None
+        runner = Runner(plan, out, progress=progress, block=NETNS_BLOCK, hosts=hosts,
+                        netem=netem, web=web)
+        if runner.web is not None:
+            try:
+                runner.web.serve()  # in this host's namespace, before entering the run's
+            except OSError as exc:
+                raise RunAborted(f"--web: {exc}") from None
+        with hosts.entered():
+            return asyncio.run(runner.run())
+    finally:
+        left = hosts.destroy()
+        if left:
+            sys.stderr.write(f"sipha run: namespaces left behind: {left} "
+                             "(remove with sipha run --cleanup)\n")

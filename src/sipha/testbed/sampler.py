@@ -62,6 +62,15 @@ class HttpPoller:
             return None
         return data if isinstance(data, dict) else None
 
+    async def post_json(self, address: str, path: str, body: dict[str, Any]) -> int | None:
+        """POST a JSON object; the HTTP status, or None if the node did not answer in time."""
+        assert self._session is not None, "use HttpPoller as an async context manager"
+        try:
+            async with self._session.post(f"http://{address}{path}", json=body) as resp:
+                return resp.status
+        except (TimeoutError, aiohttp.ClientError):
+            return None
+
     async def server_sample(self, node: NodeProcess, http: str, t: float) -> ServerSample:
         status = None
         if node.state is NodeState.RUNNING:

@@ -14,8 +14,12 @@ responses reuse the connection the request came on; requests reuse any open conn
 peer). A connection that cannot be opened is reported to ``on_send_error`` so a transaction can
 fail over at once instead of waiting for its timer.
 
-TCP connections are bounded: a cap on their number, on the bytes buffered for one incomplete
-message (the parser's limit), and an idle timeout swept by one periodic task.
+TCP connections are bounded: a cap on their number and on those from one source address, on
+the bytes buffered for one incomplete message (the parser's limit), on the time one message may
+take to arrive once its first byte came (``tcp_message_timeout``: a peer trickling a byte at a
+time, slowloris, is cut off however steadily it trickles), and an idle timeout that only whole
+messages reset. One periodic task sweeps both timeouts. Datagrams above ``max_datagram_size``
+are dropped unread and counted: a node does not parse, or keep, 64 KB of a stranger's bytes.
 
 TLS (``tls:`` listeners, peers with transport ``tls``) is the TCP machinery above with asyncio's
 ssl support underneath: same framing, reuse, limits and idle timeout; the contexts come from
@@ -51,6 +55,22 @@ log = logging.getLogger(__name__)
 IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 SOCKET_BUFFER = 8 * 1024 * 1024
 
+# The malformed-input counters are keyed by the kind of error, never by what the peer wrote:
+# a key quoting attacker bytes would let every new datagram add an entry for ever.
+MAX_REASONS = 64
+
+
+def reason_key(reason: str) -> str:
+    """The kind of a parse error: its reason up to the first quoted or numeric detail,
+    at most three words (``bad method 'X'`` -> ``bad method``)."""
+    words: list[str] = []
+    for word in reason.split(" ", 3)[:3]:
+        if not word or not word[0].isalpha() or not word.isprintable():
+            break
+        words.append(word[:24])
+    return " ".join(words) or "other"
+
+
 MessageCallback = Callable[[Request | Response, Peer], None]
 SendErrorCallback = Callable[[Peer, bytes, Exception], None]
 
@@ -67,7 +87,10 @@ class TransportCounters:
     send_errors: int = 0
     tcp_accepted: int = 0
     tcp_refused: int = 0
+    tcp_refused_per_source: int = 0
     tcp_closed_idle: int = 0
+    tcp_closed_slow: int = 0
+    oversized_datagrams: int = 0
     tcp_closed_bad_framing: int = 0
     keepalives: int = 0
     tls_failures: int = 0  # outgoing TLS handshakes that failed (certificate checks included)
@@ -84,7 +107,15 @@ class TransportCounters:
 class TransportConfig:
     limits: Limits = DEFAULT_LIMITS
     max_tcp_connections: int = 4096
+    # Inbound connections from one IP address; a proxy or SBC in front of us needs a few,
+    # a phone one.
+    max_tcp_per_source: int = 128
     tcp_idle_timeout: float = 120.0
+    # From the first byte of a message to its last (header and body).
+    tcp_message_timeout: float = 30.0
+    # RFC 3261 §18.1.1 sends a request over TCP once it nears the path MTU; a datagram of more
+    # than 32 KiB is not a SIP peer's, and each would cost a 64 KB buffer while it is parsed.
+    max_datagram_size: int = 32 * 1024
     tcp_connect_timeout: float = 2.0
     freebind: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
@@ -134,20 +165,23 @@ def _grow_buffers(sock: socket.socket) -> None:
 class _Receiver:
     """Shared receive path: parse, hand over, or answer 400 / count the drop."""
 
-    __slots__ = ("counters", "endpoint", "limits", "on_message")
+    __slots__ = ("counters", "endpoint", "limits", "max_datagram", "on_message")
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
         self.on_message = endpoint.on_message
         self.counters = endpoint.counters
         self.limits = endpoint.config.limits
+        self.max_datagram = endpoint.config.max_datagram_size
 
     def bad(self, err: SipParseError, peer: Peer) -> None:
         c = self.counters
         c.malformed += 1
-        key = err.reason.split(" ", 3)[:3]
-        reason = " ".join(key)
-        c.reasons[reason] = c.reasons.get(reason, 0) + 1
+        reason = reason_key(err.reason)
+        reasons = c.reasons
+        if reason not in reasons and len(reasons) >= MAX_REASONS:
+            reason = "other"
+        reasons[reason] = reasons.get(reason, 0) + 1
         answer = reject_malformed(err)
         if answer is None:
             c.dropped += 1
@@ -182,6 +216,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         r = self.receiver
         r.counters.received += 1
+        if len(data) > r.max_datagram:
+            r.counters.oversized_datagrams += 1
+            r.counters.dropped += 1
+            return
         peer = Peer("udp", addr[0], addr[1])
         try:
             msg = parse_message(data, limits=r.limits)
@@ -209,7 +247,12 @@ class _TcpConnection(asyncio.Protocol):
         self.parser = StreamParser(limits=receiver.limits)
         self.transport: asyncio.Transport | None = None
         self.peer: Peer | None = None
+        # Whole messages in or out: the idle clock. Bytes of a message still coming do not
+        # count, or a peer could hold the connection for ever a byte at a time.
         self.last_activity = time.monotonic()
+        # When the first byte of the message now being received came; None between messages.
+        self.message_started: float | None = None
+        self.counted_source = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's TCP transport does not subclass asyncio.Transport; it quacks like one.
@@ -218,17 +261,27 @@ class _TcpConnection(asyncio.Protocol):
         host, port = tcp.get_extra_info("peername")[:2]
         self.peer = Peer(self.kind, host, port)
         ep = self.endpoint
-        if not self.outbound and len(ep._tcp) >= ep.config.max_tcp_connections:
-            ep.counters.tcp_refused += 1
-            tcp.abort()
-            return
         if not self.outbound:
+            if len(ep._tcp) >= ep.config.max_tcp_connections:
+                ep.counters.tcp_refused += 1
+                tcp.abort()
+                return
+            from_source = ep._per_source.get(host, 0)
+            if from_source >= ep.config.max_tcp_per_source:
+                ep.counters.tcp_refused_per_source += 1
+                tcp.abort()
+                return
+            ep._per_source[host] = from_source + 1
+            self.counted_source = True
             ep.counters.tcp_accepted += 1
         ep._tcp[(host, port)] = self
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = time.monotonic()
+        now = time.monotonic()
+        if self.message_started is None:
+            self.message_started = now
         parser = self.parser
+        completed = False
         parser.feed(data)
         r = self.receiver
         peer = self.peer
@@ -247,14 +300,30 @@ class _TcpConnection(asyncio.Protocol):
                 continue
             if msg is None:
                 break
+            completed = True
             r.counters.received += 1
             r.deliver(msg, peer)
+        if completed:
+            self.last_activity = now
+        # What is left is the start of the next message (or nothing, keepalives included).
+        if parser.buffered == 0:
+            self.message_started = None
+        elif completed:
+            self.message_started = now
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer is not None:
+            ep = self.endpoint
             key = (self.peer.host, self.peer.port)
-            if self.endpoint._tcp.get(key) is self:
-                del self.endpoint._tcp[key]
+            if ep._tcp.get(key) is self:
+                del ep._tcp[key]
+            if self.counted_source:
+                self.counted_source = False
+                left = ep._per_source.get(self.peer.host, 1) - 1
+                if left > 0:
+                    ep._per_source[self.peer.host] = left
+                else:
+                    ep._per_source.pop(self.peer.host, None)
 
     def write(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
@@ -283,6 +352,7 @@ class SipEndpoint:
         self._udp_drains: list[tuple[socket.socket, _UdpProtocol]] = []
         self._udp_default: asyncio.DatagramTransport | None = None
         self._tcp: dict[tuple[str, int], _TcpConnection] = {}
+        self._per_source: dict[str, int] = {}  # inbound connections by source IP
         self._connecting: dict[tuple[str, int], list[bytes]] = {}
         self._servers: list[asyncio.Server] = []
         self._sweeper: asyncio.Task[None] | None = None
@@ -447,14 +517,27 @@ class SipEndpoint:
                 log.exception("send-error callback failed")
 
     async def _sweep_idle(self) -> None:
-        period = max(0.5, min(5.0, self.config.tcp_idle_timeout / 4))
+        cfg = self.config
+        period = max(0.1, min(5.0, cfg.tcp_idle_timeout / 4, cfg.tcp_message_timeout / 4))
         while True:
             await asyncio.sleep(period)
-            limit = time.monotonic() - self.config.tcp_idle_timeout
-            for conn in list(self._tcp.values()):
-                if conn.last_activity < limit and conn.transport is not None:
-                    self.counters.tcp_closed_idle += 1
-                    conn.transport.close()
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Close the connections idle for ``tcp_idle_timeout`` and those whose current
+        message has taken more than ``tcp_message_timeout`` (run periodically)."""
+        idle_limit = now - self.config.tcp_idle_timeout
+        slow_limit = now - self.config.tcp_message_timeout
+        for conn in list(self._tcp.values()):
+            if conn.transport is None or conn.transport.is_closing():
+                continue
+            started = conn.message_started
+            if started is not None and started < slow_limit:
+                self.counters.tcp_closed_slow += 1
+                conn.transport.abort()
+            elif started is None and conn.last_activity < idle_limit:
+                self.counters.tcp_closed_idle += 1
+                conn.transport.close()
 
     @property
     def tcp_connections(self) -> int:
@@ -478,6 +561,7 @@ class SipEndpoint:
             if conn.transport is not None:
                 conn.transport.abort()
         self._tcp.clear()
+        self._per_source.clear()
         for t in self._udp.values():
             t.close()
         self._udp.clear()

@@ -21,6 +21,11 @@ final response is how the TU learns to synthesize a 408, RFC 3261 §16.7 step 2 
 Timers are the table's business: after each batch the layer re-arms its single
 ``loop.call_at`` handle when the table's next deadline moved earlier (aioquic's pattern).
 
+Retransmissions (what the timers send, and the TU's own 2xx retransmissions passed to
+:meth:`send_stateless` with ``retransmission=True``) draw on a per-host
+:class:`~sipha.transport.reflection.RetransmitBudget`, so a spoofed source that never ACKs
+cannot turn the node into a reflector; a host that answered one of our requests is exempt.
+
 The layer creates INVITE server transactions without the automatic "100 Trying": the TU knows
 whether it answers at once (an answering service, no 100 needed, RFC 3261 §17.2.1) or not (a
 proxy, which sends the 100 itself).
@@ -57,6 +62,7 @@ from sipha.sip.transaction import (
 from sipha.sip.transaction.timers import DEFAULT_TIMERS
 
 from .address import Peer
+from .reflection import RetransmitBudget
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +104,21 @@ class TransactionLayer:
         "_loop",
         "_meta",
         "_send",
+        "budget",
         "table",
         "timers",
         "tu",
     )
 
-    def __init__(self, tu: TransactionUser, *, timers: TimerConfig = DEFAULT_TIMERS) -> None:
+    def __init__(
+        self,
+        tu: TransactionUser,
+        *,
+        timers: TimerConfig = DEFAULT_TIMERS,
+        budget: RetransmitBudget | None = None,
+    ) -> None:
         self.tu = tu
+        self.budget = budget or RetransmitBudget()
         self.timers = timers
         self.table = TransactionTable()
         self._send: SendFunction | None = None
@@ -177,6 +191,8 @@ class TransactionLayer:
         if ctxn is None:
             self.tu.on_stray_response(msg, peer)
             return
+        # It answered a branch we made up: not a spoofed address.
+        self.budget.verify(peer.host)
         self._run(ctxn, table.handle(ctxn, ResponseReceived(msg), self.now()))
 
     def transport_failed(self, peer: Peer, data: bytes, exc: Exception) -> None:
@@ -219,18 +235,28 @@ class TransactionLayer:
         self._run(txn, self.table.add(txn, self.now()))
         return txn
 
-    def send_stateless(self, message: Request | Response, peer: Peer) -> None:
-        """Send outside any transaction (ACK of a 2xx, a stray 2xx forwarded)."""
+    def send_stateless(
+        self, message: Request | Response, peer: Peer, *, retransmission: bool = False
+    ) -> None:
+        """Send outside any transaction (ACK of a 2xx, a stray 2xx forwarded, the TU's 2xx
+        retransmissions: those with ``retransmission``, which the budget may skip)."""
+        if retransmission and not self.budget.allow(peer.host, self.now()):
+            return
         if self._send is not None:
             self._send(bytes(message), peer)
 
     # -- executing actions ----------------------------------------------------------------------
-    def _run(self, txn: AnyTransaction, actions: list[Action]) -> None:
+    def _run(
+        self, txn: AnyTransaction, actions: list[Action], *, retransmission: bool = False
+    ) -> None:
         for action in actions:
             if type(action) is Send:
                 meta = self._meta.get(txn)
                 if meta is not None and self._send is not None:
-                    self._send(bytes(action.message), meta[0])
+                    peer = meta[0]
+                    if retransmission and not self.budget.allow(peer.host, self.now()):
+                        continue  # counted by the budget; the timers run on regardless
+                    self._send(bytes(action.message), peer)
             elif type(action) is PassUp:
                 msg = action.message
                 if isinstance(msg, Response):
@@ -274,7 +300,8 @@ class TransactionLayer:
             by_txn.setdefault(txn, []).append(action)
         for txn, actions in by_txn.items():
             try:
-                self._run(txn, actions)
+                # Whatever a timer sends is a retransmission (Timers A, E and G).
+                self._run(txn, actions, retransmission=True)
             except Exception:
                 log.exception("handling timer actions of %r failed", txn)
         self._rearm()

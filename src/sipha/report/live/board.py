@@ -130,14 +130,17 @@ class Board:
         ]
         self.version += 1
 
+    def set_controls(self, controls: tuple[str, ...]) -> None:
+        self.controls = controls
+        self.version += 1
+
     def finish(self) -> None:
         self.finished = True
         self.version += 1
 
     def snapshot(self) -> dict[str, Any]:
         """Everything, for a page that just connected."""
-        return {"type": "hello", "title": self.title, "kind": self.kind,
-                "controls": list(self.controls), "rows": list(self.rows),
+        return {"type": "hello", "title": self.title, "kind": self.kind, "rows": list(self.rows),
                 **self._state(), "events": [e.as_dict() for e in self.events]}
 
     def update_since(self, rows_seen: int, events_seen: int) -> dict[str, Any]:
@@ -151,4 +154,5 @@ class Board:
     def _state(self) -> dict[str, Any]:
         return {"nodes": list(self.nodes.values()), "agents": list(self.agents.values()),
                 "criteria": self.criteria, "finished": self.finished,
+                "controls": list(self.controls),
                 "rows_added": self.rows_added, "events_added": self.events_added}

@@ -22,7 +22,7 @@ from sipha.loadtest.stats import IntervalStats, failures_by_reason
 from sipha.report.live.board import Board, Event
 from sipha.report.live.server import ControlRefused, Controls, LiveServer
 
-__all__ = ["LivePage", "LoadView", "RunControls"]
+__all__ = ["LateControls", "LivePage", "LoadView", "RunControls"]
 
 T = TypeVar("T")
 CONTROL_TIMEOUT = 10.0
@@ -78,13 +78,40 @@ async def _call(make: Callable[[], Awaitable[T]]) -> T:
     return await make()
 
 
+class LateControls:
+    """The page's controls before the run has a loop to act on: refused until `bound` is set
+    (the page must be up first, e.g. bound in the host's network namespace before a run
+    enters another)."""
+
+    def __init__(self) -> None:
+        self.bound: RunControls | None = None
+
+    def _target(self) -> RunControls:
+        if self.bound is None:
+            raise ControlRefused("the run is still starting")
+        return self.bound
+
+    async def set_rate(self, rate: float) -> str:
+        return await self._target().set_rate(rate)
+
+    async def stop(self) -> str:
+        return await self._target().stop()
+
+    async def fault(self, action: str, node: str) -> str:
+        return await self._target().fault(action, node)
+
+    async def server_state(self, server: str, state: str) -> str:
+        return await self._target().server_state(server, state)
+
+
 class LivePage:
     """The page's server on its own thread and loop; `update` runs a board edit there."""
 
     def __init__(self, board: Board, controls: Controls | None, *, host: str, port: int,
-                 token: str | None = None) -> None:
+                 token: str | None = None, record_controls: bool = True) -> None:
         self.board = board
-        self._server = LiveServer(board, controls, host=host, port=port, token=token)
+        self._server = LiveServer(board, controls, host=host, port=port, token=token,
+                                  record_controls=record_controls)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sipha-live-page",
                                         daemon=True)

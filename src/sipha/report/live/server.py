@@ -67,13 +67,16 @@ class LiveServer:
     def __init__(self, board: Board, controls: Controls | None, *, host: str = "127.0.0.1",
                  port: int = 0, token: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 epoch: float | None = None) -> None:
+                 epoch: float | None = None, record_controls: bool = True) -> None:
         self.board = board
         self.controls = controls
         self.host = host
         self.port = port
         self.token = token or secrets.token_urlsafe(18)
         self._clock = clock
+        # False when the owner records each control in its own events (the test bed does, on
+        # the run's timeline), so the page does not show it twice.
+        self.record_controls = record_controls
         # Second 0 of the run on `clock`: control events are placed on the rows' timeline.
         self._started = clock() if epoch is None else epoch
         self._runner: web.AppRunner | None = None
@@ -186,7 +189,8 @@ class LiveServer:
         except ControlRefused as exc:
             return self._refuse(409, str(exc))
         event = Event(self.now(), what, target, "control", detail)
-        self.board.add_event(event)
+        if self.record_controls:
+            self.board.add_event(event)
         log.warning("control from the live page: %s %s %s", what, target, detail)
         return web.json_response({"ok": True, "event": event.as_dict()})
 

@@ -151,12 +151,12 @@ class Transaction(Generic[S]):
 
     __slots__ = (
         "_armed",
-        "_intervals",
+        "_interval",
+        "_request",
         "_started",
         "_state",
         "key",
         "reliable",
-        "request",
         "termination_reason",
         "timers",
     )
@@ -170,7 +170,7 @@ class Transaction(Generic[S]):
         reliable: bool,
         timers: TimerConfig = DEFAULT_TIMERS,
     ) -> None:
-        self.request = request
+        self._request: Request | None = request
         self.key = key
         self.reliable = reliable
         self.timers = timers
@@ -178,10 +178,25 @@ class Transaction(Generic[S]):
         self._state = initial
         self._started = False
         self._armed: dict[TimerName, float] = {}  # timer -> absolute deadline
-        self._intervals: dict[TimerName, float] = {}  # retransmit timer -> current interval
+        # The current interval of the transaction's one retransmit timer (A, E or G: each
+        # machine has at most one), a float rather than a dict: thousands of transactions live.
+        self._interval = timers.t1
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.key.method} {self._state.name} {self.key.branch}>"
+
+    @property
+    def request(self) -> Request:
+        """The request that created the transaction.
+
+        A server transaction lets it go once its final response is sent: from then on it
+        needs only its key and the bytes of that response (see ``server.py``). Raises
+        :class:`TransactionUsageError` when read after that.
+        """
+        request = self._request
+        if request is None:
+            raise TransactionUsageError(f"{self!r} no longer holds its request")
+        return request
 
     @property
     def state(self) -> S:
@@ -229,22 +244,22 @@ class Transaction(Generic[S]):
         """Arm A, E or G at T1, on unreliable transports only (RFC 3261 §17.1.1.2)."""
         if self.reliable:
             return []
-        interval = self._intervals[timer] = self.timers.first_interval(timer)
+        interval = self._interval = self.timers.first_interval(timer)
         return [self._start(timer, interval, now)]
 
     def _restart_retransmit(self, timer: TimerName, now: float, interval: float) -> StartTimer:
-        self._intervals[timer] = interval
+        self._interval = interval
         return self._start(timer, interval, now)
 
     def _backoff(self, timer: TimerName, now: float) -> StartTimer:
-        previous = self._intervals.get(timer, self.timers.t1)
+        previous = self._interval
         return self._restart_retransmit(timer, now, self.timers.next_interval(timer, previous))
 
     # -- the engine ------------------------------------------------------------------------
     def _step(self: T, machine: Machine[T, S], event: Event, now: float) -> list[Action]:
         if not self._started:
             raise TransactionUsageError(f"{self!r} fed before start()")
-        kind = classify(event, self.request.method)
+        kind = classify(event, self.key.method)
         if isinstance(event, TimerFired):
             if event.timer not in self._armed:
                 return []  # cancelled or already fired: a stale timer

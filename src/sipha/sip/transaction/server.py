@@ -95,6 +95,26 @@ class _ServerTransaction(Transaction[S]):
         self.last_response = _tu_response(event)
         return [Send(self.last_response)]
 
+    def _send_and_linger(self, event: Event, now: float) -> list[Action]:
+        """Send a final response and keep only what absorbing retransmissions needs.
+
+        From here to Terminated the transaction only resends its final response (§17.2.1,
+        §17.2.2) and matches by its key: the request and the response's parsed headers go.
+        Thousands of transactions linger for 64*T1 at a few hundred calls/s, so this is most
+        of a server's memory.
+        """
+        response = _tu_response(event)
+        self.last_response = _wire_only(response)
+        self._request = None
+        return [Send(self.last_response)]
+
+
+def _wire_only(response: Response) -> Response:
+    # The same bytes (equal as messages) without the header lists; only resent from now on.
+    lean = Response(response.status, response.reason, [], [], b"")
+    lean._raw = bytes(response)
+    return lean
+
 
 # -- INVITE ------------------------------------------------------------------------------------
 class ServerInviteState(IdentityEnum):
@@ -148,11 +168,11 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
     # -- effects ---------------------------------------------------------------------------
     def _send_2xx(self, event: Event, now: float) -> list[Action]:
         # RFC 6026 §7.1: the 2xx is sent once here; its retransmissions are the TU's job.
-        return [*self._send(event, now), *self._start_wait(TimerName.L, now)]
+        return [*self._send_and_linger(event, now), *self._start_wait(TimerName.L, now)]
 
     def _send_final(self, event: Event, now: float) -> list[Action]:
         return [
-            *self._send(event, now),
+            *self._send_and_linger(event, now),
             *self._start_retransmit(TimerName.G, now),
             *self._start_wait(TimerName.H, now),
         ]
@@ -183,7 +203,7 @@ _INVITE_UNRELIABLE: Final[dict[tuple[ServerInviteState, Input], Rule[_SIT, Serve
     (_SI.COMPLETED, Input.TIMER_H): Rule(None, _SI.TERMINATED, _TIMEOUT),
     (_SI.COMPLETED, Input.TRANSPORT_FAILED): Rule(None, _SI.TERMINATED, _TRANSPORT),
     (_SI.CONFIRMED, Input.TIMER_I): Rule(None, _SI.TERMINATED, _DONE),
-    (_SI.ACCEPTED, Input.TU_2XX): Rule(_SIT._send, _SI.ACCEPTED),
+    (_SI.ACCEPTED, Input.TU_2XX): Rule(_SIT._send_and_linger, _SI.ACCEPTED),
     (_SI.ACCEPTED, Input.ACK): Rule(_SIT._pass_up_ack, _SI.ACCEPTED),
     (_SI.ACCEPTED, Input.TIMER_L): Rule(None, _SI.TERMINATED, _DONE),
     (_SI.ACCEPTED, Input.TRANSPORT_FAILED): Rule(None, _SI.TERMINATED, _TRANSPORT),
@@ -244,7 +264,7 @@ class ServerNonInviteTransaction(_ServerTransaction[ServerNonInviteState]):
         return self._step(_NON_INVITE_MACHINE, event, now)
 
     def _send_final(self, event: Event, now: float) -> list[Action]:
-        return [*self._send(event, now), *self._start_wait(TimerName.J, now)]
+        return [*self._send_and_linger(event, now), *self._start_wait(TimerName.J, now)]
 
 
 _SN = ServerNonInviteState

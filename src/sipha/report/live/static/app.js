@@ -125,16 +125,16 @@ function onMessage(msg) {
   if (msg.type === "hello") {
     $("title").textContent = msg.title;
     document.title = `sipha live — ${msg.title}`;
-    state.controls = msg.controls;
-    for (const row of document.querySelectorAll(".controls .row")) {
-      row.classList.toggle("hidden", !state.controls.includes(row.dataset.control));
-    }
     state.rows = msg.rows;
     state.events = [];
     $("events").replaceChildren();
   } else {
     state.rows.push(...msg.rows);
     if (state.rows.length > 3600) state.rows.splice(0, state.rows.length - 3600);
+  }
+  state.controls = msg.controls;
+  for (const row of document.querySelectorAll(".controls .row")) {
+    row.classList.toggle("hidden", !state.controls.includes(row.dataset.control));
   }
   addEvents(msg.events);
   tables(msg);

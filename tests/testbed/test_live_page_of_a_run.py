@@ -1,0 +1,104 @@
+"""`sipha run PLAN --web`: the live page of a real plan run (servers, the dispatcher pair, a
+sipha tester), in Chromium. Counters and the calls chart advance each second; without the token
+every control is refused; "kill" on a server marks it killed and puts the fault on the timeline
+(and in the run's events, like a scheduled fault); "stop" ends the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sipha.common.process import free_port
+from tests.browser import browser_page
+
+pytestmark = pytest.mark.timeout(150)
+
+PLAN = """
+name = "live"
+description = "The live page: two servers, the pair, one agent; s2 killed from the page."
+drain = 3
+[servers]
+count = 2
+[[testers]]
+name = "t1"
+[[phases]]
+duration = 40
+rate = 20
+hold = 1
+"""
+
+
+def _address(proc: subprocess.Popen[str], deadline: float) -> tuple[str, str]:
+    assert proc.stderr is not None
+    seen = []
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        m = re.search(r"live page: (\S+)\s+\(controls token, shown once: (\S+)\)", line)
+        if m:
+            return m.group(1), m.group(2)
+    raise AssertionError(f"sipha run printed no live page address: {''.join(seen)[-2000:]}")
+
+
+def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
+    plan = tmp_path / "live.toml"
+    plan.write_text(PLAN)
+    out = tmp_path / "results"
+    web = free_port(kind=socket.SOCK_STREAM)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sipha", "run", str(plan), "--out", str(out),
+         "--web", f"127.0.0.1:{web}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        url, token = _address(proc, time.monotonic() + 30)
+        with browser_page() as page:
+            page.goto(url)
+            page.wait_for_function("Number(document.getElementById('attempted-total')"
+                                   ".textContent) > 0", timeout=60000)
+            first = int(page.inner_text("#attempted-total"))
+            points = int(page.get_attribute("#chart-calls", "data-points") or 0)
+            page.wait_for_function(f"Number(document.getElementById('attempted-total')"
+                                   f".textContent) > {first}", timeout=8000)
+            page.wait_for_function(f"Number(document.getElementById('chart-calls')"
+                                   f".dataset.points) > {points}", timeout=8000)
+            page.wait_for_selector("#nodes tr[data-name='s2']")
+
+            page.select_option("#fault-node", "s2")
+            page.select_option("#fault-action", "kill")
+            page.click("#inject")  # no token: refused
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '401'")
+            page.fill("#token", token)
+            page.click("#inject")
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '200'")
+            page.wait_for_selector("#nodes tr[data-name='s2'].state-killed", timeout=8000)
+            page.wait_for_selector("#events li.control", timeout=5000)
+            assert "kill s2" in page.inner_text("#events")
+            # docs/figures/live-page.png was taken here, a few seconds after the kill.
+            page.screenshot(path=str(tmp_path / "live-page.png"), full_page=True)
+            page.click("#stop")
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '200'")
+        proc.communicate(timeout=60)
+        assert proc.returncode == 130  # interrupted from the page
+        events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+        kills = [e for e in events if e["kind"] == "fault" and e["node"] == "s2"]
+        assert kills
+        assert "live page" in kills[0]["detail"]
+        assert (out / "report.html").exists()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
