@@ -10,6 +10,8 @@ from sipha.sip.auth import build_credentials, parse_challenge
 from tests.messages import SDP
 from tests.server.helpers import SipClient, add_user, server
 
+OPEN = ("--auth", "off")
+
 
 def _final_after_trying(ua: SipClient) -> Response:
     first = ua.recv()
@@ -23,7 +25,8 @@ def test_unknown_user_404_unregistered_480_max_forwards_483_loop_482(tmp_path: P
     store = f"sqlite:{tmp_path / 'store.db'}"
     add_user(store, "idle", "pw")
     add_user(store, "loop", "pw")
-    with server(tmp_path, store=store) as srv, SipClient(srv.port) as ua:
+    # --auth off: the proxy's own answers, not its authorization (test_open_relay.py).
+    with server(tmp_path, store=store, extra=OPEN) as srv, SipClient(srv.port) as ua:
         ruri = f"sip:{{}}@127.0.0.1:{srv.port}"
         ua.request("INVITE", ruri.format("ghost"), body=SDP)
         assert _final_after_trying(ua).status == 404
@@ -51,14 +54,17 @@ def _answer(callee: SipClient, request: Request, status: int, tag: str = "callee
 def test_cancel_reaches_the_callee_and_the_caller_gets_487(tmp_path: Path) -> None:
     store = f"sqlite:{tmp_path / 'store.db'}"
     add_user(store, "ringer", "pw")
-    with server(tmp_path, store=store) as srv, SipClient(srv.port) as ua, \
+    with server(tmp_path, store=store, extra=OPEN) as srv, SipClient(srv.port) as ua, \
             SipClient(srv.port) as callee:
         assert callee.register("ringer", "pw").status == 200
         call_id = ua.request("INVITE", f"sip:ringer@127.0.0.1:{srv.port}", body=SDP)
         invite = callee.recv()
         assert isinstance(invite, Request)
         assert invite.method == "INVITE"
-        assert invite.get_all("record-route") == [f"<sip:127.0.0.1:{srv.port};lr>"]
+        # Our Record-Route, signed for this dialog (ftag + token: policy.py).
+        (rr,) = invite.get_all("record-route")
+        assert rr.startswith(f"<sip:127.0.0.1:{srv.port};lr;ftag=ft")
+        assert ";sphd=" in rr
         assert invite.max_forwards == 69
         _answer(callee, invite, 180)
         got = ua.recv()
@@ -93,8 +99,8 @@ def test_timer_c_gives_408_and_cancels_the_ringing_callee(tmp_path: Path) -> Non
     store = f"sqlite:{tmp_path / 'store.db'}"
     add_user(store, "sleepy", "pw")
     config = "[timers]\ntimer_c = 1.0\n"
-    with server(tmp_path, store=store, config=config) as srv, SipClient(srv.port) as ua, \
-            SipClient(srv.port) as callee:
+    with server(tmp_path, store=store, config=config, extra=OPEN) as srv, \
+            SipClient(srv.port) as ua, SipClient(srv.port) as callee:
         assert callee.register("sleepy", "pw").status == 200
         ua.request("INVITE", f"sip:sleepy@127.0.0.1:{srv.port}", body=SDP)
         invite = callee.recv()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 from sipha.store import BindingChange, open_store
 
@@ -39,6 +40,13 @@ async def work(url: str, mode: str, name: str, n: int) -> object:
             return (await store.shared_secret("race", (name * 32).encode()[:32])).hex()
         if mode == "take":
             return [i for i in range(n) if await store.delete_dialog(f"dlg-{i}")]
+        if mode == "nonce":
+            # Every worker replays nc=1 of the same n nonces: each may be accepted only once.
+            now = time.time()
+            return [
+                i for i in range(n)
+                if await store.advance_nonce_count(f"n{i}", 1, expires_at=now + 60, now=now)
+            ]
         raise SystemExit(f"unknown mode {mode}")
     finally:
         await store.close()

@@ -56,4 +56,4 @@ def test_a_version_1_sqlite_file_is_migrated(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     conn.close()
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3  # 2 -> 3: nonce_counts (tests/store/test_nonce_counts.py)

@@ -49,6 +49,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--auth-invite", action="store_true", default=None, help="challenge INVITEs with 407"
     )
+    parser.add_argument(
+        "--auth",
+        choices=("auto", "on", "off"),
+        help="digest authentication of requests the server forwards: auto (default: on when "
+        "the store has users), on, off (docs/security.md)",
+    )
+    parser.add_argument(
+        "--trusted",
+        action="append",
+        metavar="IP[/PREFIX]",
+        help="trusted peer whose requests are forwarded without digest (Kamailio "
+        "permissions), repeatable",
+    )
+    parser.add_argument(
+        "--alias",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="another name of this server in Route headers: the service address (VIP) and "
+        "the dispatchers, repeatable; requests from an alias are judged by the client below",
+    )
+    parser.add_argument(
+        "--dns-server",
+        action="append",
+        metavar="IP:PORT",
+        help="DNS server for next hops, repeatable (default: /etc/resolv.conf)",
+    )
     parser.add_argument("--no-record-route", action="store_true", help="do not Record-Route")
     parser.add_argument(
         "--nonce-secret",
@@ -78,6 +104,10 @@ def overrides_from(
         "auth_invite": args.auth_invite,
         "record_route": False if args.no_record_route else None,
         "nonce_secret": args.nonce_secret,
+        "auth": args.auth,
+        "trusted": args.trusted,
+        "aliases": args.alias,
+        "dns_servers": args.dns_server,
     }
     tls = tls_overrides(args)
     if tls:

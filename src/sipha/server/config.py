@@ -8,9 +8,20 @@ Example (every field optional)::
     store = "sqlite:sipha.db"       # or redis://127.0.0.1:6379/0
     http = "127.0.0.1:8070"
     record_route = true
-    auth_invite = false             # 407 challenge for INVITEs to users
+    auth_invite = false             # 407 challenge for every INVITE, answered ones too
+    auth = "auto"                   # forwarding needs digest auth: auto (when the store has
+                                    # users), on, off (docs/security.md)
+    auth_methods = ["INVITE", "MESSAGE", "SUBSCRIBE", "REFER", "NOTIFY", "OPTIONS", ...]
+    auth_int_register = false       # REGISTER must answer with qop=auth-int
+    trusted = ["192.0.2.10", "198.51.100.0/24"]  # forwarded without digest (docs/security.md)
+    aliases = ["203.0.113.5:5060"]  # HOST[:PORT] that also name us in Route: VIP, dispatchers
+    dns_servers = ["127.0.0.1:5353"]  # empty: /etc/resolv.conf
+    dns_timeout = 2.0               # seconds for one next-hop lookup (then 408)
     nonce_secret = ""               # digest nonce key (>= 16 bytes); empty: a random key
                                     # made once and kept in the store, shared by its servers
+
+    [identities]                    # authenticated user -> other From users it may use
+    alice = ["sales"]
 
     [tls]                           # for tls:HOST:PORT listeners and TLS next hops
     cert = "certs/server.pem"       # `sipha certs certs` makes a test CA and these
@@ -35,6 +46,7 @@ Example (every field optional)::
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Any
@@ -55,10 +67,27 @@ __all__ = [
     "TimersConfig",
     "load_config",
     "parse_action",
+    "parse_alias",
     "validate",
 ]
 
 ACTIONS = "answer, busy, reject CODE (400-699), ring-no-answer"
+# Every method a UA sends outside ACK and CANCEL (hop by hop, never challenged: RFC 3261 §22.1).
+AUTH_METHODS = (
+    "INVITE",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "MESSAGE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "PUBLISH",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+)
+AUTH_MODES = ("auto", "on", "off")
 
 
 class RegistrarConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -96,6 +125,14 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     http_token: str = ""
     record_route: bool = True
     auth_invite: bool = False
+    auth: str = "auto"
+    auth_methods: list[str] = msgspec.field(default_factory=lambda: list(AUTH_METHODS))
+    auth_int_register: bool = False
+    trusted: list[str] = msgspec.field(default_factory=list)
+    aliases: list[str] = msgspec.field(default_factory=list)
+    identities: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    dns_servers: list[str] = msgspec.field(default_factory=list)
+    dns_timeout: float = 2.0
     nonce_secret: str = ""
     nonce_lifetime: float = 300.0
     drain_time: float = 5.0
@@ -172,6 +209,7 @@ def validate(cfg: ServerConfig, source: str = "config") -> ServerConfig:
         raise ConfigError(source, "store", "empty", "write sqlite:PATH or redis://HOST:PORT/DB")
     if cfg.nonce_secret and len(cfg.nonce_secret.encode()) < 16:
         raise ConfigError(source, "nonce_secret", "shorter than 16 bytes", "use a longer secret")
+    _validate_security(cfg, source)
     reg = cfg.registrar
     for name in ("min_expires", "max_expires", "default_expires"):
         if getattr(reg, name) < 1:
@@ -209,6 +247,59 @@ def validate(cfg: ServerConfig, source: str = "config") -> ServerConfig:
         if getattr(cfg, name) <= 0:
             raise ConfigError(source, name, "must be positive")
     return cfg
+
+
+def _validate_security(cfg: ServerConfig, source: str) -> None:
+    if cfg.auth not in AUTH_MODES:
+        raise ConfigError(source, "auth", f"{cfg.auth!r} is not a mode", "auto, on or off")
+    for i, method in enumerate(cfg.auth_methods):
+        if not method.isalpha() or not method.isupper() or method in ("ACK", "CANCEL"):
+            raise ConfigError(
+                source, f"auth_methods[{i}]", f"{method!r}", "an upper-case method but ACK/CANCEL"
+            )
+    for i, text in enumerate(cfg.trusted):
+        try:
+            ipaddress.ip_network(text.strip("[]"), strict=False)
+        except ValueError:
+            raise ConfigError(
+                source, f"trusted[{i}]", f"{text!r} is not an address", "write IP or IP/PREFIX"
+            ) from None
+    for i, text in enumerate(cfg.aliases):
+        try:
+            parse_alias(text)
+        except ValueError as exc:
+            raise ConfigError(
+                source, f"aliases[{i}]", str(exc), "write HOST or HOST:PORT"
+            ) from None
+    for i, text in enumerate(cfg.dns_servers):
+        try:
+            parse_host_port(text, what="DNS server")
+        except ValueError as exc:
+            raise ConfigError(source, f"dns_servers[{i}]", str(exc), "write IP:PORT") from None
+    if not 0 < cfg.dns_timeout <= 30:
+        raise ConfigError(source, "dns_timeout", "must be in (0, 30] seconds")
+
+
+def parse_alias(text: str) -> tuple[str, int | None]:
+    """``host`` or ``host:port`` (``[v6]:port``) -> (lower-case host, port or None).
+
+    Raises ValueError naming the problem.
+    """
+    text = text.strip()
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"alias {text!r}: junk after ]")
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+    else:
+        host, port_text = text, ""
+    if not host or len(host) > 253 or any(c.isspace() or c in "@;<>/" for c in host):
+        raise ValueError(f"alias {text!r}: bad host")
+    if port_text and (not port_text.isdigit() or not 0 < int(port_text) < 65536):
+        raise ValueError(f"alias {text!r}: port must be 1..65535")
+    return host.lower(), int(port_text) if port_text else None
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:

@@ -4,16 +4,24 @@ Theory of operation
 -------------------
 :class:`ServerNode` sits on a :class:`~sipha.transport.transactions.TransactionLayer`.
 
-* A request with a To tag belongs to a dialog: after removing our own Route values (§16.4) it
-  is forwarded along the remaining Route set; with none left, a To tag of ours
+* First our own Route values are removed (§16.4; a strict router's Request-URI undone). A
+  Route left over (a pre-loaded route, the rest of a dialog's route set) is a *relay* to a
+  foreign host, and so is a request with a To tag whose Request-URI is not us.
+* A request with a To tag and no Route left: a To tag of ours
   (:data:`~sipha.server.answering.ANSWER_TAG_PREFIX`) makes it a request of a call we answered
-  (here or on a dead sibling: the shared store decides); otherwise it goes to its Request-URI,
-  or, when that names us (a UA that ignored Record-Route), to the callee's registered contact.
+  (here or on a dead sibling: the shared store decides); a Request-URI naming us (a UA that
+  ignored Record-Route) sends it to the callee's registered contacts.
 * A request without a To tag: REGISTER goes to the registrar; OPTIONS for the server is
   answered 200 (the dispatcher's health probe); an INVITE whose Request-URI user matches the
   dialplan is answered by the answering service; every other request goes to the proxy, which
-  finds the user's contacts. A pre-loaded Route not naming us is followed.
+  finds the user's contacts (a *delivery* to a local user).
 * CANCEL is answered 200 when it matches a live INVITE (§9.2) and cancels that INVITE.
+
+Every relay and delivery is authorised first (:mod:`sipha.server.policy`): a trusted peer, a
+dialog token in a Route of ours, or digest credentials of the local user the From names
+(407 / Proxy-Authorization, the nonce-count accepted once in the cluster through the store);
+a relay that nobody authorised is refused with 403 and counted. Requests the server answers
+itself (REGISTER, OPTIONS, the dialplan, calls it answered) forward nothing.
 
 This is a single-domain server: the Request-URI of a new request names a user of ``domain``
 whatever its host part, so a request reaching us through a load balancer (whose address is in
@@ -30,13 +38,29 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from sipha.server.answering import ANSWER_TAG_PREFIX, AnsweredCall, AnsweringService
-from sipha.server.config import ServerConfig
+from sipha.server.config import ServerConfig, parse_alias
 from sipha.server.dialplan import Dialplan
-from sipha.server.local import Local, destination
+from sipha.server.local import Local, hop_spec
+from sipha.server.policy import (
+    Decision,
+    Source,
+    Target,
+    TrustedPeers,
+    Verdict,
+    decide,
+    originating_addresses,
+)
 from sipha.server.proxy import Branch, Proxy
-from sipha.server.registrar import AuthVerdict, Registrar, aor_of, contact_uri_of
+from sipha.server.registrar import (
+    AuthVerdict,
+    Registrar,
+    accept_once,
+    aor_of,
+    contact_uri_of,
+    verdict_of,
+)
 from sipha.server.status import NodeStats
-from sipha.sip.auth import DigestVerifier, NonceAuthority
+from sipha.sip.auth import Algorithm, DigestVerifier, NonceAuthority
 from sipha.sip.errors import SipParseError
 from sipha.sip.message import Request, Response, build_response
 from sipha.sip.transaction import (
@@ -50,6 +74,7 @@ from sipha.sip.transaction import (
 from sipha.sip.uri import parse_uri
 from sipha.store import Store, StoreUnavailable
 from sipha.transport import Peer, SipEndpoint
+from sipha.transport.resolver import Resolver
 from sipha.transport.transactions import TransactionLayer
 
 log = logging.getLogger(__name__)
@@ -57,7 +82,13 @@ log = logging.getLogger(__name__)
 __all__ = ["ServerNode"]
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE"
+USERS_CHECK_PERIOD = 5.0  # auth = "auto": how stale "the store has users" may be
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 class ServerNode:
@@ -77,7 +108,20 @@ class ServerNode:
         verifier = DigestVerifier(
             NonceAuthority(nonce_key, cfg.nonce_lifetime), cfg.effective_realm
         )
-        self.registrar = Registrar(store, verifier, cfg.registrar, cfg.domain)
+        self.verifier = verifier
+        self.registrar = Registrar(
+            store, verifier, cfg.registrar, cfg.domain, auth_int=cfg.auth_int_register
+        )
+        self.trusted = TrustedPeers(cfg.trusted)
+        self.auth_methods = frozenset(cfg.auth_methods)
+        # "auto" learns from the store whether it has users; until it knows (the store
+        # unreachable at start), authentication is on: fail closed, never open.
+        self.users_exist = cfg.auth == "on"
+        self._users_known = cfg.auth != "auto"
+        self._users_checked = -USERS_CHECK_PERIOD
+        self.resolver = Resolver(
+            [_host_port(text) for text in cfg.dns_servers], timeout=cfg.dns_timeout
+        )
         self.server_id = cfg.server_id or f"server-{os.getpid()}"
         self.draining = False
         self.idle = asyncio.Event()  # set once draining and every request has its answer
@@ -93,7 +137,12 @@ class ServerNode:
         """Bind to a started endpoint (its bound ports name us in Via and Record-Route)."""
         self.endpoint = endpoint
         self.layer.bind(endpoint.send)
-        self.local = Local(endpoint.bound, self.cfg.domain, self.cfg.advertise)
+        self.local = Local(
+            endpoint.bound,
+            self.cfg.domain,
+            self.cfg.advertise,
+            aliases=[parse_alias(text) for text in self.cfg.aliases],
+        )
         common = {
             "layer": self.layer,
             "store": self.store,
@@ -116,6 +165,7 @@ class ServerNode:
             record_route=self.cfg.record_route,
             timer_c=self.cfg.timers.timer_c,
             secret=self.nonce_key,
+            resolver=self.resolver,
         )
 
     # -- plumbing -----------------------------------------------------------------------------
@@ -174,15 +224,24 @@ class ServerNode:
         if method == "CANCEL":
             self._cancel(request, txn)
             return
+        self._refresh_users()
+        dialog = self.proxy.strip_own_routes(request)
         to_tag = request.to_tag
-        if to_tag is not None:
-            self._in_dialog(request, to_tag, txn, peer)
+        answered = to_tag is not None and to_tag.startswith(ANSWER_TAG_PREFIX)
+        if request.has("route") or (
+            to_tag is not None and not answered and not self.local.is_me(request.uri)
+        ):
+            # A pre-loaded route, the rest of a route set, or a Request-URI elsewhere.
+            self._authorized(
+                request, txn, peer, Target.FOREIGN, dialog, lambda: self._relay(request, txn, peer)
+            )
             return
-        if request.has("route"):
-            self.proxy.strip_own_routes(request)
-            if request.has("route"):  # a pre-loaded route to somebody else (§16.4)
-                self._forward(request, txn, peer)
-                return
+        if answered:
+            self.answering.in_dialog(request, txn)
+            return
+        if to_tag is not None:  # the UA ignored our Record-Route: for a local user's contact
+            self._deliver(request, txn, peer, dialog)
+            return
         if method == "REGISTER":
             if self.draining:
                 self._unavailable(request, txn)
@@ -203,33 +262,49 @@ class ServerNode:
             if self.draining:
                 self._unavailable(request, txn)
                 return
-            if self.cfg.auth_invite:
-                self.spawn(self._authorize_invite(request, txn, peer))
+            # auth_invite: every INVITE, answered ones too, from anyone but a trusted peer.
+            if self.cfg.auth_invite and self._source(request, peer) is Source.OUTSIDE:
+                self.spawn(
+                    self._digest(
+                        request, txn, lambda: self._route_invite(request, txn, peer, authed=True)
+                    )
+                )
                 return
             self._route_invite(request, txn, peer)
             return
         if action is not None:
             self.respond(txn, build_response(request, 405, headers=[("Allow", ALLOW)]))
             return
-        self._to_user(request, txn, peer)
+        self._deliver(request, txn, peer, dialog)
 
     def on_ack(self, request: Request, peer: Peer) -> None:
         self.stats.request("ACK")
-        self.proxy.strip_own_routes(request)
-        if request.has("route"):
-            hop = self.proxy.next_hop(request, peer.transport)
-            if hop is not None:
-                self.proxy.forward_ack(request, hop)
+        try:
+            dialog = self.proxy.strip_own_routes(request)
+            to_tag = request.to_tag
+        except SipParseError:
+            self.stats.refused("malformed")
             return
-        to_tag = request.to_tag
-        if to_tag is not None and to_tag.startswith(ANSWER_TAG_PREFIX):
+        if not request.has("route") and to_tag is not None and to_tag.startswith(ANSWER_TAG_PREFIX):
             self.answering.on_ack(request)
             return
-        hop = self.proxy.next_hop(request, peer.transport)
+        for_me = self.proxy.is_for_me(request)
+        target = Target.LOCAL if for_me else Target.FOREIGN
+        # An ACK cannot be challenged (RFC 3261 §22.1): one nobody authorised is dropped.
+        if self._decide(request, peer, target, dialog).verdict is not Verdict.ALLOW:
+            self.stats.refused("ack_unauthorised")
+            return
+        if for_me:
+            self.spawn(self._ack_to_user(request, peer))
+            return
+        spec = self.proxy.next_hop_spec(request)
+        if spec is None:
+            return
+        hop = self.proxy.cached_hop(spec, peer.transport)
         if hop is not None:
             self.proxy.forward_ack(request, hop)
         else:
-            self.spawn(self._ack_to_user(request, peer))
+            self.spawn(self.proxy.forward_ack_to(request, spec, peer.transport))
 
     def on_response(self, response: Response, txn: ClientTransaction, owner: Any) -> None:
         if isinstance(owner, Branch):
@@ -249,43 +324,134 @@ class ServerNode:
         elif reason is TerminationReason.TRANSPORT_ERROR and txn in self.proxy.pending:
             self.proxy.pending.pop(txn)
 
-    # -- dispatch helpers -----------------------------------------------------------------------
-    def _in_dialog(self, request: Request, to_tag: str, txn: ServerTransaction, peer: Peer) -> None:
-        self.proxy.strip_own_routes(request)
-        if request.has("route"):
-            self._forward(request, txn, peer)
-        elif to_tag.startswith(ANSWER_TAG_PREFIX):
-            self.answering.in_dialog(request, txn)
-        elif self.local.is_me(request.uri):
-            self._to_user(request, txn, peer)  # the UA ignored our Record-Route
+    # -- authorization (policy.py) --------------------------------------------------------------
+    def _source(self, request: Request, peer: Peer) -> Source:
+        """Who is asking: a trusted peer, the cluster itself, or anybody (module docstring)."""
+        if self.local.is_alias_address(peer.host, peer.port) or self.local.is_own_socket(peer):
+            # Relayed by the cluster's edge: judge the client it stamped in the next Via.
+            addresses = originating_addresses(request)
+            if addresses is None:
+                return Source.CLUSTER
         else:
-            self._forward(request, txn, peer)
+            addresses = (peer.host,)
+        if all(a in self.trusted for a in addresses):
+            return Source.TRUSTED
+        return Source.OUTSIDE
 
-    def _forward(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+    def _auth_enabled(self, method: str) -> bool:
+        mode = self.cfg.auth
+        if mode == "off" or method not in self.auth_methods:
+            return False
+        return mode == "on" or self.users_exist or not self._users_known
+
+    def _from_local(self, request: Request) -> bool:
+        uri = request.from_.uri
+        host = getattr(uri, "host", "")
+        return bool(host) and (host.lower() == self.cfg.domain.lower() or self.local.is_me(uri))
+
+    def _decide(self, request: Request, peer: Peer, target: Target, dialog: bool) -> Decision:
+        return decide(
+            source=self._source(request, peer),
+            target=target,
+            dialog=dialog,
+            auth=self._auth_enabled(request.method),
+            from_local=self._from_local(request),
+        )
+
+    def _authorized(
+        self,
+        request: Request,
+        txn: ServerTransaction,
+        peer: Peer,
+        target: Target,
+        dialog: bool,
+        then: Callable[[], None],
+    ) -> None:
+        """Run ``then`` once the policy allows the request; else 407 or 403 (counted)."""
+        decision = self._decide(request, peer, target, dialog)
+        if decision.verdict is Verdict.ALLOW:
+            then()
+        elif decision.verdict is Verdict.CHALLENGE:
+            self.spawn(self._digest(request, txn, then))
+        else:
+            self.stats.refused(decision.cause.value)
+            log.info(
+                "%s %s from %s refused: %s",
+                request.method,
+                request.ruri[:80],
+                peer,
+                decision.cause.value,
+            )
+            self.respond(
+                txn,
+                build_response(
+                    request, 403, "Forbidden (relaying denied)", to_tag=self.local.unique()
+                ),
+            )
+
+    def _refresh_users(self) -> None:
+        # auth = "auto": authentication is on once the store has users. Asked every few
+        # seconds at most, in a task: a request never waits for it.
+        if self.cfg.auth != "auto" or self.users_exist:
+            return
+        now = time.monotonic()
+        if now - self._users_checked < USERS_CHECK_PERIOD:
+            return
+        self._users_checked = now
+        self.spawn(self._check_users())
+
+    async def _check_users(self) -> None:
+        try:
+            self.users_exist = await self.store.count_users() > 0
+            self._users_known = True
+        except Exception as exc:
+            # A background check, not a request: logged, not counted in store_errors. The
+            # answer stays unknown (authentication on) and is asked again later.
+            log.warning("cannot tell whether the store has users (auth = auto): %r", exc)
+
+    async def refresh_users(self) -> None:
+        """Learn now whether the store has users (``auth = "auto"``); called at start."""
+        if self.cfg.auth == "auto":
+            self._users_checked = time.monotonic()
+            await self._check_users()
+
+    # -- dispatch helpers -----------------------------------------------------------------------
+    def _relay(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         status = self.proxy.check(request)
         if status is not None:
+            self.stats.refused("loop" if status == 482 else "max_forwards")
             self.respond(txn, build_response(request, status, to_tag=self.local.unique()))
             return
-        hop = self.proxy.next_hop(request, peer.transport)
-        if hop is None:
+        spec = self.proxy.next_hop_spec(request)
+        if spec is None:
             self._to_user(request, txn, peer)
             return
-        self.proxy.to_next_hop(request, txn, peer, hop)
+        self.proxy.to_next_hop(request, txn, peer, spec)
+
+    def _deliver(self, request: Request, txn: ServerTransaction, peer: Peer, dialog: bool) -> None:
+        self._authorized(
+            request, txn, peer, Target.LOCAL, dialog, lambda: self._to_user(request, txn, peer)
+        )
 
     def _to_user(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         status = self.proxy.check(request)
         if status is not None:
+            self.stats.refused("loop" if status == 482 else "max_forwards")
             self.respond(txn, build_response(request, status, to_tag=self.local.unique()))
             return
         self.proxy.to_user(request, txn, peer)
 
-    def _route_invite(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
+    def _route_invite(
+        self, request: Request, txn: ServerTransaction, peer: Peer, *, authed: bool = False
+    ) -> None:
         action = self.dialplan.match(getattr(request.uri, "user", None))
         if action is not None:
             assert isinstance(txn, ServerInviteTransaction)
             self.answering.invite(request, txn, peer, action)
-        else:
+        elif authed:  # the From user authenticated already (auth_invite)
             self._to_user(request, txn, peer)
+        else:
+            self._deliver(request, txn, peer, False)
 
     def _cancel(self, request: Request, txn: ServerTransaction) -> None:
         invite_txn = self.layer.table.find_cancelled(request)
@@ -334,29 +500,82 @@ class ServerNode:
             self.stats.auth_failures += 1
         self.respond(txn, response)
 
-    async def _authorize_invite(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
-        """RFC 3261 §22.3: a proxy challenges with 407 / Proxy-Authorization."""
+    async def _digest(
+        self, request: Request, txn: ServerTransaction, then: Callable[[], None]
+    ) -> None:
+        """RFC 3261 §22.3: a proxy challenges with 407 / Proxy-Authorization. The user who
+        authenticates must be the one the From names (or may use it: ``identities``), the
+        digest uri must be the Request-URI, and the nonce-count is accepted once in the
+        cluster; then ``then`` runs."""
         now = time.time()
-        creds = self.registrar.credentials(request, "proxy-authorization")
         salt = os.urandom(8)
+        creds = self.registrar.credentials(request, "proxy-authorization")
         if creds is None:
             self.respond(txn, self.registrar.challenge(request, now, salt, proxy=True))
             return
         try:
-            aor = aor_of(request.from_.uri, self.cfg.domain)
+            claimed = aor_of(request.from_.uri, self.cfg.domain).partition("@")[0]
         except SipParseError:
-            self.respond(txn, build_response(request, 403, to_tag=self.local.unique()))
+            claimed = ""
+        allowed = {creds.username, *self.cfg.identities.get(creds.username, ())}
+        if claimed not in allowed:
+            self._auth_failed(request, txn, "from_mismatch")
             return
-        user = await self.store.get_user(aor)
-        verdict = self.registrar.judge(request, creds, user, now)
+        try:
+            user = await self.store.get_user(f"{creds.username}@{self.cfg.domain}")
+        except Exception as exc:
+            self._store_failed(request, txn, "user lookup", exc)
+            return
+        if user is None:
+            self._auth_failed(request, txn, "unknown_user")
+            return
+        algorithm = creds.algorithm
+        ha1 = user.ha1_for(algorithm) if isinstance(algorithm, Algorithm) else ""
+        verdict = verdict_of(
+            self.verifier.authenticate(
+                creds,
+                method=request.method,
+                ha1=ha1,
+                now=now,
+                body=request.body,
+                request_uri=request.ruri,
+            )
+        )
         if verdict is AuthVerdict.OK:
-            self._route_invite(request, txn, peer)
-            return
+            try:
+                fresh = await accept_once(self.store, self.verifier, creds, now)
+            except Exception as exc:
+                self._store_failed(request, txn, "nonce-count check", exc)
+                return
+            if fresh:
+                then()
+                return
+            self.stats.refused("replay")
+            verdict = AuthVerdict.CHALLENGE
         if verdict in (AuthVerdict.CHALLENGE, AuthVerdict.STALE):
             stale = verdict is AuthVerdict.STALE
             self.respond(txn, self.registrar.challenge(request, now, salt, stale=stale, proxy=True))
             return
+        self._auth_failed(request, txn, "bad_credentials")
+
+    def _store_failed(
+        self, request: Request, txn: ServerTransaction, what: str, exc: Exception
+    ) -> None:
+        # Unauthenticated is never "let through": 503 with Retry-After when the store says
+        # it is briefly unavailable (a Sentinel election), else 500.
+        self.stats.store_errors += 1
+        if isinstance(exc, StoreUnavailable):
+            log.warning("%s failed, store unavailable: %s", what, exc.reason)
+            retry = [("Retry-After", str(exc.retry_after))]
+            response = build_response(request, 503, to_tag=self.local.unique(), headers=retry)
+        else:
+            log.error("%s failed: %r", what, exc)
+            response = build_response(request, 500, to_tag=self.local.unique())
+        self.respond(txn, response)
+
+    def _auth_failed(self, request: Request, txn: ServerTransaction, cause: str) -> None:
         self.stats.auth_failures += 1
+        self.stats.refused(cause)
         self.respond(txn, build_response(request, 403, to_tag=self.local.unique()))
 
     async def _ack_to_user(self, ack: Request, peer: Peer) -> None:
@@ -366,10 +585,10 @@ class ServerNode:
         bindings = await self.store.get_bindings(f"{user}@{self.cfg.domain}", time.time())
         for b in bindings[:1]:
             contact = contact_uri_of(b.raw)
-            hop = destination(parse_uri(contact), peer.transport)
-            if hop is not None:
+            spec = hop_spec(parse_uri(contact))
+            if spec is not None:
                 ack.set_uri(contact)
-                self.proxy.forward_ack(ack, hop)
+                await self.proxy.forward_ack_to(ack, spec, peer.transport)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start_draining(self) -> None:

@@ -21,12 +21,26 @@ are cancelled when their first provisional arrives; the caller then gets 487 fro
 
 Requests inside a dialog carry our Record-Route as Route: we remove the Route values naming us
 (§16.4) and forward to the next Route or, with none left, to the Request-URI (§16.6 step 7).
-Nothing per dialog is remembered, so any server of the cluster can route them. The ACK of a 2xx
-is forwarded statelessly with a branch derived from its own (§16.11).
+Nothing per dialog is remembered, so any server of the cluster can route them: our
+Record-Route carries a dialog token signed with the cluster key (:mod:`sipha.server.policy`),
+which is what lets the node forward them without asking for credentials. A Request-URI that a
+strict router filled with our Record-Route is replaced by the last Route (§16.4). The ACK of a
+2xx is forwarded statelessly with a branch derived from its own (§16.11).
 
-Loop detection (§16.3 step 4, §16.6 step 8): our branches start with a hash of the request as
-received (Request-URI, From tag, To tag, Call-ID, CSeq number); a request arriving with a Via of
-ours carrying the same hash has looped (a spiral changes the Request-URI, hence the hash).
+A registered contact with a Path (RFC 3327) is reached through it: the path becomes the
+forwarded request's Route set and its first entry the next hop.
+
+Loop detection (§16.3 step 4, §16.6 step 8), on every forwarded request, routed ones too: our
+branches are signed (:func:`~sipha.sip.branch.make_branch`) and carry a hash of the request as
+received (Request-URI, remaining Route set, From tag, To tag, Call-ID, CSeq number); a request
+arriving with a Via of ours carrying the same hash has looped (a spiral changes the Request-URI
+or the Route set, hence the hash). No request is sent to an address we listen on. The signature
+also tells our branches from forged ones: a response no transaction matches is forwarded
+statelessly only when its top Via carries a branch we signed (§16.7 step 3 / §18.2.2).
+
+Next hops named by host names are resolved by the asynchronous, bounded
+:class:`~sipha.transport.resolver.Resolver`: a name that does not resolve is answered 503 (408
+when the DNS does not answer in time), never a blocked loop or an exception.
 """
 
 from __future__ import annotations
@@ -38,10 +52,12 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from sipha.server.local import Local, destination
+from sipha.server.local import HopSpec, Local, hop_spec
+from sipha.server.policy import FTAG_PARAM, TOKEN_PARAM, dialog_token, dialog_token_valid
 from sipha.server.registrar import contact_uri_of
 from sipha.server.status import NodeStats
-from sipha.sip.branch import stateless_branch
+from sipha.sip.address import parse_name_addr
+from sipha.sip.branch import branch_digest_input, make_branch, read_branch_token
 from sipha.sip.errors import SipParseError
 from sipha.sip.message import Request, Response, build_response
 from sipha.sip.transaction import (
@@ -51,9 +67,10 @@ from sipha.sip.transaction import (
     TerminationReason,
     build_cancel,
 )
-from sipha.sip.uri import parse_uri
+from sipha.sip.uri import SipUri, parse_uri
 from sipha.store import Binding, Store
 from sipha.transport import Peer, response_destination
+from sipha.transport.resolver import ResolveError, Resolver
 from sipha.transport.transactions import TransactionLayer
 
 log = logging.getLogger(__name__)
@@ -64,10 +81,14 @@ Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
 def loop_hash(request: Request) -> str:
-    """The loop-detection part of our branch (RFC 3261 §16.6 step 8): 10 hex characters."""
+    """The loop-detection part of our branch (RFC 3261 §16.6 step 8): 10 hex characters.
+
+    Over the request as received once our own Route values are gone: a request that comes
+    back unchanged has looped; one with another Request-URI or Route set is a spiral."""
+    routes = "\x00".join(request.get_all("route"))
     text = (
         f"{request.ruri}\x00{request.from_tag or ''}\x00{request.to_tag or ''}\x00"
-        f"{request.call_id}\x00{request.cseq.seq}"
+        f"{request.call_id}\x00{request.cseq.seq}\x00{routes}"
     )
     return hashlib.blake2b(text.encode("utf-8", "surrogateescape"), digest_size=5).hexdigest()
 
@@ -135,6 +156,7 @@ class Proxy:
         record_route: bool,
         timer_c: float,
         secret: bytes,
+        resolver: Resolver,
     ) -> None:
         self.layer = layer
         self.store = store
@@ -146,6 +168,7 @@ class Proxy:
         self.record_route = record_route
         self.timer_c = timer_c
         self.secret = secret
+        self.resolver = resolver
         self.pending: dict[ServerTransaction, ProxyCall] = {}
         self._markers = tuple(f"{h}:{p}" for h, p in local.by_transport.values())
 
@@ -163,34 +186,68 @@ class Proxy:
         vias = request.get_all("via")
         if not any(m in v for v in vias for m in self._markers):
             return False  # the common case: none of our Vias, nothing to hash
-        prefix = f"z9hG4bK{loop_hash(request)}."
+        mark = loop_hash(request)
         for via in request.vias:
-            branch = via.branch
-            if branch and branch.startswith(prefix) and self.local.sent_by_is_me(*via.sent_by):
+            if (
+                self.local.sent_by_is_me(*via.sent_by)
+                and read_branch_token(via.branch, self.secret) == mark
+            ):
                 return True
         return False
 
     # -- routing ------------------------------------------------------------------------------
-    def strip_own_routes(self, request: Request) -> None:
-        """Remove the Route values naming us from the top (§16.4)."""
-        while True:
-            value = request.get("route")
-            if value is None:
-                return
-            routes = request.routes
-            if not routes or not self.local.is_me(routes[0].uri):
-                return
-            request.pop_route()
+    def strip_own_routes(self, request: Request) -> bool:
+        """Remove the Route values naming us from the top (§16.4), after undoing a strict
+        router's Request-URI; True when one of them carried a valid dialog token.
 
-    def next_hop(self, request: Request, transport: str) -> Peer | None:
-        """First Route if any, else the Request-URI (§16.6 step 7); None when that is us."""
-        route = request.get("route")
-        if route is not None:
-            return destination(request.routes[0].uri, transport)
+        Raises SipParseError for a malformed Route or Request-URI.
+        """
+        verified = False
+        uri = request.uri
+        if isinstance(uri, SipUri) and uri.lr and self.local.is_me(uri) and request.has("route"):
+            # §16.4: the Request-URI holds our Record-Route (a strict router before us): the
+            # real target is the last Route value.
+            verified = dialog_token_valid(self.secret, request, uri)
+            routes = request.get_all("route")
+            request.remove_header("route")
+            for value in routes[:-1]:
+                request.add_header("Route", value)
+            request.set_uri(str(parse_name_addr(routes[-1]).uri))
+        while request.has("route"):
+            top = request.routes[0].uri
+            if not self.local.is_me(top):
+                break
+            if isinstance(top, SipUri) and dialog_token_valid(self.secret, request, top):
+                verified = True
+            request.pop_route()
+        return verified
+
+    def next_hop_spec(self, request: Request) -> HopSpec | None:
+        """What to resolve for the next hop: the first Route if any, else the Request-URI
+        (§16.6 step 7); None when that is us (deliver to the user) or not a SIP URI."""
+        if request.has("route"):
+            return hop_spec(request.routes[0].uri)
         uri = request.uri
         if self.local.is_me(uri):
             return None
-        return destination(uri, transport)
+        return hop_spec(uri)
+
+    def is_for_me(self, request: Request) -> bool:
+        """No Route left and a Request-URI naming us: the request is for a local user."""
+        return not request.has("route") and self.local.is_me(request.uri)
+
+    async def resolve(self, spec: HopSpec, transport: str) -> Peer:
+        """The next hop for ``spec``; raises ResolveError (with the status to answer)."""
+        host, port, param = spec
+        peers = await self.resolver.resolve(host, port, param, transport)
+        if not peers:
+            raise ResolveError(f"no address for {host[:60]}")
+        return peers[0]
+
+    def cached_hop(self, spec: HopSpec, transport: str) -> Peer | None:
+        """The next hop at once when no DNS is needed (IP literals), else None."""
+        host, port, param = spec
+        return self.resolver.cached(host, port, param or transport)
 
     # -- new requests ---------------------------------------------------------------------------
     def to_user(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
@@ -214,10 +271,45 @@ class Proxy:
         else:
             self.spawn(self._locate(call, aor))
 
-    def to_next_hop(self, request: Request, txn: ServerTransaction, peer: Peer, hop: Peer) -> None:
-        """Forward by Route / Request-URI (in-dialog requests, pre-loaded routes)."""
+    def to_next_hop(
+        self, request: Request, txn: ServerTransaction, peer: Peer, spec: HopSpec
+    ) -> None:
+        """Forward by Route / Request-URI (in-dialog requests, pre-loaded routes), resolving
+        the next hop's name first when it is one."""
         call = self._new_call(request, txn, peer)
-        self._fork(call, [(None, hop)], loop=False)
+        hop = self.cached_hop(spec, peer.transport)
+        if hop is not None:
+            self._fork_checked(call, [(None, hop, ())])
+        else:
+            self.spawn(self._resolve_then_fork(call, spec))
+
+    async def _resolve_then_fork(self, call: ProxyCall, spec: HopSpec) -> None:
+        try:
+            hop = await self.resolve(spec, call.peer.transport)
+        except ResolveError as exc:
+            self.stats.refused("dns_failure")
+            log.info("next hop not resolved: %s", exc.reason)
+            if not call.done:
+                self._finish(call, exc.status)
+            return
+        if call.done:
+            return
+        if call.cancelled:
+            self._finish(call, 487)
+            return
+        self._fork_checked(call, [(None, hop, ())])
+
+    def _fork_checked(
+        self, call: ProxyCall, targets: list[tuple[str | None, Peer, tuple[str, ...]]]
+    ) -> None:
+        # No node forwards to itself: an address we listen on reached by another name (a
+        # DNS alias, an unlisted interface) would bounce the request until Max-Forwards.
+        targets = [t for t in targets if not self.local.is_own_socket(t[1])]
+        if not targets:
+            self.stats.refused("loop")
+            self._finish(call, 482)
+            return
+        self._fork(call, targets)
 
     def _new_call(self, request: Request, txn: ServerTransaction, peer: Peer) -> ProxyCall:
         call = ProxyCall(request, txn, peer)
@@ -251,40 +343,86 @@ class Proxy:
         self._route_to(call, bindings)
 
     def _route_to(self, call: ProxyCall, bindings: Sequence[Binding]) -> None:
-        targets: list[tuple[str | None, Peer]] = []
+        targets: list[tuple[str | None, Peer, tuple[str, ...]]] = []
+        unresolved: list[tuple[str, HopSpec, tuple[str, ...]]] = []
         for b in bindings:
             contact = contact_uri_of(b.raw)
             try:
-                hop = destination(parse_uri(contact), call.peer.transport)
+                # RFC 3327: a binding with a Path is reached through it, its first entry first.
+                first = parse_name_addr(b.path[0]).uri if b.path else parse_uri(contact)
             except SipParseError:
                 continue
+            spec = hop_spec(first)
+            if spec is None:
+                continue
+            hop = self.cached_hop(spec, call.peer.transport)
             if hop is not None:
-                targets.append((contact, hop))
+                targets.append((contact, hop, b.path))
+            else:
+                unresolved.append((contact, spec, b.path))
+        if unresolved:
+            self.spawn(self._resolve_targets(call, targets, unresolved))
+            return
+        self._route_resolved(call, targets)
+
+    async def _resolve_targets(
+        self,
+        call: ProxyCall,
+        targets: list[tuple[str | None, Peer, tuple[str, ...]]],
+        unresolved: list[tuple[str, HopSpec, tuple[str, ...]]],
+    ) -> None:
+        for contact, spec, path in unresolved[:8]:  # bounded: contacts come from REGISTERs
+            try:
+                targets.append((contact, await self.resolve(spec, call.peer.transport), path))
+            except ResolveError as exc:
+                self.stats.refused("dns_failure")
+                log.info("contact %s not resolved: %s", contact[:80], exc.reason)
+        if call.done:
+            return
+        if call.cancelled:
+            self._finish(call, 487)
+            return
+        self._route_resolved(call, targets)
+
+    def _route_resolved(
+        self, call: ProxyCall, targets: list[tuple[str | None, Peer, tuple[str, ...]]]
+    ) -> None:
         if not targets:
             self._finish(call, 480)
             return
         self.stats.calls_proxied += call.request.method == "INVITE"
-        self._fork(call, targets, loop=True)
+        self._fork_checked(call, targets)
 
-    def _fork(self, call: ProxyCall, targets: list[tuple[str | None, Peer]], *, loop: bool) -> None:
+    def _fork(
+        self, call: ProxyCall, targets: list[tuple[str | None, Peer, tuple[str, ...]]]
+    ) -> None:
         request = call.request
         in_transport = call.peer.transport
-        tag = loop_hash(request) if loop else ""
+        mark = loop_hash(request)
         rr = self.record_route and request.method == "INVITE" and request.to_tag is None
-        for ruri, hop in targets:
+        rr_params = ""
+        if rr and request.from_tag:
+            # The dialog token (policy.py): later requests of this dialog present it in their
+            # Route and are forwarded without credentials, by whichever server gets them.
+            ftag = request.from_tag
+            token = dialog_token(self.secret, request.call_id, ftag)
+            rr_params = f";{FTAG_PARAM}={ftag};{TOKEN_PARAM}={token}"
+        for ruri, hop, path in targets:
             fwd = request.copy()
             if ruri is not None:
                 fwd.set_uri(ruri)
             fwd.decrement_max_forwards()
+            for value in reversed(path):
+                fwd.insert_header("Route", value)  # RFC 3327 §5: the Path as Route set
             if rr:
                 # §16.6 step 4, double Record-Route when the transport changes, so each side
                 # reaches us over its own transport.
                 if hop.transport != in_transport:
-                    fwd.add_record_route(self.local.record_route(in_transport))
-                fwd.add_record_route(self.local.record_route(hop.transport))
-            branch = (
-                f"z9hG4bK{tag}.{self.local.unique()}" if tag else f"z9hG4bK{self.local.unique()}"
-            )
+                    fwd.add_record_route(self.local.record_route(in_transport, rr_params))
+                fwd.add_record_route(self.local.record_route(hop.transport, rr_params))
+            # Signed: the loop mark cannot be forged, and a stray response must show one of
+            # our branches to be forwarded (forward_stray).
+            branch = make_branch(mark, self.local.unique().encode(), self.secret)
             fwd.push_via(self.local.via(hop.transport, branch))
             b = Branch(call, fwd, hop)
             call.branches.append(b)
@@ -414,20 +552,42 @@ class Proxy:
 
     # -- stateless parts --------------------------------------------------------------------------
     def forward_ack(self, ack: Request, hop: Peer) -> None:
-        """Forward the ACK of a 2xx statelessly (§16.11 branch derived from its own)."""
+        """Forward the ACK of a 2xx statelessly (§16.11 branch derived from its own).
+        Dropped (and counted) when it has no hop left or would come back to us."""
         mf = ack.max_forwards
         if mf is not None and mf <= 0:
+            self.stats.refused("max_forwards")
             return
-        branch = stateless_branch(ack, secret=self.secret)
+        if self.local.is_own_socket(hop) or self._looped(ack):
+            self.stats.refused("loop")
+            return
+        # Deterministic (§16.11: the same for a retransmission), signed with the loop mark.
+        branch = make_branch(loop_hash(ack), branch_digest_input(ack), self.secret)
         ack.decrement_max_forwards()
         ack.push_via(self.local.via(hop.transport, branch))
         self.layer.send_stateless(ack, hop)
 
+    async def forward_ack_to(self, ack: Request, spec: HopSpec, transport: str) -> None:
+        """:meth:`forward_ack` once the next hop's name is resolved (an ACK has no response:
+        a name that does not resolve drops it)."""
+        try:
+            hop = await self.resolve(spec, transport)
+        except ResolveError:
+            self.stats.refused("dns_failure")
+            return
+        self.forward_ack(ack, hop)
+
     def forward_stray(self, response: Response) -> None:
         """A response no transaction matched (a late 2xx retransmission): if the top Via is
-        ours, remove it and forward by the next Via (§16.7 step 3 / §18.2.2)."""
+        ours, with a branch we signed, remove it and forward by the next Via (§16.7 step 3 /
+        §18.2.2). Anything else is dropped and counted: a forged Via of ours would make us
+        reflect the response to whoever the next Via names."""
         via = response.via
         if not self.local.sent_by_is_me(*via.sent_by):
+            self.stats.refused("stray_response")
+            return
+        if read_branch_token(via.branch, self.secret) is None:
+            self.stats.refused("forged_response")
             return
         response.pop_via()
         if not response.has("via"):

@@ -10,7 +10,12 @@ HA1, then one atomic binding update).
 * step 3, authentication: a REGISTER without credentials for our realm gets a 401 whose nonce is
   stateless (:class:`~sipha.sip.auth.NonceAuthority`): every server sharing the secret accepts
   it, so a client may register through any server of the cluster. A wrong password is refused
-  with 403; an expired nonce is challenged again with ``stale=true`` (RFC 2617 §3.2.1).
+  with 403; an expired nonce is challenged again with ``stale=true`` (RFC 2617 §3.2.1). The
+  digest ``uri`` must be the Request-URI, and the nonce-count goes through the shared store
+  (:func:`accept_once`), so a captured REGISTER replayed to any server of the cluster, with
+  another Contact or ``Contact: *``, is challenged again, not applied. With
+  ``auth_int_register`` the challenge offers only ``qop=auth-int``, whose digest covers the
+  body; a REGISTER has none, so what it adds is the refusal of plain ``auth`` answers.
 * step 5: an AOR with no user is 404.
 * step 6: ``Contact: *`` needs ``Expires: 0`` and no other Contact, else 400.
 * step 7: a positive expiry below ``min_expires`` is 423 with Min-Expires (§20.23); above
@@ -22,6 +27,7 @@ HA1, then one atomic binding update).
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 
 from sipha.server.config import RegistrarConfig
@@ -32,15 +38,19 @@ from sipha.sip.message import Request, Response, build_response
 from sipha.sip.uri import SipUri
 from sipha.store import Binding, BindingChange, Store, User
 
+log = logging.getLogger(__name__)
+
 __all__ = [
     "AuthVerdict",
     "ContactPlan",
     "Registrar",
+    "accept_once",
     "aor_of",
     "canonical_contact",
     "contact_uri_of",
     "ok_response",
     "plan_contacts",
+    "verdict_of",
 ]
 
 
@@ -138,7 +148,18 @@ def ok_response(
     headers = [
         ("Contact", f"<{contact_uri_of(b.raw)}>;expires={b.expires_in(now)}") for b in bindings
     ]
+    if request.method == "REGISTER" and _supports_path(request):
+        # RFC 3327 §5.3: the Path stored is echoed to a UA that supports it.
+        headers += [("Path", value) for value in request.get_all("path")]
     return build_response(request, 200, to_tag=_tag(request), headers=headers)
+
+
+def _supports_path(request: Request) -> bool:
+    return any(
+        token.strip().lower() == "path"
+        for value in request.get_all("supported")
+        for token in value.split(",")
+    )
 
 
 def contact_uri_of(raw: str) -> str:
@@ -155,6 +176,25 @@ def _tag(request: Request) -> str:
     return f"r{abs(hash((request.call_id, request.cseq.seq))) & 0xFFFFFFFF:x}"
 
 
+async def accept_once(
+    store: Store, verifier: DigestVerifier, creds: DigestCredentials, now: float
+) -> bool:
+    """Record the nonce-count of authentic ``creds`` in the shared store: True the first time
+    in the whole cluster, False for a replay (RFC 2617 §3.2.2). Credentials without qop have
+    no count; the verifiers here always offer qop, so they never get this far.
+
+    Raises what the store raises when it cannot be reached.
+    """
+    if creds.qop is None or creds.nc is None:
+        return True
+    expires_at = verifier.authority.expires_at(creds.nonce)
+    if expires_at is None:
+        return False
+    # The record lives as long as the nonce may be answered, skew included.
+    until = max(expires_at + verifier.authority.max_skew, now + 1.0)
+    return await store.advance_nonce_count(creds.nonce, creds.nc, expires_at=until, now=now)
+
+
 class AuthVerdict(enum.Enum):
     OK = "ok"
     CHALLENGE = "challenge"  # no usable credentials: 401 (fresh nonce)
@@ -163,18 +203,37 @@ class AuthVerdict(enum.Enum):
     UNKNOWN_USER = "unknown_user"  # 404
 
 
+def verdict_of(result: AuthResult) -> AuthVerdict:
+    """What the server answers for a verifier's result (before the replay check)."""
+    if result is AuthResult.OK:
+        return AuthVerdict.OK
+    if result is AuthResult.STALE:
+        return AuthVerdict.STALE
+    if result in (AuthResult.BAD_RESPONSE, AuthResult.URI_MISMATCH):
+        return AuthVerdict.FORBIDDEN
+    return AuthVerdict.CHALLENGE
+
+
 class Registrar:
     """REGISTER handling for one domain/realm over a :class:`~sipha.store.Store`."""
 
-    __slots__ = ("domain", "policy", "store", "verifier")
+    __slots__ = ("domain", "policy", "qop", "store", "verifier")
 
     def __init__(
-        self, store: Store, verifier: DigestVerifier, policy: RegistrarConfig, domain: str
+        self,
+        store: Store,
+        verifier: DigestVerifier,
+        policy: RegistrarConfig,
+        domain: str,
+        *,
+        auth_int: bool = False,
     ) -> None:
         self.store = store
         self.verifier = verifier
         self.policy = policy
         self.domain = domain
+        # The qop offered to and required of REGISTER; None: the verifier's own.
+        self.qop: tuple[str, ...] | None = ("auth-int",) if auth_int else None
 
     def credentials(
         self, request: Request, header: str = "authorization"
@@ -206,22 +265,23 @@ class Registrar:
         algorithm = creds.algorithm
         # An unknown algorithm (a plain str) is refused by verify() whatever the HA1.
         ha1 = user.ha1_for(algorithm) if isinstance(algorithm, Algorithm) else ""
-        result = self.verifier.verify(
-            creds, method=request.method, ha1=ha1, now=now, body=request.body
+        result = self.verifier.authenticate(
+            creds,
+            method=request.method,
+            ha1=ha1,
+            now=now,
+            body=request.body,
+            request_uri=request.ruri,
+            qop=self.qop if request.method == "REGISTER" else None,
         )
-        if result is AuthResult.OK:
-            return AuthVerdict.OK
-        if result is AuthResult.STALE:
-            return AuthVerdict.STALE
-        if result is AuthResult.BAD_RESPONSE:
-            return AuthVerdict.FORBIDDEN
-        return AuthVerdict.CHALLENGE
+        return verdict_of(result)
 
     def challenge(
         self, request: Request, now: float, salt: bytes, *, stale: bool = False, proxy: bool = False
     ) -> Response:
         """401 with WWW-Authenticate (or 407 with Proxy-Authenticate when ``proxy``)."""
-        challenge = self.verifier.challenge(now, stale=stale, salt=salt)
+        qop = self.qop if request.method == "REGISTER" else None
+        challenge = self.verifier.challenge(now, stale=stale, salt=salt, qop=qop)
         if proxy:
             return build_response(
                 request, 407, to_tag=_tag(request), headers=[("Proxy-Authenticate", str(challenge))]
@@ -251,6 +311,9 @@ class Registrar:
             return build_response(request, 404, to_tag=_tag(request))
         if verdict is AuthVerdict.FORBIDDEN:
             return build_response(request, 403, to_tag=_tag(request))
+        if not await accept_once(self.store, self.verifier, creds, now):
+            log.info("replayed REGISTER credentials for %s refused", aor)
+            return self.challenge(request, now, salt)
         plan = plan_contacts(request, self.policy, received=received)
         if plan.error is not None:
             return plan.error

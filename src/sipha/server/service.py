@@ -81,6 +81,7 @@ async def serve(cfg: ServerConfig, *, stop: asyncio.Event | None = None) -> int:
             )
             await endpoint.start()
             node.attach(endpoint)
+            await node.refresh_users()
             status: StatusApi | None = None
             try:
                 if cfg.http:

@@ -39,6 +39,13 @@ class NodeStats:
     unregistrations: int = 0
     auth_failures: int = 0
     store_errors: int = 0
+    # The security counters (docs/security.md): requests refused or dropped, and why.
+    security: dict[str, int] = field(default_factory=dict)
+
+    def refused(self, cause: str) -> None:
+        """Count a request or response refused or dropped for ``cause`` (a short name)."""
+        r = self.security
+        r[cause] = r.get(cause, 0) + 1
 
     def request(self, method: str) -> None:
         r = self.requests
@@ -86,6 +93,12 @@ class _Collector(Collector):
             yield CounterMetricFamily(
                 f"sipha_server_{name}", name.replace("_", " "), value=getattr(s, name)
             )
+        sec = CounterMetricFamily(
+            "sipha_server_refused", "requests and responses refused or dropped", labels=["cause"]
+        )
+        for cause, n in sorted(s.security.items()):
+            sec.add_metric([cause], n)
+        yield sec
         for name, value in self.gauges().items():
             yield GaugeMetricFamily(f"sipha_server_{name}", name.replace("_", " "), value=value)
         for name, value in self.transport().items():
@@ -144,6 +157,7 @@ class StatusApi:
                 "auth_failures": s.auth_failures,
             },
             "store_errors": s.store_errors,
+            "security": dict(sorted(s.security.items())),
             "transport": self.transport(),
         }
 

@@ -17,10 +17,14 @@ table, which is what lets a cluster behind a load balancer accept a nonce issued
 The timestamp gives staleness (RFC 2617 §3.2.1 ``stale``: the password was right, only the
 nonce aged, so the UA retries silently); the salt (injected randomness) makes nonces unique.
 
-Replay protection is the one piece of state: per node, a bounded LRU map nonce -> highest
-nonce-count accepted (RFC 2617 §3.2.2 ``nc``). A nonce evicted from it, or replayed to a
-different node, is not caught; the nonce lifetime bounds that exposure. Responses without qop
-carry no nc, so nothing can be checked for them: offer qop (the default) to get the check.
+Replay protection is the one piece of state: the highest nonce-count accepted per nonce
+(RFC 2617 §3.2.2 ``nc``). :meth:`DigestVerifier.authenticate` checks everything else and leaves
+the count to the caller, who keeps it where the whole cluster sees it (the server: its shared
+store, atomically, expiring at :meth:`NonceAuthority.expires_at`), so a request is accepted once
+in the cluster; :meth:`DigestVerifier.verify` keeps it in a bounded per-process LRU instead.
+Responses without qop carry no nc, so nothing could be checked for them: a verifier offering
+qop (the default) refuses them. The digest ``uri`` must be the Request-URI (RFC 2617 §3.2.2.5),
+else captured credentials would serve any other request with the same method.
 
 No clock and no randomness in here: ``now`` and ``cnonce``/``salt`` come from the caller.
 """
@@ -225,6 +229,7 @@ class AuthResult(Enum):
     BAD_NONCE = "bad_nonce"
     REPLAY = "replay"
     REALM_MISMATCH = "realm_mismatch"
+    URI_MISMATCH = "uri_mismatch"  # the digest uri is not the Request-URI
     UNSUPPORTED_ALGORITHM = "unsupported_algorithm"
 
 
@@ -261,29 +266,42 @@ class NonceAuthority:
         signed = _STAMP.pack(int(now * 1_000_000)) + salt
         return base64.urlsafe_b64encode(signed + self._mac(signed)).rstrip(b"=").decode("ascii")
 
-    def check_nonce(self, nonce: str, now: float) -> NonceStatus:
-        """Classify ``nonce`` at time ``now``; never raises for any string."""
+    def _stamp(self, nonce: str) -> float | None:
+        """The issue time of an authentic nonce of ours, or None. Never raises."""
         if len(nonce) > _MAX_NONCE_CHARS or not _B64URL.fullmatch(nonce):
-            return NonceStatus.INVALID
+            return None
         try:
             raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
         except (binascii.Error, ValueError):
-            return NonceStatus.INVALID
+            return None
         # Only the canonical spelling is ours: otherwise two strings would name one nonce.
         if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != nonce:
-            return NonceStatus.INVALID
+            return None
         if len(raw) < _STAMP.size + _MAC_LEN:
-            return NonceStatus.INVALID
+            return None
         signed, mac = raw[:-_MAC_LEN], raw[-_MAC_LEN:]
         if not hmac.compare_digest(self._mac(signed), mac):
-            return NonceStatus.INVALID
+            return None
         (stamp,) = _STAMP.unpack_from(signed)
-        age = now - stamp / 1_000_000
+        return float(stamp) / 1_000_000
+
+    def check_nonce(self, nonce: str, now: float) -> NonceStatus:
+        """Classify ``nonce`` at time ``now``; never raises for any string."""
+        stamp = self._stamp(nonce)
+        if stamp is None:
+            return NonceStatus.INVALID
+        age = now - stamp
         if age < -self.max_skew:
             return NonceStatus.INVALID
         if age > self.lifetime:
             return NonceStatus.STALE
         return NonceStatus.VALID
+
+    def expires_at(self, nonce: str) -> float | None:
+        """When an authentic ``nonce`` goes stale (its stamp plus the lifetime), or None for
+        a nonce that is not ours: how long its nonce-count must be remembered. Never raises."""
+        stamp = self._stamp(nonce)
+        return None if stamp is None else stamp + self.lifetime
 
 
 class DigestVerifier:
@@ -324,24 +342,28 @@ class DigestVerifier:
         stale: bool = False,
         algorithm: Algorithm = Algorithm.MD5,
         salt: bytes = b"",
+        qop: tuple[str, ...] | None = None,
     ) -> DigestChallenge:
         """Return a fresh challenge for a 401/407 (RFC 3261 §22.1).
 
         Pass random bytes as ``salt``: two challenges in the same microsecond with the same
         salt share a nonce, and then their nonce-counts collide in the replay check.
-        Raises ValueError for an algorithm this verifier does not accept.
+        ``qop`` replaces the verifier's options for this challenge (e.g. ``("auth-int",)``).
+        Raises ValueError for an algorithm this verifier does not accept or an unknown qop.
         """
+        if qop is not None and any(q not in SUPPORTED_QOP for q in qop):
+            raise ValueError(f"unsupported qop {qop}")
         if algorithm not in self.algorithms:
             raise ValueError(f"{algorithm} is not accepted by this verifier")
         return DigestChallenge(
             realm=self.realm,
             nonce=self.authority.make_nonce(now, salt),
             algorithm=algorithm,
-            qop=self.qop,
+            qop=self.qop if qop is None else qop,
             stale=stale,
         )
 
-    def verify(
+    def authenticate(
         self,
         creds: DigestCredentials,
         *,
@@ -349,12 +371,17 @@ class DigestVerifier:
         ha1: str,
         now: float,
         body: bytes = b"",
+        request_uri: str | None = None,
+        qop: tuple[str, ...] | None = None,
     ) -> AuthResult:
-        """Check ``creds`` for a request with ``method`` (and ``body``, for auth-int).
+        """Check ``creds`` for a request with ``method`` (and ``body``, for auth-int), all but
+        the nonce-count: the caller records ``creds.nc`` for ``creds.nonce`` where replays are
+        caught (OK means "authentic, now check the count"; see :meth:`verify`).
 
-        ``ha1`` is the stored ``compute_ha1(username, realm, password, creds.algorithm)``
-        for ``creds.username``. Only a correct response with an increasing nonce-count is
-        recorded, so garbage cannot poison the replay table. Never raises for any creds.
+        ``ha1`` is the stored ``compute_ha1(username, realm, password, creds.algorithm)`` for
+        ``creds.username``. ``request_uri``, when given, must equal the digest ``uri``
+        (RFC 2617 §3.2.2.5). ``qop`` overrides the offered qop options for this request (e.g.
+        ``("auth-int",)`` for REGISTER). Never raises for any creds.
         """
         if creds.realm != self.realm:
             return AuthResult.REALM_MISMATCH
@@ -364,8 +391,10 @@ class DigestVerifier:
         nonce_status = self.authority.check_nonce(creds.nonce, now)
         if nonce_status is NonceStatus.INVALID:
             return AuthResult.BAD_NONCE
-        if not self._qop_acceptable(creds):
+        if not self._qop_acceptable(creds, self.qop if qop is None else qop):
             return AuthResult.BAD_RESPONSE
+        if request_uri is not None and creds.uri != request_uri:
+            return AuthResult.URI_MISMATCH
         try:
             expected = compute_response(
                 algorithm=algorithm,
@@ -384,16 +413,37 @@ class DigestVerifier:
             return AuthResult.BAD_RESPONSE
         if nonce_status is NonceStatus.STALE:
             return AuthResult.STALE
+        return AuthResult.OK
+
+    def verify(
+        self,
+        creds: DigestCredentials,
+        *,
+        method: str,
+        ha1: str,
+        now: float,
+        body: bytes = b"",
+        request_uri: str | None = None,
+    ) -> AuthResult:
+        """:meth:`authenticate`, then the nonce-count in this process's LRU (REPLAY when it
+        does not increase). Only a correct response is recorded, so garbage cannot poison the
+        replay table. Never raises for any creds."""
+        result = self.authenticate(
+            creds, method=method, ha1=ha1, now=now, body=body, request_uri=request_uri
+        )
+        if result is not AuthResult.OK:
+            return result
         if creds.qop is not None and not self._advance_nc(creds.nonce, creds.nc or 0):
             return AuthResult.REPLAY
         return AuthResult.OK
 
-    def _qop_acceptable(self, creds: DigestCredentials) -> bool:
+    @staticmethod
+    def _qop_acceptable(creds: DigestCredentials, offered: tuple[str, ...]) -> bool:
         # RFC 2617 §3.2.2: a qop offered must be used, and only one that was offered.
-        if not self.qop:
+        if not offered:
             return creds.qop is None
         return (
-            creds.qop in self.qop
+            creds.qop in offered
             and creds.nc is not None
             and 0 <= creds.nc <= 0xFFFFFFFF
             and creds.cnonce is not None

@@ -8,6 +8,7 @@ The store holds four kinds of shared state for the SIP servers of a cluster:
 * registrar bindings (RFC 3261 §10.3), written by whichever server got the REGISTER and read
   by every server routing to that AOR;
 * dialogs answered by a server, so that another server can end them if the owner dies;
+* digest nonce-counts, so a request authenticated once is refused everywhere when replayed;
 * cluster secrets, such as the key of the stateless digest nonces: a nonce issued by one
   server is answered to another (through the dispatcher), so they must share the key, and it
   must be unguessable, so it is random, made once by whichever server asks first.
@@ -89,6 +90,18 @@ class Store(Protocol):
 
     async def purge_expired(self, now: float) -> int:
         """Delete bindings expired at `now`; returns how many were deleted."""
+
+    # --- digest replay protection (RFC 2617 §3.2.2 nonce-count) -------------------------------
+    async def advance_nonce_count(
+        self, nonce: str, nc: int, *, expires_at: float, now: float
+    ) -> bool:
+        """Accept nonce-count ``nc`` for ``nonce`` if it is higher than any accepted before,
+        in one atomic step for the whole cluster; False means a replay.
+
+        The record expires with the nonce (``expires_at``, unix seconds; the caller's ``now``
+        and the backend's clock decide the same way). Raises ValueError for an empty or
+        oversized nonce, an nc outside 1..2**32-1 or ``expires_at <= now``.
+        """
 
     # --- dialogs -----------------------------------------------------------------------------
     async def put_dialog(self, call_id: str, record: DialogRecord, ttl: float) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "UpdateOutcome",
     "UpdateResult",
     "User",
+    "check_nonce_count",
     "make_user",
 ]
 
@@ -31,6 +32,19 @@ def _check_aor(aor: str) -> None:
     user, at, domain = aor.rpartition("@")
     if not at or not user or not domain or ":" in user or any(c.isspace() for c in aor):
         raise ValueError(f"aor must be 'user@domain' without a scheme, got {aor!r}")
+
+
+MAX_NONCE_LENGTH = 256
+
+
+def check_nonce_count(nonce: str, nc: int, expires_at: float, now: float) -> None:
+    """Validate the arguments of ``Store.advance_nonce_count``; raise ValueError."""
+    if not nonce or len(nonce) > MAX_NONCE_LENGTH:
+        raise ValueError("nonce must be 1..256 characters")
+    if not 0 < nc <= 0xFFFFFFFF:
+        raise ValueError(f"nonce-count out of range: {nc}")
+    if not (math.isfinite(expires_at) and math.isfinite(now)) or expires_at <= now:
+        raise ValueError("expires_at must be after now")
 
 
 @dataclass(frozen=True, slots=True)

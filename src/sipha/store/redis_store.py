@@ -41,6 +41,7 @@ from sipha.store.model import (
     User,
     binding_from_json,
     binding_to_json,
+    check_nonce_count,
     dialog_from_json,
     dialog_to_json,
     sort_bindings,
@@ -187,6 +188,14 @@ return redis.call('ZCARD', KEYS[1])
 """
 )
 
+# KEYS: the nonce's nc key; ARGV: nc, ttl ms. 1 when nc is higher than the stored count.
+_ADVANCE_NC = """
+local cur = redis.call('GET', KEYS[1])
+if cur and tonumber(cur) >= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
+
 _USER_FIELDS = ("username", "realm", "ha1_md5", "ha1_sha256")
 
 
@@ -212,6 +221,7 @@ class RedisStore:
         self._put_dialog = self._r.register_script(_PUT_DIALOG)
         self._delete_dialog = self._r.register_script(_DELETE_DIALOG)
         self._count_dialogs = self._r.register_script(_COUNT_DIALOGS)
+        self._advance_nc = self._r.register_script(_ADVANCE_NC)
 
     def _k(self, *parts: str) -> str:
         return self.prefix + "".join(parts)
@@ -333,6 +343,16 @@ class RedisStore:
             total += n
             if n < _PURGE_BATCH:
                 return total
+
+    # --- digest replay protection -------------------------------------------------------------
+    async def advance_nonce_count(
+        self, nonce: str, nc: int, *, expires_at: float, now: float
+    ) -> bool:
+        check_nonce_count(nonce, nc, expires_at, now)
+        # Redis expires the key with the nonce: nothing to purge.
+        ttl_ms = max(1, math.ceil((expires_at - now) * 1000))
+        took = await self._advance_nc(keys=[self._k("nc:", nonce)], args=[nc, ttl_ms])
+        return int(took) == 1
 
     # --- dialogs -----------------------------------------------------------------------------
     async def put_dialog(self, call_id: str, record: DialogRecord, ttl: float) -> None:

@@ -249,6 +249,19 @@ class SentinelStore(RedisStore):
             "delete_dialog", lambda st, _: RedisStore.delete_dialog(st, call_id)
         )
 
+    async def advance_nonce_count(
+        self, nonce: str, nc: int, *, expires_at: float, now: float
+    ) -> bool:
+        # Replicated like every write: a count lost in a failover would let a replay in once
+        # more. A retry after a lost answer may find its own first attempt recorded and say
+        # "replay": the UA is challenged once more, never let in twice.
+        return await self._write(
+            "advance_nonce_count",
+            lambda st, _: RedisStore.advance_nonce_count(
+                st, nonce, nc, expires_at=expires_at, now=now
+            ),
+        )
+
     async def shared_secret(self, name: str, candidate: bytes) -> bytes:
         return await self._write(
             "shared_secret", lambda st, _: RedisStore.shared_secret(st, name, candidate)

@@ -36,6 +36,7 @@ from sipha.store.model import (
     UpdateOutcome,
     UpdateResult,
     User,
+    check_nonce_count,
     dialog_from_json,
     dialog_to_json,
     sort_bindings,
@@ -85,6 +86,15 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             name TEXT PRIMARY KEY,
             value BLOB NOT NULL
         ) WITHOUT ROWID""",
+    ),
+    # 1 -> 2: digest nonce-counts, cluster-wide replay protection (RFC 2617 §3.2.2 nc).
+    (
+        """CREATE TABLE nonce_counts (
+            nonce TEXT PRIMARY KEY,
+            nc INTEGER NOT NULL,
+            expires_at REAL NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX nonce_counts_expires_at ON nonce_counts (expires_at)",
     ),
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -343,7 +353,28 @@ class SqliteStore:
 
     async def purge_expired(self, now: float) -> int:
         def op(db: sqlite3.Connection) -> int:
+            db.execute("DELETE FROM nonce_counts WHERE expires_at <= ?", (now,))
             return db.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
+
+        return await self._run(self._write, op)
+
+    # --- digest replay protection -------------------------------------------------------------
+    async def advance_nonce_count(
+        self, nonce: str, nc: int, *, expires_at: float, now: float
+    ) -> bool:
+        check_nonce_count(nonce, nc, expires_at, now)
+
+        def op(db: sqlite3.Connection) -> bool:
+            # One statement, under the write lock: insert, or raise a lower count; a count not
+            # above the stored one changes nothing (rowcount 0), which is the replay.
+            cur = db.execute(
+                "INSERT INTO nonce_counts (nonce, nc, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (nonce) DO UPDATE SET nc = excluded.nc, expires_at = "
+                "excluded.expires_at WHERE nonce_counts.nc < excluded.nc "
+                "OR nonce_counts.expires_at <= ?",
+                (nonce, nc, expires_at, now),
+            )
+            return cur.rowcount == 1
 
         return await self._run(self._write, op)
 
