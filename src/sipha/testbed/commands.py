@@ -115,7 +115,8 @@ def users_command(plan: Plan, url: str) -> list[str]:
 
 
 def server_command(
-    plan: Plan, index: int, block: AddressBlock, config_dir: Path, url: str
+    plan: Plan, index: int, block: AddressBlock, config_dir: Path, url: str, *,
+    token: str = "",
 ) -> NodeCommand:
     """Server s<index> (1-based): its TOML config written into ``config_dir``."""
     name = f"s{index}"
@@ -127,6 +128,8 @@ def server_command(
         "listen": [f"udp:{host}:{SIP_PORT}", f"tcp:{host}:{SIP_PORT}"],
         "store": url,
         "http": f"{host}:{HTTP_PORT}",
+        # The run's token: off loopback (netns hosts) an API without one refuses to start.
+        "http_token": token,
         "answer": [{"pattern": p, "action": "answer", "max_hold": s.max_hold} for p in s.answer],
         # The paper's servers shared users, not calls: a call dies with its server.
         "share_dialogs": plan.profile != "paper",
@@ -138,7 +141,8 @@ def server_command(
 
 
 def dispatcher_command(
-    plan: Plan, index: int, block: AddressBlock, config_dir: Path, *, fence_command: str = ""
+    plan: Plan, index: int, block: AddressBlock, config_dir: Path, *, fence_command: str = "",
+    token: str = "",
 ) -> NodeCommand:
     """Dispatcher d<index> of the pair: its TOML config written into ``config_dir``.
 
@@ -162,6 +166,7 @@ def dispatcher_command(
         "advertise": f"{service}:{SIP_PORT}",
         "algorithm": d.scheduler,
         "http": f"{own}:{HTTP_PORT}",
+        "token": token,
         "failover_timeout": d.failover_timeout,
         "max_attempts": 3 if d.failover else 1,
         "dialog_aware": d.failover,
@@ -253,7 +258,7 @@ def controller_address(block: AddressBlock) -> str:
 
 def sipha_controller_command(
     plan: Plan, agents: int, phase: Phase, block: AddressBlock, jsonl: Path, name: str,
-    *, http_port: int | None = None, token: str = "",
+    *, http_port: int | None = None, token: str = "", keys: Path | None = None,
 ) -> NodeCommand:
     """The load controller of the sipha-engine testers for one phase: it waits for ``agents``
     agents, gives each its share of the rate (``phase.rate`` per tester, so the total is
@@ -272,16 +277,23 @@ def sipha_controller_command(
     if phase.ramp_step > 0 and phase.ramp_max is not None:
         argv += ["--ramp", f"{phase.ramp_step * agents:g}/{phase.ramp_interval:g}s",
                  "--max-rate", f"{phase.ramp_max * agents:g}"]
+    if keys is not None:
+        # CurveZMQ: only the run's agents join (required off loopback, in netns mode).
+        argv += ["--keys", str(keys)]
     if http_port is not None:
         # The live page changes the rate through it (POST /rate with the run's token).
         argv += ["--http", f"{block.controller}:{http_port}", "--token", token]
     return NodeCommand(name, "controller", argv, block.controller)
 
 
-def sipha_agent_command(tester: Tester, index: int, block: AddressBlock, name: str) -> NodeCommand:
-    """One sipha load agent (a tester of the plan) joining the controller."""
+def sipha_agent_command(tester: Tester, index: int, block: AddressBlock, name: str, *,
+                        keys: Path | None = None) -> NodeCommand:
+    """One sipha load agent (a tester of the plan) joining the controller (with its CurveZMQ
+    key pair named after the tester, from ``keys``)."""
     argv = sipha_argv("load", "agent", "--controller", controller_address(block),
                       "--id", tester.name)
+    if keys is not None:
+        argv += ["--keys", str(keys), "--key", tester.name]
     return NodeCommand(name, "tester", argv, block.tester(index))
 
 

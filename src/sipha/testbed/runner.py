@@ -48,6 +48,7 @@ from pathlib import Path
 import msgspec
 
 from sipha.common.process import wait_sip_options, wait_tcp
+from sipha.loadtest.curve import create_keys
 from sipha.report.model import (
     CALLS,
     EVENTS,
@@ -156,9 +157,8 @@ class Runner:
         # The live page (``--web``): what the terminal view shows, and controls.
         self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
                     if web is not None else None)
-        # The load controllers' HTTP APIs (phase -> HOST:PORT) and their token, for the page.
+        # The load controllers' HTTP APIs (phase -> HOST:PORT), for the page's rate control.
         self._controller_http: dict[int, str] = {}
-        self._control_token = secrets.token_urlsafe(18)
         self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
         self.netem = netem  # whether the kernel has sch_netem
         # Absolute: every node runs with the results folder as its working directory, so a
@@ -180,7 +180,9 @@ class Runner:
         self._started_phases: set[int] = set()
         self._writers: dict[str, JsonlWriter] = {}
         self._held: list[tuple[str, Event | RoleSample]] = []
-        self._poller = HttpPoller()
+        # The nodes' APIs take the run's token (required off loopback, in netns mode).
+        self._control_token = secrets.token_urlsafe(18)
+        self._poller = HttpPoller(token=self._control_token)
         self._cpu = CpuSampler()
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
         self._last_usage: dict[str, tuple[float, float]] = {}  # node -> (CPU %, RSS MB)
@@ -270,6 +272,7 @@ class Runner:
             # Shutdown blocks (waits for processes): keep it off the loop, but finish it even
             # if this task is cancelled.
             await asyncio.shield(asyncio.to_thread(self._stop_all))
+            shutil.rmtree(self.out / "keys", ignore_errors=True)  # secrets of this run only
             self._flush_takeovers(self.now(), all_=True)
             leftovers = self.procs.leftovers()
             self._set_t0(self._t0 or time.time())  # flush what was held back
@@ -307,6 +310,14 @@ class Runner:
             raise ValueError(outcome.detail)
         self.event("fault", outcome.node, f"{action} from the live page")
         return f"{action} {outcome.node}"
+
+    def _tester_keys(self, names: list[str]) -> Path:
+        """The run's CurveZMQ keys (controller + one pair per sipha tester), made once in a
+        private folder of the results, removed when the run ends."""
+        folder = self.out / "keys"
+        if not (folder / "controller.key").exists():
+            create_keys(folder, names)
+        return folder
 
     async def _web_rate(self, rate: float) -> str:
         live = [tr for tr in self.testers if tr.engine == "sipha"
@@ -378,7 +389,8 @@ class Runner:
                 wait_tcp, block.redis, REDIS_PORT, _START_TIMEOUT))
         # Always: it also creates the store's schema once, before servers open it together.
         await self._provision(url)
-        servers = [self._add(commands.server_command(plan, i, block, config_dir, url))
+        servers = [self._add(commands.server_command(plan, i, block, config_dir, url,
+                                                     token=self._control_token))
                    for i in range(1, plan.servers.count + 1)]
         for n in servers:
             n.start()
@@ -392,7 +404,8 @@ class Runner:
             fence = self.hosts.write_fence_script(config_dir / "fence.sh", vip=block.service,
                                                   log=self._fenced_log)
         dispatchers = [self._add(commands.dispatcher_command(plan, i, block, config_dir,
-                                                             fence_command=fence))
+                                                             fence_command=fence,
+                                                             token=self._control_token))
                        for i in range(1, plan.dispatchers.count + 1)]
         for n in dispatchers:
             n.start()
@@ -530,6 +543,7 @@ class Runner:
         suffix = f"-p{index + 1}" if len(self.plan.phases) > 1 else ""
         sipha = [(i, t) for i, t in enumerate(self.plan.testers, 1) if t.engine == "sipha"]
         if sipha:
+            keys = self._tester_keys([t.name for _, t in sipha])
             output = self.out / "loadtest" / f"sipha{suffix}.jsonl"
             http_port = None
             if self.web is not None:  # the page changes the rate through the controller
@@ -537,13 +551,13 @@ class Runner:
                 self._controller_http[index] = f"{block.controller}:{http_port}"
             ctl = self._add(commands.sipha_controller_command(
                 self.plan, len(sipha), phase, block, output, f"controller{suffix}",
-                http_port=http_port, token=self._control_token))
+                http_port=http_port, token=self._control_token, keys=keys))
             ctl.expected_exit = True
             ctl.start()
             self.testers.append(_TesterRun("sipha", index, offset, ctl, output, "sipha"))
             for ti, tester in sipha:
                 agent = self._add(commands.sipha_agent_command(
-                    tester, ti, block, f"{tester.name}{suffix}"))
+                    tester, ti, block, f"{tester.name}{suffix}", keys=keys))
                 agent.expected_exit = True
                 agent.start()
         for ti, tester in enumerate(self.plan.testers, 1):
