@@ -59,7 +59,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 unit: setup
-	$(BIN)/python -bb -m pytest
+	$(BIN)/python -bb -m pytest --durations=15
 
 test: setup lint typecheck unit
 
