@@ -6,9 +6,9 @@ STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
 DEB_PKGS  := sip-tester kamailio kamailio-tls-modules redis-server keepalived iproute2 procps curl \
-             baresip-core chromium nftables stress-ng ethtool dnsmasq
+             baresip-core chromium nftables stress-ng ethtool
 DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium nft stress-ng \
-             ethtool dnsmasq
+             ethtool
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean lock
 
