@@ -45,7 +45,7 @@ $(STAMP): pyproject.toml $(LOCK)
 lock:
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q 'uv==$(UV_VERSION)'
-	$(BIN)/uv pip compile pyproject.toml requirements/build.in --extra dev --upgrade \
+	$(BIN)/uv pip compile -q pyproject.toml requirements/build.in --extra dev --upgrade \
 	  --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
 	  --no-header -o $(LOCK)
 	@rm -f $(STAMP)
