@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import time
 
+# Ports handed out for servers to bind later come from below the kernel's ephemeral range
+# (32768-60999 by default): a port taken with bind(0) is an ephemeral one, which any outgoing
+# connection may be given before the server binds it (a clean-clone run failed so: "address
+# already in use" on a port free_port had just checked).
+_PORTS = range(10_000, 20_000)
+_pick = random.Random(int.from_bytes(os.urandom(8), "big"))
+# Ports handed out lately: a caller asking twice before binding must get two ports.
+_recent: collections.deque[int] = collections.deque(maxlen=512)
+
 
 def free_port(host: str = "127.0.0.1", kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on ``host`` right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind((host, 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
+    """A port free for both UDP and TCP on ``host`` right now, outside the ephemeral range.
+    ``kind`` is kept for callers that name the transport they mean; both are checked."""
+    del kind
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(500):
+        port = _pick.choice(_PORTS)
+        if port in _recent:
+            continue
         try:
-            with socket.socket(socket.AF_INET, other) as s2:
-                s2.bind((host, port))
+            for k in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                with socket.socket(family, k) as s:
+                    s.bind((host, port))
         except OSError:
             continue
-        return int(port)
-    raise RuntimeError("no free port found")
+        _recent.append(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORTS.start}-{_PORTS.stop - 1} on {host}")
 
 
 def wait_tcp(host: str, port: int, timeout: float = 10.0) -> None:
