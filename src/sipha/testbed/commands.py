@@ -282,7 +282,8 @@ def sipha_controller_command(
         argv += ["--keys", str(keys)]
     if http_port is not None:
         # The live page changes the rate through it (POST /rate with the run's token).
-        argv += ["--http", f"{block.controller}:{http_port}", "--token", token]
+        # --token=VALUE: a random token may start with "-", which argparse would take for a flag.
+        argv += ["--http", f"{block.controller}:{http_port}", f"--token={token}"]
     return NodeCommand(name, "controller", argv, block.controller)
 
 
