@@ -74,6 +74,7 @@ from sipha.testbed.addresses import (
     allocate_block,
 )
 from sipha.testbed.faults import FaultInjector
+from sipha.testbed.hostmap import netns_hosts, wired_hosts
 from sipha.testbed.livepage import RunActions, RunPage
 from sipha.testbed.nemesis import Applier, Nemesis, Transition, kernel_has_netem
 from sipha.testbed.netns import BRIDGE_ADDRESS, Hosts, run_prefix, unavailable
@@ -96,8 +97,6 @@ from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_s
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
-# Fault actions only sch_netem can apply.
-NETEM_ONLY = frozenset({"delay", "reorder", "corrupt"})
 _ROLE_POLL = 0.1
 _SAMPLE = 1.0
 _START_TIMEOUT = 20.0
@@ -734,30 +733,6 @@ class Runner:
             roles = {d: self.roles.role_of(d) for d in self.roles.roles}
             self.web.snapshot(snap, calls, dict(self._last_server), roles,
                               dict(self._last_usage))
-
-
-def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:
-    """Host name -> address of every host of a netns run."""
-    hosts = {f"d{i}": block.dispatcher(i) for i in range(1, plan.dispatchers.count + 1)}
-    hosts |= {f"s{i}": block.server(i) for i in range(1, plan.servers.count + 1)}
-    if plan.store.kind == "redis" and not plan.store.url:
-        hosts["redis"] = block.redis
-    hosts["controller"] = block.controller
-    hosts |= {t.name: block.tester(i) for i, t in enumerate(plan.testers, 1)}
-    return hosts
-
-
-def wired_hosts(plan: Plan) -> list[str]:
-    """The hosts that carry a delay, reorder or corrupt fault's traffic through a bump in the
-    wire when the kernel has no netem: each named host (a group's members), a link's first."""
-    groups = group_members(plan)
-    wired: list[str] = []
-    for f in plan.faults:
-        if f.action in NETEM_ONLY:
-            for h in [f.link[0]] if f.link else groups.get(f.target, [f.target]):
-                if h not in wired:
-                    wired.append(h)
-    return wired
 
 
 def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,
