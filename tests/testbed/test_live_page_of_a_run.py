@@ -2,7 +2,8 @@
 sipha tester), in Chromium. Counters and the calls chart advance each second; without the token
 every control is refused; "kill" on a server marks it killed and puts the fault on the timeline
 (and in the run's events, like a scheduled fault); a new rate is followed within a couple of
-seconds; "stop" ends the run."""
+seconds; a server drained from the page shows as draining (its state at the active
+dispatcher); "stop" ends the run."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
             page.wait_for_function(f"Number(document.getElementById('chart-calls')"
                                    f".dataset.points) > {points}", timeout=8000)
             page.wait_for_selector("#nodes tr[data-name='s2']")
+            assert not page.is_visible("#net-inject")  # network faults need a netns run
 
             page.select_option("#fault-node", "s2")
             page.select_option("#fault-action", "kill")
@@ -95,6 +97,15 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
                                    " === '200'")
             page.wait_for_function("Number(document.getElementById('rate-now').textContent)"
                                    " >= 40", timeout=8000)
+            # Drain s1 on the dispatchers: the page shows the state the active one reports.
+            page.select_option("#server-node", "s1")
+            page.select_option("#server-state", "draining")
+            page.click("#set-server")
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '200'")
+            page.wait_for_selector("#nodes tr[data-name='s1'].state-draining", timeout=8000)
+            rows = page.evaluate("fetch('/api/state').then((r) => r.json())")["rows"]
+            assert all("retransmissions" in r for r in rows)
             # docs/figures/live-page.png was taken here, a few seconds after the kill.
             page.screenshot(path=str(tmp_path / "live-page.png"), full_page=True)
             page.click("#stop")
