@@ -8,19 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from sipha.common.process import free_port
 from sipha.testbed.netns import unavailable
 from tests.browser import browser_page
-from tests.testbed.test_live_page_of_a_run import _address
+from tests.testbed.live_run import live_run
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -45,16 +39,8 @@ recv_timeout = 5
 
 def test_network_fault_from_the_page_of_a_netns_run(tmp_path: Path) -> None:
     assert unavailable(euid=os.geteuid(), which=shutil.which) is None, "netns runs need root"
-    plan = tmp_path / "live-netns.toml"
-    plan.write_text(PLAN)
-    out = tmp_path / "results"
-    web = free_port(kind=socket.SOCK_STREAM)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sipha", "run", str(plan), "--out", str(out),
-         "--web", f"127.0.0.1:{web}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        url, token = _address(proc, time.monotonic() + 60)
+    with live_run(tmp_path, PLAN, start_timeout=60) as run:
+        proc, url, token, out = run.proc, run.url, run.token, run.out
         with browser_page() as page:
             page.goto(url)
             page.wait_for_function("Number(document.getElementById('attempted-total')"
@@ -79,7 +65,3 @@ def test_network_fault_from_the_page_of_a_netns_run(tmp_path: Path) -> None:
         assert cuts
         assert "from the live page" in cuts[0]["detail"]
         assert "failed" not in cuts[0]["detail"]
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)

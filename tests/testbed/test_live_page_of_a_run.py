@@ -8,19 +8,12 @@ dispatcher); "stop" ends the run."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from sipha.common.process import free_port
 from tests.browser import browser_page
+from tests.testbed.live_run import live_run
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -39,31 +32,9 @@ hold = 1
 """
 
 
-def _address(proc: subprocess.Popen[str], deadline: float) -> tuple[str, str]:
-    assert proc.stderr is not None
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        m = re.search(r"live page: (\S+)\s+\(controls token, shown once: (\S+)\)", line)
-        if m:
-            return m.group(1), m.group(2)
-    raise AssertionError(f"sipha run printed no live page address: {''.join(seen)[-2000:]}")
-
-
 def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
-    plan = tmp_path / "live.toml"
-    plan.write_text(PLAN)
-    out = tmp_path / "results"
-    web = free_port(kind=socket.SOCK_STREAM)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sipha", "run", str(plan), "--out", str(out),
-         "--web", f"127.0.0.1:{web}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        url, token = _address(proc, time.monotonic() + 30)
+    with live_run(tmp_path, PLAN) as run:
+        proc, url, token, out = run.proc, run.url, run.token, run.out
         with browser_page() as page:
             page.goto(url)
             page.wait_for_function("Number(document.getElementById('attempted-total')"
@@ -118,7 +89,3 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
         assert kills
         assert "live page" in kills[0]["detail"]
         assert (out / "report.html").exists()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
