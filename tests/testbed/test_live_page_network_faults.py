@@ -49,7 +49,7 @@ def test_network_fault_from_the_page_of_a_netns_run(tmp_path: Path) -> None:
             page.fill("#token", token)
             page.select_option("#net-kind", "partition")
             page.select_option("#net-node", "s2")
-            page.fill("#net-duration", "6")
+            page.fill("#net-duration", "12")
             page.click("#net-inject")
             page.wait_for_function("document.getElementById('control-result').dataset.status"
                                    " === '200'")
