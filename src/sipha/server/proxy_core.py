@@ -289,7 +289,7 @@ class ProxyCore:
     def on_cancel(self, txn: ServerTransaction, now: float) -> list[Action] | None:
         """The caller CANCELled the INVITE of ``txn``; None when it is not one of ours."""
         call = self.pending.get(txn)
-        if call is None:
+        if call is None or not call.invite:  # §9.1: only an INVITE is cancelled
             return None
         return self._input(call, CallInput.CANCEL, now, [])
 
@@ -350,7 +350,10 @@ class ProxyCore:
             elif do is Do.FAIL_OPEN:
                 for b in call.branches:
                     if b.final is None:
-                        self._branch_final(b, build_response(call.request, 408), True)
+                        # Counted as 408, but its client transaction lives on: a CANCEL it
+                        # waits for still goes on its first provisional.
+                        self._branch_final(b, build_response(call.request, 408), True,
+                                           step=False)
             elif do is Do.SEND_BEST or do is Do.SEND_BEST_CANCELLED:
                 self._send_best(call, out, cancelled=do is Do.SEND_BEST_CANCELLED)
             elif do is Do.FORK:
@@ -369,8 +372,10 @@ class ProxyCore:
         if rule.send_cancel and branch.call.invite:  # §9.1: a non-INVITE is not CANCELled
             out.append(SendCancel(build_cancel(branch.request), branch.peer))
 
-    def _branch_final(self, branch: Branch, response: Response, synthetic: bool) -> None:
-        self._branch_step(branch, BranchInput.FINAL, [])
+    def _branch_final(self, branch: Branch, response: Response, synthetic: bool, *,
+                      step: bool = True) -> None:
+        if step:
+            self._branch_step(branch, BranchInput.FINAL, [])
         if branch.final is not None:
             return  # a retransmitted 2xx
         branch.final = response.status
