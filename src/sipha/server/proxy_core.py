@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sipha.server.local import HopSpec, Local, hop_spec
-from sipha.server.policy import FTAG_PARAM, TOKEN_PARAM, dialog_token
+from sipha.server.forking import CachedHop, Target, Unresolved, branch_requests, targets_of
+from sipha.server.local import HopSpec, Local
 from sipha.server.proxy_rules import (
     BRANCH_TABLE,
     CALL_TABLE,
@@ -44,15 +44,9 @@ from sipha.server.proxy_rules import (
     classify,
     rank,
 )
-from sipha.server.registrar import contact_uri_of
-from sipha.server.routing import loop_hash
 from sipha.server.status import NodeStats
-from sipha.sip.address import parse_name_addr
-from sipha.sip.branch import make_branch
-from sipha.sip.errors import SipParseError
 from sipha.sip.message import Request, Response, build_response
 from sipha.sip.transaction import ServerTransaction, TerminationReason, build_cancel
-from sipha.sip.uri import parse_uri
 from sipha.store import Binding
 from sipha.transport import Peer
 
@@ -70,9 +64,6 @@ __all__ = [
     "Target",
 ]
 
-Target = tuple[str | None, Peer, tuple[str, ...]]  # Request-URI (None: unchanged), hop, Path
-Unresolved = tuple[str | None, HopSpec, tuple[str, ...]]
-CachedHop = Callable[[HopSpec, str], Peer | None]
 MAX_RESOLVED_CONTACTS = 8  # contacts come from REGISTERs: bound the DNS work per call
 _OPEN = (CallPhase.LOCATING, CallPhase.PROCEEDING, CallPhase.CANCELLED)
 
@@ -220,23 +211,7 @@ class ProxyCore:
         if not bindings:
             return self._input(call, CallInput.NOT_LOCATED, now, [],
                                status=480 if user_exists else 404)
-        targets: list[Target] = []
-        unresolved: list[Unresolved] = []
-        for b in bindings:
-            contact = contact_uri_of(b.raw)
-            try:
-                # RFC 3327: a binding with a Path is reached through it, its first entry first.
-                first = parse_name_addr(b.path[0]).uri if b.path else parse_uri(contact)
-            except SipParseError:
-                continue
-            spec = hop_spec(first)
-            if spec is None:
-                continue
-            hop = self.cached_hop(spec, call.peer.transport)
-            if hop is not None:
-                targets.append((contact, hop, b.path))
-            else:
-                unresolved.append((contact, spec, b.path))
+        targets, unresolved = targets_of(bindings, call.peer.transport, self.cached_hop)
         if unresolved and call.phase is CallPhase.LOCATING:
             return [Resolve(call, tuple(targets), tuple(unresolved[:MAX_RESOLVED_CONTACTS]))]
         return self.on_resolved(call, targets, now)
@@ -406,35 +381,9 @@ class ProxyCore:
         out.append(Respond(call.server_txn, response))
 
     def _fork(self, call: Call, targets: Sequence[Target], out: list[Action]) -> None:
-        request = call.request
-        local = self.local
-        in_transport = call.peer.transport
-        mark = loop_hash(request)
-        rr = self.record_route and call.invite and request.to_tag is None
-        rr_params = ""
-        if rr and request.from_tag:
-            # The dialog token (policy.py): later requests of this dialog present it in their
-            # Route and are forwarded without credentials, by whichever server gets them.
-            ftag = request.from_tag
-            token = dialog_token(self.secret, request.call_id, ftag)
-            rr_params = f";{FTAG_PARAM}={ftag};{TOKEN_PARAM}={token}"
-        for ruri, hop, path in targets:
-            fwd = request.copy()
-            if ruri is not None:
-                fwd.set_uri(ruri)
-            fwd.decrement_max_forwards()
-            for value in reversed(path):
-                fwd.insert_header("Route", value)  # RFC 3327 §5: the Path as Route set
-            if rr:
-                # §16.6 step 4, double Record-Route when the transport changes, so each side
-                # reaches us over its own transport.
-                if hop.transport != in_transport:
-                    fwd.add_record_route(local.record_route(in_transport, rr_params))
-                fwd.add_record_route(local.record_route(hop.transport, rr_params))
-            # Signed: the loop mark cannot be forged, and a stray response must show one of
-            # our branches to be forwarded (Proxy.forward_stray).
-            branch_id = make_branch(mark, local.unique().encode(), self.secret)
-            fwd.push_via(local.via(hop.transport, branch_id))
+        for fwd, hop in branch_requests(call.request, targets, in_transport=call.peer.transport,
+                                        local=self.local, secret=self.secret,
+                                        record_route=self.record_route):
             b = Branch(call, fwd, hop)
             call.branches.append(b)
             call.open_branches += 1
