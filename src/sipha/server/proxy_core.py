@@ -18,7 +18,8 @@ socket, store or DNS: each method takes ``now`` and returns the actions for the 
   :meth:`ProxyCore.on_resolved`.
 
 Timer C (§16.6 step 11) is the only timer: one deadline per INVITE call, kept in a heap with
-lazy deletion (an entry counts while its call is open and still has that deadline), exposed by
+lazy deletion (an entry counts while its call is open; a restarted Timer C moves its entry
+when it surfaces), exposed by
 :meth:`~ProxyCore.next_deadline`; the service arms one loop timer and calls
 :meth:`~ProxyCore.on_timer`. A call leaves :attr:`~ProxyCore.pending` when its final goes
 upstream; its branches keep it (as their client transactions' owner) for late responses.
@@ -50,19 +51,8 @@ from sipha.sip.transaction import ServerTransaction, TerminationReason, build_ca
 from sipha.store import Binding
 from sipha.transport import Peer
 
-__all__ = [
-    "Action",
-    "Branch",
-    "Call",
-    "ForwardUpstream",
-    "LookUp",
-    "ProxyCore",
-    "Resolve",
-    "Respond",
-    "SendBranch",
-    "SendCancel",
-    "Target",
-]
+__all__ = ["Action", "Branch", "Call", "ForwardUpstream", "LookUp", "ProxyCore", "Resolve",
+           "Respond", "SendBranch", "SendCancel", "Target"]
 
 MAX_RESOLVED_CONTACTS = 8  # contacts come from REGISTERs: bound the DNS work per call
 _OPEN = (CallPhase.LOCATING, CallPhase.PROCEEDING, CallPhase.CANCELLED)
@@ -271,28 +261,36 @@ class ProxyCore:
     def next_deadline(self) -> float | None:
         """When :meth:`on_timer` next has work (Timer C of some call), or None."""
         heap = self._heap
-        while heap and not self._valid(heap[0]):
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        while heap:
+            deadline, _, call = heap[0]
+            current = call.timer_c_deadline
+            if current is None or call.phase not in _OPEN:
+                heapq.heappop(heap)  # the call has its final: Timer C is stopped
+            elif current != deadline:
+                # Restarted by a provisional (deadlines only move later): the entry moves
+                # when it surfaces, so a restart costs one assignment, not a heap push.
+                heapq.heapreplace(heap, (current, next(self._seq), call))
+            else:
+                return deadline
+        return None
 
     def on_timer(self, now: float) -> list[Action]:
         """Fire every Timer C due at ``now``."""
         out: list[Action] = []
         heap = self._heap
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            if self._valid(entry):
-                out.extend(self._input(entry[2], CallInput.TIMER_C, now, []))
-        return out
-
-    def _valid(self, entry: tuple[float, int, Call]) -> bool:
-        call = entry[2]
-        return call.timer_c_deadline == entry[0] and call.phase in _OPEN
+        while True:
+            deadline = self.next_deadline()
+            if deadline is None or deadline > now:
+                return out
+            call = heapq.heappop(heap)[2]
+            call.timer_c_deadline = None
+            out.extend(self._input(call, CallInput.TIMER_C, now, []))
 
     def _arm_timer_c(self, call: Call, now: float) -> None:
-        deadline = now + self.timer_c
-        call.timer_c_deadline = deadline
-        heapq.heappush(self._heap, (deadline, next(self._seq), call))
+        # One heap entry per call, pushed at the start (see next_deadline for restarts).
+        if call.timer_c_deadline is None:
+            heapq.heappush(self._heap, (now + self.timer_c, next(self._seq), call))
+        call.timer_c_deadline = now + self.timer_c
 
     # -- the table -------------------------------------------------------------------------------
     def _input(self, call: Call, i: CallInput, now: float, out: list[Action], *,
