@@ -25,14 +25,15 @@ answered, an ACK before the 200) are dropped, the phase unchanged.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from sipha.sip.fastenum import IdentityEnum
 
 __all__ = ["ANSWER_TABLE", "AnswerInput", "AnswerPhase", "Do", "Rule", "Timer", "classify_timer"]
 
 
-class AnswerPhase(enum.Enum):
+class AnswerPhase(IdentityEnum):
     RINGING = "ringing"
     ALERTING = "alerting"
     STORING = "storing"
@@ -42,7 +43,7 @@ class AnswerPhase(enum.Enum):
     ENDED = "ended"
 
 
-class AnswerInput(enum.Enum):
+class AnswerInput(IdentityEnum):
     RING_TIMEOUT = "ring_timeout passed (ring-no-answer)"
     ANSWER_TIME = "ring_time passed (answer)"
     STORED = "the dialog record is written (or the write failed)"
@@ -54,7 +55,7 @@ class AnswerInput(enum.Enum):
     BYE = "a BYE in the dialog"
 
 
-class Timer(enum.Enum):
+class Timer(IdentityEnum):
     """The timers of a call (at most one deadline each)."""
 
     RING = "ring"
@@ -72,7 +73,7 @@ def classify_timer(timer: Timer, phase: AnswerPhase, *, ack_overdue: bool) -> An
     return AnswerInput.HOLD_EXPIRED
 
 
-class Do(enum.Enum):
+class Do(IdentityEnum):
     """The actions of `ANSWER_TABLE`, performed in order by `answering_core.AnsweringCore`."""
 
     FORGET = "stop the call's timers and forget it"

@@ -97,6 +97,14 @@ class Proxy(Routing):
         self.pending = self.core.pending
         self._handle: asyncio.TimerHandle | None = None
         self._armed_at: float | None = None
+        self._clock: Callable[[], float] | None = None
+
+    def _now(self) -> float:
+        """The loop's time, which the transaction layer runs on too."""
+        clock = self._clock
+        if clock is None:
+            clock = self._clock = self.layer.loop.time
+        return clock()
 
     # -- next hops ------------------------------------------------------------------------------
     async def resolve(self, spec: HopSpec, transport: str) -> Peer:
@@ -115,23 +123,23 @@ class Proxy(Routing):
     # -- inputs from the node -------------------------------------------------------------------
     def to_user(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         """Proxy a request to the subscriber its Request-URI names (location service)."""
-        self._run(self.core.to_user(request, txn, peer, self.layer.now()))
+        self._run(self.core.to_user(request, txn, peer, self._now()))
 
     def to_next_hop(
         self, request: Request, txn: ServerTransaction, peer: Peer, spec: HopSpec
     ) -> None:
         """Forward by Route / Request-URI (in-dialog requests, pre-loaded routes)."""
-        self._run(self.core.to_next_hop(request, txn, peer, spec, self.layer.now()))
+        self._run(self.core.to_next_hop(request, txn, peer, spec, self._now()))
 
     def on_response(self, response: Response, branch: Branch) -> None:
-        self._run(self.core.on_response(branch, response, self.layer.now()))
+        self._run(self.core.on_response(branch, response, self._now()))
 
     def on_terminated(self, branch: Branch, reason: TerminationReason) -> None:
-        self._run(self.core.on_branch_ended(branch, reason, self.layer.now()))
+        self._run(self.core.on_branch_ended(branch, reason, self._now()))
 
     def cancel(self, invite_txn: ServerInviteTransaction) -> bool:
         """Cancel the call in ``invite_txn`` (§16.10); False if it is not ours."""
-        actions = self.core.on_cancel(invite_txn, self.layer.now())
+        actions = self.core.on_cancel(invite_txn, self._now())
         if actions is None:
             return False
         self._run(actions)
@@ -154,7 +162,10 @@ class Proxy(Routing):
                 self._look_up(a)  # type: ignore[arg-type]
             elif t is Resolve:
                 self.spawn(self._resolve(a))  # type: ignore[arg-type]
-        self._rearm()
+        if self._handle is None:
+            # An armed timer is never late: every Timer C armed since is later (the same
+            # duration from a later now), and restarts only move deadlines later.
+            self._rearm()
 
     def _forward_up(self, txn: ServerTransaction, response: Response) -> None:
         if (
@@ -176,7 +187,7 @@ class Proxy(Routing):
             bindings = None  # the async path reports it (and answers 500)
         if bindings:
             self._run(self.core.on_bindings(a.call, bindings, user_exists=True,
-                                            now=self.layer.now()))
+                                            now=self._now()))
         else:
             self.spawn(self._locate(a))
 
@@ -187,10 +198,10 @@ class Proxy(Routing):
         except Exception:
             self.stats.store_errors += 1
             log.exception("location lookup failed for %s", a.aor)
-            self._run(self.core.on_not_located(a.call, 500, self.layer.now()))
+            self._run(self.core.on_not_located(a.call, 500, self._now()))
             return
         self._run(self.core.on_bindings(a.call, bindings, user_exists=exists,
-                                        now=self.layer.now()))
+                                        now=self._now()))
 
     async def _resolve(self, a: Resolve) -> None:
         targets: list[Target] = list(a.targets)
@@ -204,7 +215,7 @@ class Proxy(Routing):
                 log.info("next hop %s not resolved: %s", spec[0][:80], exc.reason)
                 if ruri is None:
                     status = exc.status  # a Route or Request-URI: the DNS's own status
-        now = self.layer.now()
+        now = self._now()
         if targets:
             self._run(self.core.on_resolved(a.call, targets, now))
         else:
@@ -227,7 +238,7 @@ class Proxy(Routing):
         self._handle = None
         self._armed_at = None
         try:
-            self._run(self.core.on_timer(self.layer.now()))
+            self._run(self.core.on_timer(self._now()))
         except Exception:  # a bug must not stop Timer C of every call
             log.exception("proxy timers failed")
             self._rearm()

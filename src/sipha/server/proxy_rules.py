@@ -34,9 +34,10 @@ provisionally (RFC 3261 §9.1); one wanted earlier is sent on the branch's first
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from sipha.sip.fastenum import IdentityEnum
 
 __all__ = [
     "BRANCH_TABLE",
@@ -53,7 +54,7 @@ __all__ = [
 ]
 
 
-class CallPhase(enum.Enum):
+class CallPhase(IdentityEnum):
     """The phase of a proxied request (see the module docstring)."""
 
     LOCATING = "locating"
@@ -63,7 +64,7 @@ class CallPhase(enum.Enum):
     COMPLETED = "completed"
 
 
-class CallInput(enum.Enum):
+class CallInput(IdentityEnum):
     LOCATED = "the targets are known"
     NOT_LOCATED = "no target: a status to answer (404, 480, 482, 500, 503, 408)"
     RESPONSE_100 = "100 from a branch"
@@ -77,7 +78,7 @@ class CallInput(enum.Enum):
     TIMER_C = "Timer C fired"
 
 
-class Do(enum.Enum):
+class Do(IdentityEnum):
     """The actions of `CALL_TABLE`, performed in order by `proxy_core.ProxyCore`."""
 
     FORK = "send the request to every target, each in a branch of its own"
@@ -206,7 +207,7 @@ CALL_TABLE: Mapping[tuple[CallPhase, CallInput], Rule] = {
 """(call phase, input) -> rule; complete over all pairs."""
 
 
-class BranchPhase(enum.Enum):
+class BranchPhase(IdentityEnum):
     """The phase of one branch (one target, one client transaction)."""
 
     CALLING = "calling"
@@ -221,7 +222,7 @@ class BranchPhase(enum.Enum):
     """It has its final (a real one, or a synthetic 408/503)."""
 
 
-class BranchInput(enum.Enum):
+class BranchInput(IdentityEnum):
     PROVISIONAL = "a provisional response"
     CANCEL = "the call CANCELs this branch"
     FINAL = "a final response (or the transaction ended without one)"
