@@ -1,6 +1,7 @@
 """Real phones (baresip) through one sipha server as registrar and proxy: digest registration,
 calls in both directions with media, busy, cancel while ringing, hold/resume (re-INVITE),
-MESSAGE, blind transfer (REFER/NOTIFY) between three phones.
+MESSAGE, blind transfer (REFER/NOTIFY) between three phones, parallel forking to two phones of
+one user (RFC 3261 §16.7).
 
 Through the dispatcher pair is issue 13's next step (the dispatcher must act as the edge)."""
 
@@ -116,3 +117,25 @@ def test_blind_transfer_between_three_phones(srv: Server, tmp_path: Path) -> Non
         a.wait_event("TRANSFER", timeout=5)
         c.wait_event("CALL_ESTABLISHED", timeout=10)  # alice called carol
         b.wait_event("CALL_CLOSED", timeout=10)  # bob's call ends once the transfer succeeded
+
+
+def test_parallel_forking_to_two_phones_of_one_user(srv: Server, tmp_path: Path) -> None:
+    # RFC 3261 §16.6/§16.7: bob registered two phones; both ring, the first to answer gets the
+    # call, the other is CANCELled.
+    bob1 = Phone("bob1", Account("bob", "bob-secret", outbound=f"sip:{srv.target};transport=udp",
+                                 answermode="manual"), tmp_path)
+    bob2 = Phone("bob2", Account("bob", "bob-secret", outbound=f"sip:{srv.target};transport=udp",
+                                 answermode="manual"), tmp_path)
+    with phones(_phone("alice", srv, tmp_path), bob1, bob2) as (a, b1, b2):
+        for p in (a, b1, b2):
+            p.registered()
+        a.command("dial", "sip:bob@sipha.local")
+        b1.wait_event("CALL_INCOMING")
+        b2.wait_event("CALL_INCOMING")
+        b1.command("accept")
+        a.wait_event("CALL_ESTABLISHED")
+        b1.wait_event("CALL_ESTABLISHED")
+        b2.wait_event("CALL_CLOSED")  # the loser's INVITE was CANCELled
+        assert "\nCANCEL sip:bob" in b2.tail(1_000_000)
+        a.command("hangup")
+        b1.wait_event("CALL_CLOSED")

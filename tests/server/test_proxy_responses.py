@@ -111,6 +111,14 @@ def test_timer_c_gives_408_and_cancels_the_ringing_callee(tmp_path: Path) -> Non
         cancel = callee.recv()
         assert isinstance(cancel, Request)
         assert cancel.method == "CANCEL"
+        # The callee answered before the CANCEL reached it: its 2xx still reaches the caller
+        # (RFC 3261 §16.7 step 5, statelessly: the caller's transaction has its 408), who can
+        # then ACK and BYE the call instead of leaving it up at the callee.
+        _answer(callee, cancel, 481)
+        _answer(callee, invite, 200)
+        late = ua.recv_final()
+        assert (late.status, late.method) == (200, "INVITE")
+        assert [v.host for v in late.vias] == ["127.0.0.1"]  # the proxy's Via is gone
 
 
 def test_invite_authentication_407(tmp_path: Path) -> None:
