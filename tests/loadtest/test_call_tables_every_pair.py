@@ -56,6 +56,8 @@ CANCELLING INVITE_2XX -> CONFIRMED: CONFIRM ACK_2XX ARM_HOLD
 CANCELLING INVITE_CHALLENGE -> COMPLETED: ACK_FINAL FAIL [timeout]
 CANCELLING INVITE_REJECTED -> COMPLETED: ACK_FINAL FAIL [timeout]
 CANCELLING BYE_RECEIVED -> ENDED: FAIL [unexpected]
+CANCELLING CANCEL_ANSWERED -> CANCELLING: STOP_CANCEL
+CANCELLING RETRANSMIT_DUE -> CANCELLING: RETRANSMIT_REQUEST
 CANCELLING DEADLINE -> ENDED: FAIL [timeout]
 CANCELLING ABANDON -> ENDED: FAIL [drain-timeout]
 CONFIRMED INVITE_2XX -> CONFIRMED: RESEND_ACK
@@ -67,7 +69,7 @@ BYE_SENT BYE_2XX -> ENDED: SUCCEED
 BYE_SENT BYE_CHALLENGE -> BYE_SENT: BYE_WITH_CREDENTIALS
 BYE_SENT BYE_REJECTED -> ENDED: FAIL [bye-failed]
 BYE_SENT BYE_RECEIVED -> ENDED: SUCCEED
-BYE_SENT RETRANSMIT_DUE -> BYE_SENT: RETRANSMIT_BYE
+BYE_SENT RETRANSMIT_DUE -> BYE_SENT: RETRANSMIT_REQUEST
 BYE_SENT DEADLINE -> ENDED: FAIL [bye-failed]
 BYE_SENT ABANDON -> ENDED: FAIL [drain-timeout]
 COMPLETED INVITE_CHALLENGE -> COMPLETED: RESEND_ACK
@@ -171,8 +173,8 @@ def uac(users: UserRange | None = USERS) -> UacEngine:
 
 
 def _respond(e: UacEngine, call: InviteCall, status: int, method: str, now: float,
-             extra: bytes = b"") -> None:
-    cseq = call.invite_cseq if method == "INVITE" else call.cseq
+             extra: bytes = b"", cseq: int = 0) -> None:
+    cseq = cseq or (call.cseq if method == "BYE" else call.invite_cseq)
     raw = FAR.request(method, "sip:x@y", branch="z9hG4bKx", from_=call.from_hdr,
                       to=call.to_hdr, call_id=call.call_id, cseq=cseq)
     req = scan(raw)
@@ -211,7 +213,7 @@ def call_in(state: CallState) -> tuple[UacEngine, InviteCall, float]:
 _CALL_SENDS = {
     "RETRANSMIT_INVITE": "INVITE", "AUTHENTICATE": "INVITE", "ACK_2XX": "ACK",
     "RESEND_ACK": "ACK", "ACK_FINAL": "ACK", "SEND_CANCEL": "CANCEL", "SEND_BYE": "BYE",
-    "RETRANSMIT_BYE": "BYE", "BYE_WITH_CREDENTIALS": "BYE",
+    "BYE_WITH_CREDENTIALS": "BYE",
 }
 
 
@@ -227,7 +229,8 @@ def _feed_call(e: UacEngine, call: InviteCall, event: CallInput, now: float) -> 
         CallInput.BYE_2XX: lambda: _respond(e, call, 200, "BYE", now),
         CallInput.BYE_CHALLENGE: lambda: _respond(e, call, 401, "BYE", now, auth),
         CallInput.BYE_REJECTED: lambda: _respond(e, call, 500, "BYE", now),
-        CallInput.OTHER_RESPONSE: lambda: _respond(e, call, 200, "CANCEL", now),
+        CallInput.CANCEL_ANSWERED: lambda: _respond(e, call, 200, "CANCEL", now),
+        CallInput.OTHER_RESPONSE: lambda: _respond(e, call, 200, "INVITE", now, cseq=99),
         CallInput.BYE_RECEIVED: lambda: call.on_bye(now),
         CallInput.RETRANSMIT_DUE: lambda: call.on_timer(min(now, call.deadline - 1e-6)),
         CallInput.DEADLINE: lambda: call.on_timer(max(now, call.deadline)),
@@ -244,8 +247,9 @@ def test_a_uac_call_does_what_its_rule_says(state: CallState, event: CallInput) 
     e.flush_partial_second()
     _feed_call(e, call, event, now + 0.001)
     e.flush_partial_second()
+    again = "CANCEL" if state is CallState.CANCELLING else "BYE"  # RETRANSMIT_REQUEST
     assert [scan(m).method.decode() for m in e.out] == [
-        _CALL_SENDS[a] for a in actions if a in _CALL_SENDS
+        _CALL_SENDS.get(a, again) for a in actions if a in _CALL_SENDS or a == "RETRANSMIT_REQUEST"
     ]
     last = e.reports[-1][1]
     assert last.calls_successful == ("SUCCEED" in actions)
@@ -264,6 +268,8 @@ def test_the_classifier_reads_status_cseq_and_whether_a_challenge_may_be_answere
     assert classify_response(401, True, True, False) is CallInput.INVITE_REJECTED
     assert classify_response(401, False, True, True) is CallInput.BYE_CHALLENGE
     assert classify_response(200, True, False, True) is CallInput.OTHER_RESPONSE
+    assert classify_response(200, False, True, True, cancel=True) is CallInput.CANCEL_ANSWERED
+    assert classify_response(100, False, True, True, cancel=True) is CallInput.OTHER_RESPONSE
 
 
 def test_a_challenge_without_a_usable_header_fails_with_its_status() -> None:

@@ -49,7 +49,7 @@ def _retransmit_invite(c: InviteCall, rule: CallRule, msg: Scan | None, now: flo
     c.retransmit(now)
 
 
-def _retransmit_bye(c: InviteCall, rule: CallRule, msg: Scan | None, now: float) -> None:
+def _retransmit_request(c: InviteCall, rule: CallRule, msg: Scan | None, now: float) -> None:
     c.interval = min(c.interval * 2, c.s.timers.t2)  # Timer E (RFC 3261 §17.1.2.2)
     c.retransmit(now)
 
@@ -117,19 +117,26 @@ def _arm_hold(c: InviteCall, rule: CallRule, msg: Scan | None, now: float) -> No
 
 
 def _send_cancel(c: InviteCall, rule: CallRule, msg: Scan | None, now: float) -> None:
-    # RFC 3261 §9.1: CANCEL has the INVITE's branch, Request-URI, Call-ID, CSeq number.
-    c.host.out.append(
-        c.s.builder.request(
-            "CANCEL",
-            c.ruri,
-            branch=c.branch,
-            from_=c.from_hdr,
-            to=c.to_hdr,
-            call_id=c.call_id,
-            cseq=c.cseq,
-        )
+    # RFC 3261 §9.1: CANCEL has the INVITE's branch, Request-URI, Call-ID, CSeq number.  It is
+    # a non-INVITE transaction: Timer E retransmits it until answered; the call waits 64*T1
+    # from now for the INVITE's final response.
+    c.request = c.s.builder.request(
+        "CANCEL",
+        c.ruri,
+        branch=c.branch,
+        from_=c.from_hdr,
+        to=c.to_hdr,
+        call_id=c.call_id,
+        cseq=c.cseq,
     )
-    c.deadline = now + 64 * c.s.timers.t1
+    c.host.out.append(c.request)
+    timers = c.s.timers
+    c.interval = timers.t1
+    c.deadline = now + 64 * timers.t1
+    c.host.arm(c, c.deadline if timers.reliable else now + timers.t1)
+
+
+def _stop_cancel(c: InviteCall, rule: CallRule, msg: Scan | None, now: float) -> None:
     c.host.arm(c, c.deadline)
 
 
@@ -168,7 +175,8 @@ _PERFORM: dict[CallAction, Step] = {
     _A.ARM_HOLD: _arm_hold,
     _A.SEND_CANCEL: _send_cancel,
     _A.SEND_BYE: _send_bye,
-    _A.RETRANSMIT_BYE: _retransmit_bye,
+    _A.RETRANSMIT_REQUEST: _retransmit_request,
+    _A.STOP_CANCEL: _stop_cancel,
     _A.BYE_WITH_CREDENTIALS: _bye_with_credentials,
     _A.SUCCEED: _succeed,
     _A.FAIL: _fail,

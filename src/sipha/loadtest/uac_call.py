@@ -64,6 +64,8 @@ class CallSettings:
 
 _INVITE = b"INVITE"
 _BYE = b"BYE"
+_CANCEL = b"CANCEL"
+_CANCEL_ANSWERED = CallInput.CANCEL_ANSWERED
 _OTHER = CallInput.OTHER_RESPONSE
 _COMPLETED = CallState.COMPLETED
 _ENDED = CallState.ENDED
@@ -154,6 +156,8 @@ class InviteCall:
             event = _BYE_BY_STATUS[msg.status]
             if event is _BYE_CHALLENGE and self.bye_auth_tried:
                 event = _BYE_REJECTED
+        elif method == _CANCEL and msg.cseq_num == self.invite_cseq and msg.status >= 200:
+            event = _CANCEL_ANSWERED
         else:
             event = _OTHER
         self.handle(event, now, msg)

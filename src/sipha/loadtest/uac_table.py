@@ -63,7 +63,8 @@ class CallInput(IdentityEnum):
     BYE_2XX = "2xx to the BYE"
     BYE_CHALLENGE = "401/407 to the BYE, credentials not yet sent"
     BYE_REJECTED = "another final >= 300 to the BYE"
-    OTHER_RESPONSE = "a response to an earlier CSeq, to the CANCEL, or unreadable"
+    CANCEL_ANSWERED = "a final response to the CANCEL"
+    OTHER_RESPONSE = "a response to an earlier CSeq, a 1xx to the CANCEL, or unreadable"
     BYE_RECEIVED = "the callee's BYE"
     RETRANSMIT_DUE = "the timer fired before the state's deadline"
     DEADLINE = "the state's deadline passed"
@@ -80,9 +81,10 @@ class CallAction(IdentityEnum):
     ACK_FINAL = "ACK the non-2xx final on the INVITE's branch (§17.1.1.3)"
     AUTHENTICATE = "send the INVITE again with credentials, CSeq + 1, a new branch"
     ARM_HOLD = "hold the call for its hold time"
-    SEND_CANCEL = "CANCEL the INVITE (§9.1); wait 64*T1 for its 487"
+    SEND_CANCEL = "CANCEL the INVITE (§9.1), Timer E; wait 64*T1 for the INVITE's 487"
     SEND_BYE = "send the BYE; Timer E / F"
-    RETRANSMIT_BYE = "send the BYE again; Timer E doubles up to T2 (§17.1.2.2)"
+    RETRANSMIT_REQUEST = "send the BYE or CANCEL again; Timer E doubles up to T2 (§17.1.2.2)"
+    STOP_CANCEL = "the CANCEL is answered: no more of it; the 487 may still come"
     BYE_WITH_CREDENTIALS = "send the BYE again with credentials, CSeq + 1"
     SUCCEED = "report the call successful, with its setup latencies"
     FAIL = "report the call failed, with the rule's reason"
@@ -101,13 +103,16 @@ class CallRule:
 
 
 def classify_response(
-    status: int, invite: bool, current: bool, can_authenticate: bool
+    status: int, invite: bool, current: bool, can_authenticate: bool, *, cancel: bool = False
 ) -> CallInput:
-    """The input a response is: ``invite`` when its CSeq method is INVITE (else BYE),
-    ``current`` when its CSeq number is the call's current one, ``can_authenticate`` when
-    the call has a password and has not yet answered a challenge for this request."""
+    """The input a response is: ``invite`` when its CSeq method is INVITE (else BYE, or
+    CANCEL with ``cancel``), ``current`` when its CSeq number is the call's current one for
+    that method, ``can_authenticate`` when the call has a password and has not yet answered
+    a challenge for this request."""
     if not current:
         return CallInput.OTHER_RESPONSE
+    if cancel:
+        return CallInput.CANCEL_ANSWERED if status >= 200 else CallInput.OTHER_RESPONSE
     if invite:
         if status < 200:
             return CallInput.INVITE_100 if status == 100 else CallInput.INVITE_18X
@@ -175,6 +180,9 @@ def _build() -> dict[tuple[CallState, CallInput], CallRule]:
     t[_S.CANCELLING, _I.INVITE_2XX] = answered
     t[_S.CANCELLING, _I.INVITE_CHALLENGE] = cancelled
     t[_S.CANCELLING, _I.INVITE_REJECTED] = cancelled
+    # The CANCEL is a non-INVITE transaction of its own (§9.1): retransmitted until answered.
+    t[_S.CANCELLING, _I.RETRANSMIT_DUE] = _R((_A.RETRANSMIT_REQUEST,), _S.CANCELLING)
+    t[_S.CANCELLING, _I.CANCEL_ANSWERED] = _R((_A.STOP_CANCEL,), _S.CANCELLING)
     t[_S.CANCELLING, _I.DEADLINE] = _R((_A.FAIL,), _S.ENDED, _TIMEOUT)
     t[_S.CANCELLING, _I.BYE_RECEIVED] = early_bye
     t[_S.CANCELLING, _I.ABANDON] = drained
@@ -190,7 +198,7 @@ def _build() -> dict[tuple[CallState, CallInput], CallRule]:
         (_A.BYE_WITH_CREDENTIALS,), _S.BYE_SENT, otherwise=bye_failed
     )
     t[_S.BYE_SENT, _I.BYE_REJECTED] = bye_failed
-    t[_S.BYE_SENT, _I.RETRANSMIT_DUE] = _R((_A.RETRANSMIT_BYE,), _S.BYE_SENT)
+    t[_S.BYE_SENT, _I.RETRANSMIT_DUE] = _R((_A.RETRANSMIT_REQUEST,), _S.BYE_SENT)
     t[_S.BYE_SENT, _I.DEADLINE] = bye_failed  # Timer F
     # Completed (counted failed): ACK what is retransmitted until Timer D.
     t[_S.COMPLETED, _I.INVITE_CHALLENGE] = _R((_A.RESEND_ACK,), _S.COMPLETED)
