@@ -208,7 +208,9 @@ class DispatcherState:
             if d.expires < now + ttl:
                 d.expires = now + ttl
                 self._schedule(call_id, d.expires)
-        self._count(d)
+        server.add_pending(1)  # _count(d), inline: every INVITE passes here
+        if self.calls is not None:
+            self.calls.on_call_started(dest=server.dest)
         self._note(call_id, d, now)
 
     def dialog_touch(self, call_id: str, server: Server, now: float, ttl: float) -> None:
@@ -239,7 +241,9 @@ class DispatcherState:
             d.phase = DialogPhase.CONFIRMED
             d.expires = now + ttl
         self._schedule(call_id, d.expires)
-        self._count(d)
+        server.add_dialogs(1)  # _count(d), inline: every answered call passes here
+        if self.calls is not None:
+            self.calls.on_call_started(dest=server.dest)
         server.calls_total += 1
         self._note(call_id, d, now)
         return True

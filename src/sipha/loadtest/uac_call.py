@@ -7,9 +7,9 @@ run) into a :class:`~sipha.loadtest.uac_table.CallInput`, looks up the rule for 
 performs the rule's actions in order (:mod:`sipha.loadtest.uac_actions`, one function each).
 
 A call touches nothing of its engine but :class:`CallHost`: the :class:`~sipha.loadtest.core.
-Host` operations (send, arm its one timer, count a retransmission, be forgotten) plus the
-call's outcome (answered now, succeeded, failed) and a hold time.  What every call shares
-(message builder, timers, credentials) is one frozen :class:`CallSettings`.
+Host` operations (queue what it sends, arm its one timer, count a retransmission, be
+forgotten) plus the call's outcome (answered now, succeeded, failed) and a hold time.  What
+every call shares (message builder, timers, credentials) is one frozen :class:`CallSettings`.
 """
 
 from __future__ import annotations
