@@ -110,7 +110,7 @@ class _Collector(Collector):
                 up.add_metric([s.id, st.value], 1.0 if s.state is st else 0.0)
         yield from (calls, dialogs, total, up)
         g = GaugeMetricFamily("sipha_dispatcher_affinity_entries", "Call-ID affinity entries")
-        g.add_metric([], len(router.state.dialogs))
+        g.add_metric([], router.affinity_entries())
         yield g
 
 
@@ -186,7 +186,7 @@ class DispatcherApi:
             "servers": [server_json(s) for s in router.servers()],
             "stats": router.stats.as_dict(),
             "transport": self.service.counters.as_dict(),
-            "affinity_entries": len(router.state.dialogs),
+            "affinity_entries": router.affinity_entries(),
             "open_transactions": router.open_transactions(),
         })
 

@@ -2,10 +2,13 @@
 
 Every lookup the hot path needs is one dict access: by source address (is this message from
 a server?), by scheduler destination (which server did the scheduler pick?) and by the token
-our Record-Route and branches carry. Membership changes go to the scheduler through its
-``on_destinations_changed`` hook; health changes through ``on_health_change``
-(`supervision`). The scheduler declares which request fields it reads (`key_fields`), so the
-registry builds the parsed `RequestKey` only for the algorithms that need it.
+our Record-Route and branches carry. The scheduler gets its inputs only through its hooks:
+membership changes through ``on_destinations_changed`` (here), health changes through
+``on_health_change`` (`supervision`), calls started and ended through ``on_call_started`` /
+``on_call_ended`` (the load accounting in `state`, wired here when the scheduler declares
+``wants_call_events``). It declares which request fields it reads (`key_fields`), so the
+registry builds the parsed `RequestKey` only for the algorithms that need it. Nothing here
+names an algorithm.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ class ServerRegistry:
         self.health = health
         self.scheduler: Scheduler = create(algorithm, [], rng=rng, options=options)
         self._parsed_key = not self.scheduler.key_fields <= CHEAP_KEY_FIELDS
+        state.calls = self.scheduler if self.scheduler.wants_call_events else None
         self.by_addr: dict[tuple[str, int], Server] = {}
         """Servers by (host, port): tells a server's message from a caller's."""
         self._by_dest: dict[int, Server] = {}

@@ -146,6 +146,10 @@ class Router:
     def open_transactions(self) -> int:
         return len(self.state.transactions)
 
+    def affinity_entries(self) -> int:
+        """Call-IDs in the affinity table (dialogs and their linger)."""
+        return len(self.state.dialogs)
+
     def dialog_phase(self, call_id: str) -> DialogPhase | None:
         d = self.state.dialogs.get(call_id)
         return None if d is None else d.phase

@@ -13,7 +13,11 @@ Three tables hold all replicable state:
   with, so a response, a retransmission, an ACK or a CANCEL finds its transaction.
 
 Load accounting happens only in the methods here: a server's ``active_calls`` (read by the
-``lc``/``wlc``/``cl``... schedulers) is its pending INVITEs plus its confirmed dialogs.
+``lc``/``wlc``/``cl``... schedulers) is its pending INVITEs plus its confirmed dialogs. A
+scheduler that declares it (``wants_call_events``) is also told through its hooks: every call
+counted on a server is one ``on_call_started(dest=...)``, every call that stops counting there
+one ``on_call_ended(dest=...)`` (``calls``, set by the registry), so what it counts from its
+hooks always equals ``active_calls``.
 
 Dialog expiry uses a one-second wheel (dict of second -> list of keys): appending a key costs
 one list append, and a sweep visits only the buckets that have come due, so 100,000 held
@@ -43,7 +47,7 @@ from .replicated import (
     ServerStateSet,
     StateSnapshot,
 )
-from .schedulers import Destination
+from .schedulers import CallEvents, Destination
 from .transactions import Pending, TransactionRemoved, TransactionSet, TransactionTable
 
 if TYPE_CHECKING:
@@ -152,6 +156,7 @@ class DispatcherState:
     __slots__ = (
         "_dialog_wheel",
         "_swept",
+        "calls",
         "deltas",
         "dialogs",
         "journal",
@@ -169,6 +174,8 @@ class DispatcherState:
         self.deltas: list[Delta] = []
         self._dialog_wheel: dict[int, list[str]] = {}
         self._swept = -1
+        self.calls: CallEvents | None = None
+        """The scheduler's call hooks, when it wants them (see the module docstring)."""
 
     @property
     def pending(self) -> dict[str | bytes, Pending]:
@@ -194,7 +201,6 @@ class DispatcherState:
         if d is None:
             d = self.dialogs[call_id] = Dialog(server, DialogPhase.EARLY, now + ttl)
             self._schedule(call_id, d.expires)
-            server.add_pending(1)
         else:
             self._uncount(d)
             d.server = server
@@ -202,7 +208,9 @@ class DispatcherState:
             if d.expires < now + ttl:
                 d.expires = now + ttl
                 self._schedule(call_id, d.expires)
-            server.add_pending(1)
+        server.add_pending(1)  # _count(d), inline: every INVITE passes here
+        if self.calls is not None:
+            self.calls.on_call_started(dest=server.dest)
         self._note(call_id, d, now)
 
     def dialog_touch(self, call_id: str, server: Server, now: float, ttl: float) -> None:
@@ -233,7 +241,9 @@ class DispatcherState:
             d.phase = DialogPhase.CONFIRMED
             d.expires = now + ttl
         self._schedule(call_id, d.expires)
-        server.add_dialogs(1)
+        server.add_dialogs(1)  # _count(d), inline: every answered call passes here
+        if self.calls is not None:
+            self.calls.on_call_started(dest=server.dest)
         server.calls_total += 1
         self._note(call_id, d, now)
         return True
@@ -246,10 +256,7 @@ class DispatcherState:
             return
         self._uncount(d)
         d.server = server
-        if d.phase is DialogPhase.EARLY:
-            server.add_pending(1)
-        elif d.phase is DialogPhase.CONFIRMED:
-            server.add_dialogs(1)
+        self._count(d)
         self._note(call_id, d, now)
 
     def dialog_idle(self, call_id: str, now: float, linger: float) -> None:
@@ -263,12 +270,25 @@ class DispatcherState:
         self._schedule(call_id, d.expires)
         self._note(call_id, d, now)
 
-    @staticmethod
-    def _uncount(d: Dialog) -> None:
+    def _uncount(self, d: Dialog) -> None:
         if d.phase is DialogPhase.EARLY:
             d.server.add_pending(-1)
         elif d.phase is DialogPhase.CONFIRMED:
             d.server.add_dialogs(-1)
+        else:
+            return
+        if self.calls is not None:
+            self.calls.on_call_ended(dest=d.server.dest)
+
+    def _count(self, d: Dialog) -> None:
+        if d.phase is DialogPhase.EARLY:
+            d.server.add_pending(1)
+        elif d.phase is DialogPhase.CONFIRMED:
+            d.server.add_dialogs(1)
+        else:
+            return
+        if self.calls is not None:
+            self.calls.on_call_started(dest=d.server.dest)
 
     def _remove_dialog(self, call_id: str) -> None:
         d = self.dialogs.pop(call_id, None)
@@ -324,6 +344,8 @@ class DispatcherState:
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"state snapshot version {snap.version}, expected {SNAPSHOT_VERSION}")
         servers = self.servers
+        for d in self.dialogs.values():
+            self._uncount(d)  # every call counted here ends; the snapshot's start
         for s in servers.values():
             s.pending = 0
             s.dialogs = 0
@@ -342,10 +364,7 @@ class DispatcherState:
             phase = DialogPhase(ds.phase)
             d = self.dialogs[ds.call_id] = Dialog(server, phase, now + ds.ttl)
             self._schedule(ds.call_id, d.expires)
-            if phase is DialogPhase.EARLY:
-                server.add_pending(1)
-            elif phase is DialogPhase.CONFIRMED:
-                server.add_dialogs(1)
+            self._count(d)
         self.transactions.apply(snap.pending, servers, now)
         self._swept = -1
 
@@ -375,7 +394,4 @@ class DispatcherState:
         phase = DialogPhase(delta.phase)
         d = self.dialogs[delta.call_id] = Dialog(server, phase, now + delta.ttl)
         self._schedule(delta.call_id, d.expires)
-        if phase is DialogPhase.EARLY:
-            server.add_pending(1)
-        elif phase is DialogPhase.CONFIRMED:
-            server.add_dialogs(1)
+        self._count(d)

@@ -19,6 +19,11 @@ on the INVITE's branch and a new transaction for ACK to 2xx (§17.1.1.3, §13.2.
 
 Cancelling a timer bumps the owner's ``gen``; stale heap entries are skipped when popped.
 
+What a call or transaction may do to its engine is :class:`Host`: queue what it sends, arm or
+disarm its one timer, count a retransmission, be found by its Call-ID or forgotten.  Outcomes
+(a call succeeded or failed) go through the UAC's and UAS's own narrow protocols; nothing else
+of the engine is theirs to touch.
+
 Seconds: second *n* of the run is ``[t0 + n, t0 + n + 1)``.  ``advance`` closes every second
 whose end has passed, first running what was due before that end, so a tick that comes late
 still puts each attempt in the second the plan gave it.
@@ -29,12 +34,13 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.wire import Scan, scan
 
-__all__ = ["EngineBase", "TimerOwner"]
+__all__ = ["EngineBase", "Host", "SipTimers", "TimerOwner"]
 
 
 class TimerOwner(Protocol):
@@ -43,6 +49,43 @@ class TimerOwner(Protocol):
     gen: int
 
     def on_timer(self, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SipTimers:
+    """T1, T2 and whether the transport is reliable (no retransmissions over TCP/TLS,
+    RFC 3261 §17.1.1.2)."""
+
+    t1: float
+    t2: float
+    reliable: bool
+
+
+class Host(Protocol):
+    """The engine as a call or a transaction sees it (see the module docstring)."""
+
+    # What to send: to the target, and (data, peer) for a given peer.  Lists, appended to
+    # directly: a Python call per message would cost more than the rest of the table's work.
+    out: list[bytes]
+    replies: list[tuple[bytes, Any]]
+
+    @property
+    def timers(self) -> SipTimers: ...
+
+    def arm(self, owner: TimerOwner, deadline: float) -> None:
+        """(Re)arm ``owner``'s one timer."""
+
+    def disarm(self, owner: TimerOwner) -> None:
+        """Cancel ``owner``'s timer."""
+
+    def retransmitted(self) -> None:
+        """Count one retransmission in this second's statistics."""
+
+    def listen(self, key: bytes, handler: ResponseHandler) -> None:
+        """Route the responses of Call-ID ``key`` to ``handler``."""
+
+    def forget(self, key: bytes, handler: ResponseHandler) -> None:
+        """Stop routing Call-ID ``key`` (if it still routes to ``handler``)."""
 
 
 class ResponseHandler(Protocol):
@@ -61,6 +104,7 @@ class EngineBase:
         self.reliable = reliable  # TCP: no retransmissions (RFC 3261 §17.1.1.2)
         self.t1 = t1
         self.t2 = t2
+        self.timers = SipTimers(t1, t2, reliable)
         self.stats = IntervalStats()
         # Closed seconds, oldest first: (second, stats).  The runner drains it.
         self.reports: list[tuple[int, IntervalStats]] = []
@@ -74,15 +118,6 @@ class EngineBase:
         self.on_second: Callable[[int, IntervalStats], None] | None = None
 
     # -- timers ---------------------------------------------------------------------------------
-
-    def schedule(self, owner: TimerOwner, deadline: float) -> None:
-        """(Re)arm ``owner``'s single timer; any earlier one of it is cancelled."""
-        owner.gen += 1
-        heapq.heappush(self._heap, (deadline, next(self._seq), owner, owner.gen))
-
-    @staticmethod
-    def cancel(owner: TimerOwner) -> None:
-        owner.gen += 1
 
     def next_deadline(self) -> float:
         """The earliest thing the engine must do: a timer or the end of the second."""
@@ -101,6 +136,27 @@ class EngineBase:
             _, _, owner, gen = pop(heap)
             if owner.gen == gen:
                 owner.on_timer(t)
+
+    # -- the Host protocol (what calls and transactions may do) --------------------------------
+
+    def arm(self, owner: TimerOwner, deadline: float) -> None:
+        # Any earlier timer of ``owner`` is cancelled: its heap entry carries an old gen.
+        owner.gen += 1
+        heapq.heappush(self._heap, (deadline, next(self._seq), owner, owner.gen))
+
+    @staticmethod
+    def disarm(owner: TimerOwner) -> None:
+        owner.gen += 1
+
+    def retransmitted(self) -> None:
+        self.stats.retransmissions += 1
+
+    def listen(self, key: bytes, handler: ResponseHandler) -> None:
+        self.dialogs[key] = handler
+
+    def forget(self, key: bytes, handler: ResponseHandler) -> None:
+        if self.dialogs.get(key) is handler:
+            del self.dialogs[key]
 
     # -- time -----------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from sipha.loadtest.options import ScenarioOptions
 from sipha.loadtest.protocol import Plan
 from sipha.loadtest.rate import RateSchedule, make_arrivals
 from sipha.loadtest.stats import FailureReason
-from sipha.loadtest.uac_call import InviteCall
+from sipha.loadtest.uac_call import CallSettings, InviteCall
 from sipha.loadtest.uac_txn import RequestTxn
 from sipha.loadtest.wire import Scan
 
@@ -96,6 +96,29 @@ class UacEngine(EngineBase):
         self._abandoning = False
         self._hold_mean = plan.hold.mean
         self._hold_exp = plan.hold.distribution == "exponential"
+        self.call_settings = CallSettings(
+            builder=self.builder,
+            timers=self.timers,
+            tag_prefix=self.tag_prefix,
+            domain=self.domain,
+            sdp=self.sdp,
+            timer_b=self.timer_b,
+            ring_timeout=self.ring_timeout,
+            password=self.password,
+            rng=rng,
+        )
+
+    # -- what a call reports (uac_call.CallHost) ------------------------------------------------
+
+    call_answered = EngineBase.record_answered
+
+    def call_succeeded(self, setup_200: float, first_18x: float | None) -> None:
+        self.active -= 1
+        self.stats.record_success(setup_200, first_18x)
+
+    def call_failed(self, reason: FailureReason | int) -> None:
+        self.active -= 1
+        self.stats.record_failure(reason)
 
     # -- what to start --------------------------------------------------------------------------
 
@@ -141,7 +164,7 @@ class UacEngine(EngineBase):
         try:
             for handler in list(self.dialogs.values()):
                 if isinstance(handler, InviteCall):
-                    handler.abandon()
+                    handler.abandon(now)
                 elif isinstance(handler, RequestTxn) and not handler.done:
                     handler.abort(now)
         finally:
@@ -184,9 +207,9 @@ class UacEngine(EngineBase):
         self.stats.calls_attempted += 1
         scenario = self.scenario
         if scenario == "call" or scenario == "register+call":
-            call = InviteCall(self, i, self._user(i), self._callee(i), now)
+            call = InviteCall(self, self.call_settings, i, self._user(i), self._callee(i), now)
             self.dialogs[call.key] = call
-            call.send_invite(now)
+            call.send_invite(now)  # CALLING from its creation
             return
         method: Literal["REGISTER", "OPTIONS"] = (
             "REGISTER" if scenario == "register" else "OPTIONS"
@@ -229,7 +252,7 @@ class UacEngine(EngineBase):
         if method == b"BYE":
             call = self.dialogs.get(msg.call_id)
             if isinstance(call, InviteCall):
-                call.on_bye()
+                call.on_bye(now)
                 self.replies.append((b.response(msg, 200, "OK"), peer))
             else:
                 self.replies.append((b.response(msg, 481, "Call/Transaction Does Not Exist"), peer))

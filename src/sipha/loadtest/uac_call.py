@@ -1,85 +1,82 @@
-"""One outgoing call: INVITE (with SDP), provisional and final responses, ACK, hold, BYE.
+"""One outgoing call: :mod:`~sipha.loadtest.uac_table`'s rules, performed.
 
 Theory of operation
 -------------------
-A call is a small state machine with one timer (see :mod:`sipha.loadtest.core`)::
+A call classifies what reaches it (a response, its timer, the callee's BYE, the end of the
+run) into a :class:`~sipha.loadtest.uac_table.CallInput`, looks up the rule for its state and
+performs the rule's actions in order (:mod:`sipha.loadtest.uac_actions`, one function each).
 
-    state       input                       action                              next
-    ---------   -------------------------   ---------------------------------   ----------
-    CALLING     1xx                         note first 18x; arm ring timeout    PROCEEDING
-    CALLING     timer, before Timer B       retransmit INVITE (UDP), A *= 2     CALLING
-    CALLING     timer, Timer B reached      failed(timeout)                     (gone)
-    CALLING/    2xx                         ACK (new branch), arm hold timer    CONFIRMED
-     PROCEEDING 401/407, not yet answered   ACK, re-INVITE with credentials     CALLING
-                other >= 300                ACK (INVITE's branch), failed(code) COMPLETED
-    PROCEEDING  timer (ring timeout)        CANCEL                              CANCELLING
-    CANCELLING  487 / other >= 300          ACK, failed(timeout)                COMPLETED
-    CANCELLING  timer (64*T1)               failed(timeout)                     (gone)
-    CONFIRMED   2xx (retransmission)        ACK again                           CONFIRMED
-    CONFIRMED   timer (hold time over)      BYE                                 BYE_SENT
-    BYE_SENT    2xx to BYE                  success (setup latencies recorded)  (gone)
-    BYE_SENT    401/407 to BYE, first       BYE with credentials                BYE_SENT
-    BYE_SENT    other >= 300 to BYE         failed(bye-failed)                  (gone)
-    BYE_SENT    timer, before Timer F       retransmit BYE (UDP), E = min(2E, T2)
-    BYE_SENT    timer, Timer F reached      failed(bye-failed)                  (gone)
-    COMPLETED   >= 300 (retransmission)     ACK again                           COMPLETED
-    COMPLETED   timer (Timer D)             -                                   (gone)
-    any         BYE from the callee         200 OK; success if it was CONFIRMED (gone)
-
-Every (state, input) pair not listed is ignored: late provisionals, a 2xx to a call already
-cancelled or failed (RFC 3261 §13.2.2.4 would ACK and BYE it; a load generator just lets the
-callee's Timer H end it), responses to CANCEL.
+A call touches nothing of its engine but :class:`CallHost`: the :class:`~sipha.loadtest.core.
+Host` operations (queue what it sends, arm its one timer, count a retransmission, be
+forgotten) plus the call's outcome (answered now, succeeded, failed) and a hold time.  What
+every call shares (message builder, timers, credentials) is one frozen :class:`CallSettings`.
 """
 
 from __future__ import annotations
 
-import enum
-from typing import TYPE_CHECKING
+import random
+from dataclasses import dataclass
+from typing import Protocol
 
+from sipha.loadtest.core import Host, SipTimers
 from sipha.loadtest.digest import authorization_line
+from sipha.loadtest.messages import MessageBuilder
 from sipha.loadtest.stats import FailureReason
+from sipha.loadtest.uac_actions import ROWS
+from sipha.loadtest.uac_table import BYE_BY_STATUS as _BYE_BY_STATUS
+from sipha.loadtest.uac_table import INVITE_BY_STATUS as _INVITE_BY_STATUS
+from sipha.loadtest.uac_table import CallInput, CallState
 from sipha.loadtest.wire import Scan
 
-if TYPE_CHECKING:
-    from sipha.loadtest.uac import UacEngine
-
-__all__ = ["CallState", "InviteCall"]
+__all__ = ["CallHost", "CallSettings", "CallState", "InviteCall"]
 
 
-class CallState(enum.Enum):
-    CALLING = "calling"
-    PROCEEDING = "proceeding"
-    CANCELLING = "cancelling"
-    CONFIRMED = "confirmed"
-    BYE_SENT = "bye-sent"
-    COMPLETED = "completed"
-    ENDED = "ended"
+class CallHost(Host, Protocol):
+    """The UAC engine as a call sees it: the engine host plus the call's outcome."""
+
+    def hold_time(self) -> float:
+        """How long to hold this call once answered."""
+
+    def call_answered(self, now: float) -> None:
+        """The call was answered now (marks this second's 10 ms slot)."""
+
+    def call_succeeded(self, setup_200: float, first_18x: float | None) -> None:
+        """The call ended successfully; INVITE -> 2xx and INVITE -> first 18x in seconds."""
+
+    def call_failed(self, reason: FailureReason | int) -> None:
+        """The call failed (a reason or a status code)."""
 
 
-CALLING = CallState.CALLING
-PROCEEDING = CallState.PROCEEDING
-CANCELLING = CallState.CANCELLING
-CONFIRMED = CallState.CONFIRMED
-BYE_SENT = CallState.BYE_SENT
-COMPLETED = CallState.COMPLETED
-ENDED = CallState.ENDED
+@dataclass(frozen=True, slots=True)
+class CallSettings:
+    """What every call of one engine shares."""
 
-_TIMEOUT = FailureReason.TIMEOUT_B
-_BYE_FAILED = FailureReason.BYE_FAILED
+    builder: MessageBuilder
+    timers: SipTimers
+    tag_prefix: str
+    domain: str
+    sdp: bytes
+    timer_b: float  # Timer B / F (RFC 3261 §17.1.1.2), shortened by a recv_timeout
+    ring_timeout: float
+    password: str | None
+    rng: random.Random
 
 
-def _route_set(record_routes: list[bytes]) -> str:
-    # RFC 3261 §12.1.2: the UAC's route set is the Record-Route entries in reverse order.
-    # Entries are split on commas, which do not occur inside the URIs a proxy records.
-    if not record_routes:
-        return ""
-    entries = [e.strip() for v in record_routes for e in v.split(b",") if e.strip()]
-    entries.reverse()
-    return "".join(f"Route: {e.decode('utf-8', 'replace')}\r\n" for e in entries)
+_INVITE = b"INVITE"
+_BYE = b"BYE"
+_CANCEL = b"CANCEL"
+_CANCEL_ANSWERED = CallInput.CANCEL_ANSWERED
+_OTHER = CallInput.OTHER_RESPONSE
+_COMPLETED = CallState.COMPLETED
+_ENDED = CallState.ENDED
+_INVITE_CHALLENGE = CallInput.INVITE_CHALLENGE
+_INVITE_REJECTED = CallInput.INVITE_REJECTED
+_BYE_CHALLENGE = CallInput.BYE_CHALLENGE
+_BYE_REJECTED = CallInput.BYE_REJECTED
 
 
 class InviteCall:
-    """One call placed by a :class:`~sipha.loadtest.uac.UacEngine`."""
+    """One call placed by the UAC engine (see the module docstring)."""
 
     __slots__ = (
         "ack",
@@ -90,16 +87,19 @@ class InviteCall:
         "call_id",
         "cseq",
         "deadline",
-        "e",
         "from_hdr",
         "gen",
+        "host",
         "interval",
+        "invite_cseq",
         "key",
         "n",
+        "pending_line",
         "remote_target",
         "request",
         "route",
         "ruri",
+        "s",
         "started",
         "state",
         "t18x",
@@ -109,39 +109,130 @@ class InviteCall:
         "user",
     )
 
-    def __init__(self, engine: UacEngine, n: int, user: str, callee: str, now: float) -> None:
-        e = engine
-        self.e = e
+    def __init__(
+        self, host: CallHost, settings: CallSettings, n: int, user: str, callee: str, now: float
+    ) -> None:
+        s = settings
+        self.host = host
+        self.s = s
         self.n = n
         self.gen = 0
         self.user = user
-        self.call_id = f"{n}-{e.tag_prefix}@{e.builder.local_host}"
+        self.call_id = f"{n}-{s.tag_prefix}@{s.builder.local_host}"
         self.key = self.call_id.encode()
-        self.from_hdr = f"<sip:{user}@{e.domain}>;tag={e.tag_prefix}{n}"
-        self.to_hdr = f"<sip:{callee}@{e.domain}>"
-        self.ruri = f"sip:{callee}@{e.builder.target}"
-        self.cseq = 1
-        self.branch = f"z9hG4bK{e.tag_prefix}{n}i1"
+        self.from_hdr = f"<sip:{user}@{s.domain}>;tag={s.tag_prefix}{n}"
+        self.to_hdr = f"<sip:{callee}@{s.domain}>"
+        self.ruri = f"sip:{callee}@{s.builder.target}"
+        self.cseq = 1  # the latest request's CSeq number
+        self.invite_cseq = 1  # the latest INVITE's
+        self.branch = f"z9hG4bK{s.tag_prefix}{n}i1"
         self.auth_line = ""
+        self.pending_line = ""
         self.auth_tried = False
         self.bye_auth_tried = False
         self.started = now
         self.t18x = -1.0
         self.t200 = -1.0
-        self.state = CALLING
+        self.state = CallState.CALLING
         self.to_tag = b""
         self.remote_target = ""
         self.route = ""
         self.ack = b""
         self.request = b""
-        self.interval = e.t1
+        self.interval = s.timers.t1
         self.deadline = 0.0
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def on_response(self, msg: Scan, data: bytes, now: float) -> None:
+        # classify_response, by table: the status's input if the CSeq is the current one of
+        # its method (the INVITE's, or the BYE's), a challenge answerable only once.
+        method = msg.cseq_method
+        if method == _INVITE and msg.cseq_num == self.invite_cseq:
+            event = _INVITE_BY_STATUS[msg.status]
+            if event is _INVITE_CHALLENGE and self.auth_tried:
+                event = _INVITE_REJECTED
+        elif method == _BYE and msg.cseq_num == self.cseq:
+            event = _BYE_BY_STATUS[msg.status]
+            if event is _BYE_CHALLENGE and self.bye_auth_tried:
+                event = _BYE_REJECTED
+        elif method == _CANCEL and msg.cseq_num == self.invite_cseq and msg.status >= 200:
+            event = _CANCEL_ANSWERED
+        else:
+            event = _OTHER
+        self.handle(event, now, msg)
+
+    def on_timer(self, now: float) -> None:
+        self.handle(
+            CallInput.RETRANSMIT_DUE if now < self.deadline else CallInput.DEADLINE, now, None
+        )
+
+    def on_bye(self, now: float) -> None:
+        """The callee hung up (a BYE in this dialog; the engine answers it)."""
+        self.handle(CallInput.BYE_RECEIVED, now, None)
+
+    def abandon(self, now: float) -> None:
+        """The run ends with this call in progress: failed (``drain-timeout``) unless it was
+        already counted."""
+        self.handle(CallInput.ABANDON, now, None)
+
+    # -- the machine ----------------------------------------------------------------------------
+
+    def handle(self, event: CallInput, now: float, msg: Scan | None) -> None:
+        """Perform the table's rule for ``event`` in the current state."""
+        rule, steps, otherwise = ROWS[self.state][event]
+        if otherwise is not None:
+            assert msg is not None  # only challenges have an otherwise
+            line = self._credentials(msg)
+            if line is None:
+                rule, steps, _ = otherwise
+            else:
+                self.pending_line = line
+        for step in steps:
+            step(self, rule, msg, now)
+        nxt = rule.next_state
+        if nxt is not self.state:
+            if nxt is _COMPLETED or nxt is _ENDED:
+                self._enter(nxt, now)
+            else:
+                self.state = nxt
+
+    def _enter(self, state: CallState, now: float) -> None:
+        # COMPLETED and ENDED; the other states need nothing on entry.
+        host = self.host
+        if state is CallState.COMPLETED:
+            if self.s.timers.reliable:
+                state = CallState.ENDED  # Timer D is zero on a reliable transport
+            else:
+                # Timer D (RFC 3261 §17.1.1.2): ACK retransmitted finals until 32*T1 past the
+                # latest time Timer B allows a final response (started + 64*T1).
+                t1 = self.s.timers.t1
+                self.deadline = self.started + 96 * t1
+                host.arm(self, self.deadline)
+        self.state = state
+        if state is CallState.ENDED:
+            host.disarm(self)
+            host.forget(self.key, self)
+
+    def _credentials(self, msg: Scan) -> str | None:
+        s = self.s
+        if s.password is None:
+            return None
+        invite = msg.cseq_method == _INVITE
+        return authorization_line(
+            msg,
+            method="INVITE" if invite else "BYE",
+            uri=self.ruri if invite else self.remote_target,
+            username=self.user,
+            password=s.password,
+            rng=s.rng,
+        )
 
     # -- sending --------------------------------------------------------------------------------
 
     def send_invite(self, now: float) -> None:
-        e = self.e
-        b = e.builder
+        s = self.s
+        b = s.builder
         self.request = b.request(
             "INVITE",
             self.ruri,
@@ -151,246 +242,35 @@ class InviteCall:
             call_id=self.call_id,
             cseq=self.cseq,
             extra=f"Contact: {b.contact(self.user)}\r\n{self.auth_line}",
-            body=e.sdp,
+            body=s.sdp,
         )
-        e.out.append(self.request)
-        self.state = CALLING
-        self.interval = e.t1
-        self.deadline = now + e.timer_b  # RFC 3261 §17.1.1.2 Timer B
-        e.schedule(self, self.deadline if e.reliable else now + e.t1)
+        self._start_retransmissions(now)
 
-    def _ack_non2xx(self, msg: Scan) -> None:
-        # RFC 3261 §17.1.1.3: same branch and Request-URI as the INVITE, To from the response.
-        to = msg.to.decode("utf-8", "replace")
-        self.ack = self.e.builder.request(
-            "ACK",
-            self.ruri,
-            branch=self.branch,
-            from_=self.from_hdr,
-            to=to,
-            call_id=self.call_id,
-            cseq=self.cseq,
-        )
-        self.e.out.append(self.ack)
+    def _start_retransmissions(self, now: float) -> None:
+        # Timer A / E from T1 on UDP, none over TCP; Timer B / F bounds both (§17.1.1.2).
+        self.host.out.append(self.request)
+        timers = self.s.timers
+        self.interval = timers.t1
+        self.deadline = now + self.s.timer_b
+        self.host.arm(self, self.deadline if timers.reliable else now + timers.t1)
 
-    def _send_bye(self, now: float) -> None:
-        e = self.e
+    def retransmit(self, now: float) -> None:
+        host = self.host
+        host.out.append(self.request)
+        host.retransmitted()
+        host.arm(self, min(now + self.interval, self.deadline))
+
+    def send_bye(self, now: float) -> None:
+        s = self.s
         self.cseq += 1
-        self.request = e.builder.request(
+        self.request = s.builder.request(
             "BYE",
             self.remote_target,
-            branch=f"z9hG4bK{e.tag_prefix}{self.n}b{self.cseq}",
+            branch=f"z9hG4bK{s.tag_prefix}{self.n}b{self.cseq}",
             from_=self.from_hdr,
             to=f"{self.to_hdr};tag={self.to_tag.decode('utf-8', 'replace')}",
             call_id=self.call_id,
             cseq=self.cseq,
             extra=self.route + self.auth_line if self.bye_auth_tried else self.route,
         )
-        e.out.append(self.request)
-        self.state = BYE_SENT
-        self.interval = e.t1
-        self.deadline = now + e.timer_b  # RFC 3261 §17.1.2.2 Timer F
-        e.schedule(self, self.deadline if e.reliable else now + e.t1)
-
-    # -- receiving ------------------------------------------------------------------------------
-
-    def on_response(self, msg: Scan, data: bytes, now: float) -> None:
-        method = msg.cseq_method
-        if method == b"INVITE":
-            self._invite_response(msg, now)
-        elif method == b"BYE" and self.state is BYE_SENT and msg.cseq_num == self.cseq:
-            self._bye_response(msg, now)
-
-    def _invite_response(self, msg: Scan, now: float) -> None:
-        status = msg.status
-        state = self.state
-        e = self.e
-        if state is CALLING or state is PROCEEDING or state is CANCELLING:
-            if msg.cseq_num != self.cseq:
-                return  # a response to the INVITE before the authenticated one
-            if status < 200:
-                if status > 100 and self.t18x < 0:
-                    self.t18x = now
-                if state is CALLING:
-                    # RFC 3261 §17.1.1.2: a provisional stops Timer A; the TU's ring timeout
-                    # replaces Timer B from here on.
-                    self.state = PROCEEDING
-                    e.schedule(self, self.started + e.ring_timeout)
-            elif status < 300:
-                self._answered(msg, now)
-            else:
-                self._ack_non2xx(msg)
-                if (
-                    status in (401, 407)
-                    and not self.auth_tried
-                    and state is not CANCELLING
-                    and e.password is not None
-                ):
-                    self._reinvite_with_credentials(msg, now)
-                elif state is CANCELLING:
-                    self._fail(_TIMEOUT, linger=True)
-                else:
-                    self._fail(status, linger=True)
-        elif state is CONFIRMED or state is BYE_SENT:
-            if 200 <= status < 300 and self.ack:
-                e.out.append(self.ack)  # our ACK was lost: the 2xx is retransmitted
-                e.stats.retransmissions += 1
-        elif state is COMPLETED and status >= 300 and self.ack:
-            e.out.append(self.ack)
-            e.stats.retransmissions += 1
-
-    def _reinvite_with_credentials(self, msg: Scan, now: float) -> None:
-        e = self.e
-        assert e.password is not None
-        line = authorization_line(
-            msg, method="INVITE", uri=self.ruri, username=self.user, password=e.password, rng=e.rng
-        )
-        if line is None:
-            self._fail(msg.status, linger=True)
-            return
-        self.auth_tried = True
-        self.auth_line = line
-        self.cseq += 1
-        self.branch = f"z9hG4bK{e.tag_prefix}{self.n}i{self.cseq}"
-        self.send_invite(now)
-
-    def _answered(self, msg: Scan, now: float) -> None:
-        e = self.e
-        self.t200 = now
-        e.record_answered(now)
-        self.to_tag = msg.to_tag
-        self.remote_target = msg.contact_uri() or self.ruri
-        self.route = _route_set(msg.record_routes)
-        # RFC 3261 §13.2.2.4: the ACK to a 2xx is its own transaction (new branch), sent to
-        # the remote target through the route set.
-        self.ack = e.builder.request(
-            "ACK",
-            self.remote_target,
-            branch=f"z9hG4bK{e.tag_prefix}{self.n}a{self.cseq}",
-            from_=self.from_hdr,
-            to=msg.to.decode("utf-8", "replace"),
-            call_id=self.call_id,
-            cseq=self.cseq,
-            extra=self.route,
-        )
-        e.out.append(self.ack)
-        self.state = CONFIRMED
-        e.schedule(self, now + e.hold_time())
-
-    def _bye_response(self, msg: Scan, now: float) -> None:
-        status = msg.status
-        if status < 200:
-            return
-        if status < 300:
-            self._succeed()
-            return
-        e = self.e
-        if status in (401, 407) and not self.bye_auth_tried and e.password is not None:
-            line = authorization_line(
-                msg,
-                method="BYE",
-                uri=self.remote_target,
-                username=self.user,
-                password=e.password,
-                rng=e.rng,
-            )
-            if line is not None:
-                self.bye_auth_tried = True
-                self.auth_line = line
-                self._send_bye(now)
-                return
-        self._fail(_BYE_FAILED)
-
-    def on_bye(self) -> bool:
-        """The callee hung up first (a BYE in this dialog).  True if the call counts as
-        successful (it was set up)."""
-        was_up = self.state is CONFIRMED or self.state is BYE_SENT
-        if was_up:
-            self._succeed()
-        elif self.state is not ENDED and self.state is not COMPLETED:
-            self._fail(FailureReason.UNEXPECTED_MESSAGE)
-        return was_up
-
-    # -- timers ---------------------------------------------------------------------------------
-
-    def on_timer(self, now: float) -> None:
-        state = self.state
-        e = self.e
-        if state is CALLING:
-            if now >= self.deadline:
-                self._fail(_TIMEOUT)
-                return
-            e.out.append(self.request)
-            e.stats.retransmissions += 1
-            self.interval *= 2  # Timer A doubles without cap (RFC 3261 §17.1.1.2)
-            e.schedule(self, min(now + self.interval, self.deadline))
-        elif state is CONFIRMED:
-            self._send_bye(now)
-        elif state is BYE_SENT:
-            if now >= self.deadline:
-                self._fail(_BYE_FAILED)
-                return
-            e.out.append(self.request)
-            e.stats.retransmissions += 1
-            self.interval = min(self.interval * 2, e.t2)  # Timer E (RFC 3261 §17.1.2.2)
-            e.schedule(self, min(now + self.interval, self.deadline))
-        elif state is PROCEEDING:
-            self._cancel(now)
-        elif state is CANCELLING:
-            self._fail(_TIMEOUT)
-        elif state is COMPLETED:
-            self.state = ENDED
-            e.dialogs.pop(self.key, None)
-
-    def _cancel(self, now: float) -> None:
-        # RFC 3261 §9.1: CANCEL has the INVITE's branch, Request-URI, Call-ID, CSeq number.
-        e = self.e
-        e.out.append(
-            e.builder.request(
-                "CANCEL",
-                self.ruri,
-                branch=self.branch,
-                from_=self.from_hdr,
-                to=self.to_hdr,
-                call_id=self.call_id,
-                cseq=self.cseq,
-            )
-        )
-        self.state = CANCELLING
-        e.schedule(self, now + 64 * e.t1)
-
-    # -- endings --------------------------------------------------------------------------------
-
-    def abandon(self) -> bool:
-        """The run ends with this call in progress: count it failed (``drain-timeout``).
-
-        Returns False for a call already counted (lingering for Timer D, or ended)."""
-        if self.state is COMPLETED or self.state is ENDED:
-            return False
-        self._fail(FailureReason.DRAIN_TIMEOUT)
-        return True
-
-    def _succeed(self) -> None:
-        e = self.e
-        e.stats.record_success(
-            self.t200 - self.started, self.t18x - self.started if self.t18x >= 0 else None
-        )
-        self._end()
-
-    def _fail(self, reason: FailureReason | int, *, linger: bool = False) -> None:
-        self.e.stats.record_failure(reason)
-        if linger and not self.e.reliable:
-            # Timer D (RFC 3261 §17.1.1.2): stay to ACK retransmitted final responses, until
-            # 32*T1 past the latest time Timer B allows a final response (started + 64*T1).
-            self.e.active -= 1
-            self.state = COMPLETED
-            self.e.schedule(self, self.started + 64 * self.e.t1 + 32 * self.e.t1)
-            return
-        self._end()
-
-    def _end(self) -> None:
-        e = self.e
-        e.active -= 1
-        self.state = ENDED
-        e.cancel(self)
-        e.dialogs.pop(self.key, None)
+        self._start_retransmissions(now)

@@ -4,26 +4,11 @@ Theory of operation
 -------------------
 Each INVITE draws its fate from the answer mix (seeded RNG): *answer* (180, then 200 after the
 ring time), *busy* (180, then the busy code, 486 by default, after the ring time) or
-*no answer* (180, then ringing until CANCEL, or 480 after ``ring_timeout``).  Per call::
-
-    state       input                       action                              next
-    ---------   -------------------------   ---------------------------------   ---------
-    RINGING     timer (ring time over)      200 + SDP, or the busy code         ANSWERED/REJECTED
-    RINGING     CANCEL                      200 to CANCEL, 487 to INVITE        REJECTED
-    RINGING     INVITE (retransmission)     repeat the last response            RINGING
-    ANSWERED    timer, before 64*T1         retransmit 2xx, T = min(2T, T2)     ANSWERED
-                                            (RFC 3261 §13.3.1.4, UDP only)
-    ANSWERED    timer, 64*T1 reached        failed(timeout): no ACK came        (gone)
-    ANSWERED    ACK                         -                                   CONFIRMED
-    REJECTED    ACK / timer (Timer H)       -                                   (gone)
-    REJECTED    timer, before Timer H       retransmit final (Timer G)          REJECTED
-    CONFIRMED/  BYE                         200; success                        (gone)
-     ANSWERED
-    any         INVITE (retransmission)     repeat the last response            same
-
-Anything else is ignored.  A BYE for a call that just ended (its 200 was lost) is answered 200
-from a short memory of ended Call-IDs; a BYE or CANCEL for an unknown call gets 481.
-OPTIONS gets 200; other methods 501.
+*no answer* (180, then ringing until CANCEL, or 480 after ``ring_timeout``).  From there the
+call follows the table of :mod:`sipha.loadtest.uas_call`: the engine only finds the call by
+Call-ID and hands it the request.  A BYE for a call that just ended (its 200 was lost) is
+answered 200 from a short memory of ended Call-IDs; a BYE or CANCEL for an unknown call gets
+481.  OPTIONS gets 200; other methods 501.
 
 With ``count_calls`` the engine counts incoming calls in its statistics (the ``uas`` role);
 in ``register+call`` the UAC side counts the calls and the UAS counts only its REGISTER
@@ -34,7 +19,6 @@ registrar may shorten it, §10.3 step 7) and retry 5 s after a failure.
 
 from __future__ import annotations
 
-import enum
 import random
 from typing import Any
 
@@ -45,122 +29,18 @@ from sipha.loadtest.protocol import UserRange
 from sipha.loadtest.registration import granted_expiry
 from sipha.loadtest.stats import FailureReason
 from sipha.loadtest.uac_txn import RequestTxn
+from sipha.loadtest.uas_call import UasCall, UasInput, UasSettings
 from sipha.loadtest.wire import Scan
 
-__all__ = ["UasCallState", "UasEngine"]
+__all__ = ["UasEngine"]
 
 
-class UasCallState(enum.Enum):
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    REJECTED = "rejected"
-    CONFIRMED = "confirmed"
-    ENDED = "ended"
-
-
-RINGING = UasCallState.RINGING
-ANSWERED = UasCallState.ANSWERED
-REJECTED = UasCallState.REJECTED
-CONFIRMED = UasCallState.CONFIRMED
-ENDED = UasCallState.ENDED
-
-_FATE_ANSWER, _FATE_BUSY, _FATE_NO_ANSWER = 0, 1, 2
-_REASONS = {486: "Busy Here", 480: "Temporarily Unavailable", 487: "Request Terminated",
-            600: "Busy Everywhere", 603: "Decline", 503: "Service Unavailable"}
-
-
-class UasCall:
-    __slots__ = (
-        "answered_at",
-        "deadline",
-        "e",
-        "fate",
-        "gen",
-        "interval",
-        "invite",
-        "key",
-        "last",
-        "peer",
-        "started",
-        "state",
-        "to_tag",
-    )
-
-    def __init__(self, e: UasEngine, invite: Scan, peer: Any, to_tag: bytes, now: float) -> None:
-        self.e = e
-        self.gen = 0
-        self.key = invite.call_id
-        self.invite = invite
-        self.peer = peer
-        self.to_tag = to_tag
-        self.started = now
-        self.answered_at = now
-        self.state = RINGING
-        self.last = b""
-        self.interval = e.t1
-        self.deadline = 0.0
-        self.fate = _FATE_ANSWER
-
-    def _send(self, data: bytes) -> None:
-        self.last = data
-        self.e.replies.append((data, self.peer))
-
-    def final(self, now: float, status: int) -> None:
-        e = self.e
-        if status == 200:
-            self._send(
-                e.builder.response(
-                    self.invite, 200, "OK", to_tag=self.to_tag, extra=e.contact_line, body=e.sdp
-                )
-            )
-            self.state = ANSWERED
-            self.answered_at = now
-        else:
-            self._send(
-                e.builder.response(
-                    self.invite, status, _REASONS.get(status, "Rejected"), to_tag=self.to_tag
-                )
-            )
-            self.state = REJECTED
-            if e.count_calls:
-                e.stats.record_failure(status)
-            e.active -= 1
-        self.interval = e.t1
-        self.deadline = now + 64 * e.t1  # Timer H, and the 2xx give-up time (§13.3.1.4)
-        if e.reliable:
-            e.schedule(self, self.deadline)
-        else:
-            e.schedule(self, now + e.t1)
-
-    def on_timer(self, now: float) -> None:
-        e = self.e
-        state = self.state
-        if state is RINGING:
-            if self.fate == _FATE_ANSWER:
-                self.final(now, 200)
-            elif self.fate == _FATE_BUSY:
-                self.final(now, e.options.mix.busy_code)
-            else:
-                self.final(now, 480)
-        elif state is ANSWERED or state is REJECTED:
-            if now >= self.deadline:
-                if state is ANSWERED:
-                    if e.count_calls:
-                        e.stats.record_failure(FailureReason.TIMEOUT_B)
-                    e.active -= 1
-                self.end(now)
-                return
-            e.replies.append((self.last, self.peer))
-            e.stats.retransmissions += 1
-            self.interval = min(self.interval * 2, e.t2)
-            e.schedule(self, min(now + self.interval, self.deadline))
-
-    def end(self, now: float) -> None:
-        e = self.e
-        self.state = ENDED
-        e.cancel(self)
-        e.calls.pop(self.key, None)
-        e.ended[self.key] = now + 32 * e.t1
+_CALL_INPUTS = {
+    b"INVITE": UasInput.INVITE,
+    b"ACK": UasInput.ACK,
+    b"BYE": UasInput.BYE,
+    b"CANCEL": UasInput.CANCEL,
+}
 
 
 class UasEngine(EngineBase):
@@ -209,6 +89,29 @@ class UasEngine(EngineBase):
         self.registration_failures = 0
         self._reg_seq: dict[str, int] = {}
         self.regs_pending = 0
+        self.call_settings = UasSettings(
+            builder=self.builder,
+            timers=self.timers,
+            contact_line=self.contact_line,
+            sdp=self.sdp,
+            busy_code=options.mix.busy_code,
+        )
+
+    # -- what a call reports (uas_call.UasHost) -------------------------------------------------
+
+    def call_succeeded(self, setup_200: float) -> None:
+        self.active -= 1
+        if self.count_calls:
+            self.stats.record_success(setup_200)
+
+    def call_failed(self, reason: FailureReason | int) -> None:
+        self.active -= 1
+        if self.count_calls:
+            self.stats.record_failure(reason)
+
+    def call_over(self, key: bytes, now: float) -> None:
+        self.calls.pop(key, None)
+        self.ended[key] = now + 32 * self.t1
 
     # -- registrations --------------------------------------------------------------------------
 
@@ -264,37 +167,29 @@ class UasEngine(EngineBase):
             self.registration_failures += 1
             self.registered.discard(txn.user)
             delay = 5.0
-        self.schedule(_Refresh(self, txn.user), now + delay)
+        self.arm(_Refresh(self, txn.user), now + delay)
 
     # -- requests -------------------------------------------------------------------------------
 
     def on_request(self, msg: Scan, data: bytes, peer: Any, now: float) -> None:
         method = msg.method
         key = msg.call_id
-        if method == b"INVITE":
+        event = _CALL_INPUTS.get(method)
+        if event is not None:
             call = self.calls.get(key)
             if call is not None:
-                if call.last:
-                    self.replies.append((call.last, peer))
-                    self.stats.retransmissions += 1
-                return
-            if not key or msg.cseq_num < 0:
-                self.stray += 1
-                return
-            self._new_call(msg, peer, now)
-        elif method == b"ACK":
-            call = self.calls.get(key)
-            if call is None:
-                return
-            if call.state is ANSWERED:
-                call.state = CONFIRMED
-                self.cancel(call)
-            elif call.state is REJECTED:
-                call.end(now)
-        elif method == b"BYE":
-            self._bye(msg, peer, now)
-        elif method == b"CANCEL":
-            self._cancel(msg, peer, now)
+                call.handle(event, now, msg, peer)
+            elif event is UasInput.INVITE:
+                if not key or msg.cseq_num < 0:
+                    self.stray += 1
+                    return
+                self._new_call(msg, peer, now)
+            elif event is UasInput.BYE and key in self.ended:
+                self.replies.append((self.builder.response(msg, 200, "OK"), peer))
+            elif event is not UasInput.ACK:
+                self.replies.append(
+                    (self.builder.response(msg, 481, "Call/Transaction Does Not Exist"), peer)
+                )
         elif method == b"OPTIONS":
             self.replies.append(
                 (self.builder.response(msg, 200, "OK", extra=b"Allow: INVITE, ACK, BYE, CANCEL, "
@@ -305,49 +200,21 @@ class UasEngine(EngineBase):
 
     def _new_call(self, msg: Scan, peer: Any, now: float) -> None:
         self._n += 1
-        call = UasCall(self, msg, peer, f"{self.tag_prefix}{self._n}".encode(), now)
+        call = UasCall(self, self.call_settings, msg, peer, f"{self.tag_prefix}{self._n}".encode(),
+                       now)
         self.calls[call.key] = call
         self.active += 1
         if self.count_calls:
             self.stats.calls_attempted += 1
         draw = self.rng.random()
-        fate = _FATE_ANSWER if draw < self._p_answer else (
-            _FATE_BUSY if draw < self._p_busy else _FATE_NO_ANSWER)
-        call.fate = fate
-        call._send(self.builder.response(msg, 180, "Ringing", to_tag=call.to_tag))
-        ring = self.options.ring_time
-        if fate == _FATE_NO_ANSWER:
-            self.schedule(call, now + self.options.ring_timeout)
-        elif ring <= 0:
-            call.final(now, 200 if fate == _FATE_ANSWER else self.options.mix.busy_code)
+        options = self.options
+        if draw < self._p_answer:
+            fate, ring = UasInput.ANSWER_DUE, options.ring_time
+        elif draw < self._p_busy:
+            fate, ring = UasInput.BUSY_DUE, options.ring_time
         else:
-            self.schedule(call, now + ring)
-
-    def _bye(self, msg: Scan, peer: Any, now: float) -> None:
-        key = msg.call_id
-        call = self.calls.get(key)
-        b = self.builder
-        if call is not None and (call.state is CONFIRMED or call.state is ANSWERED):
-            self.replies.append((b.response(msg, 200, "OK"), peer))
-            if self.count_calls:
-                self.stats.record_success(call.answered_at - call.started)
-            self.active -= 1
-            call.end(now)
-        elif key in self.ended:
-            self.replies.append((b.response(msg, 200, "OK"), peer))
-        else:
-            self.replies.append((b.response(msg, 481, "Call/Transaction Does Not Exist"), peer))
-
-    def _cancel(self, msg: Scan, peer: Any, now: float) -> None:
-        call = self.calls.get(msg.call_id)
-        b = self.builder
-        if call is None:
-            self.replies.append((b.response(msg, 481, "Call/Transaction Does Not Exist"), peer))
-            return
-        # RFC 3261 §9.2: 200 to the CANCEL; the INVITE, if still ringing, ends with 487.
-        self.replies.append((b.response(msg, 200, "OK", to_tag=call.to_tag), peer))
-        if call.state is RINGING:
-            call.final(now, 487)
+            fate, ring = UasInput.NO_ANSWER_DUE, options.ring_timeout
+        call.ring(fate, now + ring, now)
 
     def gauge(self) -> int:
         # In register+call the UAC side reports the concurrent calls; do not count them twice.

@@ -101,6 +101,40 @@ def tag_of(header_value: bytes) -> bytes:
     return (rest if end < 0 else rest[:end]).strip()
 
 
+# Header name -> which field it fills (0: none).  Names are looked up as written first (the
+# spellings peers use), and only an unknown spelling is stripped and lowercased: most lines
+# then cost one dict lookup.
+_VIA, _CALL_ID, _CSEQ, _FROM, _TO, _CONTACT, _RR, _WWW_AUTH, _PROXY_AUTH, _EXPIRES = range(1, 11)
+_FIELDS_LOWER: Final[dict[bytes, int]] = {
+    b"via": _VIA,
+    b"call-id": _CALL_ID,
+    b"cseq": _CSEQ,
+    b"from": _FROM,
+    b"to": _TO,
+    b"contact": _CONTACT,
+    b"record-route": _RR,
+    b"www-authenticate": _WWW_AUTH,
+    b"proxy-authenticate": _PROXY_AUTH,
+    b"expires": _EXPIRES,
+}
+_FIELDS: Final[dict[bytes, int]] = {
+    **{short: _FIELDS_LOWER[long] for short, long in _COMPACT.items() if long in _FIELDS_LOWER},
+    **{short: 0 for short, long in _COMPACT.items() if long not in _FIELDS_LOWER},
+    **_FIELDS_LOWER,
+    **{b"-".join(w.capitalize() for w in k.split(b"-")): v for k, v in _FIELDS_LOWER.items()},
+    b"Call-ID": _CALL_ID,
+    b"CSeq": _CSEQ,
+    b"WWW-Authenticate": _WWW_AUTH,
+    # Headers every peer sends that the engines do not read.
+    **dict.fromkeys(
+        (b"Max-Forwards", b"User-Agent", b"Content-Type", b"Content-Length", b"Allow",
+         b"Accept", b"Server", b"Supported", b"Subject", b"Content-Encoding", b"Route",
+         b"Authorization", b"Proxy-Authorization", b"Date", b"Allow-Events"),
+        0,
+    ),
+}
+
+
 def scan(data: bytes) -> Scan:
     """Pick out the fields the engines use (see :class:`Scan`).  Never raises for bad bytes:
     unreadable fields stay empty."""
@@ -119,36 +153,43 @@ def scan(data: bytes) -> Scan:
             s.status = int(code)
     else:
         s.method = first.split(b" ", 1)[0]
+    fields = _FIELDS
     for line in lines[1:]:
         colon = line.find(b":")
         if colon <= 0:
             continue
-        name = line[:colon].rstrip().lower()
+        field = fields.get(line[:colon])
+        if field is None:
+            field = _FIELDS_LOWER.get(line[:colon].rstrip().lower())
+            if field is None:
+                name = line[:colon].rstrip().lower()
+                if len(name) != 1 or (field := fields.get(name)) is None:
+                    continue
+        if not field:
+            continue
         value = line[colon + 1 :].strip()
-        if len(name) == 1:
-            name = _COMPACT.get(name, name)
-        if name == b"via":
+        if field == _VIA:
             s.vias.append(value)
-        elif name == b"call-id":
+        elif field == _CALL_ID:
             s.call_id = value
-        elif name == b"cseq":
+        elif field == _CSEQ:
             parts = value.split()
             if len(parts) == 2 and parts[0].isdigit():
                 s.cseq_num = int(parts[0])
                 s.cseq_method = parts[1]
-        elif name == b"from":
+        elif field == _FROM:
             s.from_ = value
-        elif name == b"to":
+        elif field == _TO:
             s.to = value
-        elif name == b"contact":
+        elif field == _CONTACT:
             if not s.contact:
                 s.contact = value
-        elif name == b"record-route":
+        elif field == _RR:
             s.record_routes.append(value)
-        elif name == b"www-authenticate":
+        elif field == _WWW_AUTH:
             s.challenge = value
-        elif name == b"proxy-authenticate":
+        elif field == _PROXY_AUTH:
             s.proxy_challenge = value
-        elif name == b"expires":
+        else:
             s.expires = value
     return s

@@ -35,6 +35,7 @@ from . import (  # noqa: F401  - imported to register the algorithms
 )
 from .base import (
     CHEAP_KEY_FIELDS,
+    CallEvents,
     Destination,
     RequestKey,
     Scheduler,
@@ -47,6 +48,7 @@ from .base import (
 
 __all__ = [
     "CHEAP_KEY_FIELDS",
+    "CallEvents",
     "Destination",
     "RequestKey",
     "Scheduler",

@@ -23,6 +23,14 @@ Hooks are keyword-only (STYLE rule 6). The dispatcher updates `Destination` fiel
 then tells the scheduler: `on_health_change` after flipping `usable`, and
 `on_destinations_changed` after adding, removing or reweighting servers. Schedulers with
 derived state (round-robin cursors, Maglev tables) rebuild it there.
+
+A scheduler declares what it needs, and the dispatcher gives it that and no more, without
+naming any algorithm: `key_fields` (the `RequestKey` fields `pick` reads: the Call-ID and
+the source address cost nothing, From/To/Request-URI/credentials are parsed only for a
+scheduler that names them) and `wants_call_events` (whether `on_call_started` /
+`on_call_ended` are called: once for every call counted on a destination, once for every
+call that stops counting there, so a scheduler counting from its hooks always agrees with
+`active_calls`; the load-based algorithms just read `active_calls` and leave it False).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 __all__ = [
     "CHEAP_KEY_FIELDS",
+    "CallEvents",
     "Destination",
     "RequestKey",
     "Scheduler",
@@ -108,6 +117,14 @@ CHEAP_KEY_FIELDS = frozenset({"call_id", "source"})
 `key_fields` go beyond them gets the parsed From/To/Request-URI/credentials."""
 
 
+class CallEvents(Protocol):
+    """The call hooks, as the dispatcher's load accounting calls them."""
+
+    def on_call_started(self, *, dest: Destination) -> None: ...
+
+    def on_call_ended(self, *, dest: Destination) -> None: ...
+
+
 @runtime_checkable
 class Scheduler(Protocol):
     """A destination-selection algorithm (one per dispatcher set)."""
@@ -119,15 +136,24 @@ class Scheduler(Protocol):
         """The `RequestKey` fields `pick` reads (the dispatcher fills only those cheaply)."""
         ...
 
+    @property
+    def wants_call_events(self) -> bool:
+        """Whether the dispatcher calls `on_call_started` / `on_call_ended`."""
+        ...
+
     def pick(
         self, *, key: RequestKey, now: float, exclude: frozenset[str] = frozenset()
     ) -> Destination | None:
         """Return the destination to try for `key`, skipping ids in `exclude`, or None."""
         ...
 
-    def on_call_started(self, *, dest: Destination) -> None: ...
+    def on_call_started(self, *, dest: Destination) -> None:
+        """A call now counts on ``dest`` (its ``active_calls`` already rose)."""
+        ...
 
-    def on_call_ended(self, *, dest: Destination) -> None: ...
+    def on_call_ended(self, *, dest: Destination) -> None:
+        """A call no longer counts on ``dest`` (its ``active_calls`` already fell)."""
+        ...
 
     def on_health_change(self, *, dest: Destination, usable: bool) -> None: ...
 
@@ -150,6 +176,8 @@ class SchedulerBase:
     option_names: ClassVar[frozenset[str]] = frozenset()
     KEY_FIELDS: ClassVar[frozenset[str]] = frozenset()
     """The `RequestKey` fields this algorithm reads; none for the load/weight-based ones."""
+    CALL_EVENTS: ClassVar[bool] = False
+    """Whether this algorithm is told of every call started and ended on a destination."""
 
     def __init__(
         self,
@@ -183,6 +211,10 @@ class SchedulerBase:
         return self.KEY_FIELDS
 
     @property
+    def wants_call_events(self) -> bool:
+        return self.CALL_EVENTS
+
+    @property
     def destinations(self) -> tuple[Destination, ...]:
         return self._dests
 
@@ -192,10 +224,10 @@ class SchedulerBase:
         raise NotImplementedError
 
     def on_call_started(self, *, dest: Destination) -> None:
-        """No-op: the dispatcher keeps `active_calls`."""
+        """No-op: called only with ``CALL_EVENTS``; the dispatcher keeps `active_calls`."""
 
     def on_call_ended(self, *, dest: Destination) -> None:
-        """No-op: the dispatcher keeps `active_calls`."""
+        """No-op: called only with ``CALL_EVENTS``; the dispatcher keeps `active_calls`."""
 
     def on_health_change(self, *, dest: Destination, usable: bool) -> None:
         self._rebuild()
