@@ -20,8 +20,11 @@ reach, so it stays on the path of every request towards them (RFC 3327, RFC 5626
   of the call (`context.Stamp.record_route` for the caller, `record_route_to_phone` for the
   callee): mid-dialog requests in either direction come through us and reach the phone over
   its flow, after a takeover too (the token names the service address, not a node). A dead
-  stream flow inside a dialog falls back to the remote target (the Request-URI), which a
-  phone that is not behind NAT accepts a new connection on.
+  stream flow inside a dialog is replaced by the phone's new connection once it registered
+  over it (the registrar's 2xx names its Contact, `learn_flow`); until then the request goes
+  to the remote target (the Request-URI), which a phone that is not behind NAT accepts a new
+  connection on, or, when that is the dead connection's own address, is dropped: the
+  server's retransmissions try again once the phone is back.
 * A phone's own pre-loaded Route naming us (its outbound proxy setting) is spent once it
   reaches us (RFC 3261 §16.4), as is a strict router's Request-URI holding our Record-Route.
 * The 2xx of a REGISTER the registrar accepted with outbound (``Require: outbound``) gets a
@@ -62,7 +65,7 @@ ALWAYS_ALIVE: FlowView = _AlwaysAlive()
 class Edge:
     """Path, flows and Route clean-up at the edge (see the module docstring)."""
 
-    __slots__ = ("_tokens", "flows", "settings", "stamp", "stats")
+    __slots__ = ("_recovered", "_tokens", "flows", "settings", "stamp", "stats")
 
     def __init__(
         self, stamp: Stamp, settings: RouterSettings, stats: RouterStats, flows: FlowView
@@ -72,6 +75,7 @@ class Edge:
         self.stats = stats
         self.flows = flows
         self._tokens: dict[Peer, str] = {}
+        self._recovered: dict[tuple[str, str], Peer] = {}
 
     # -- flows ------------------------------------------------------------------------------
     def flow_of(self, source: Peer) -> str:
@@ -90,6 +94,45 @@ class Edge:
         if peer is None or (peer.transport != "udp" and not self.flows.alive(peer)):
             return None
         return peer
+
+    def learn_flow(self, msg: Response, flow: Peer) -> None:
+        """A registrar accepted a REGISTER that came over the stream ``flow`` (its 2xx goes
+        back over it): remember it as the current flow of each Contact's user@host, so the
+        dialogs of a phone whose old connection died (a takeover) find its new one."""
+        if flow.transport == "udp":
+            return
+        contacts = msg.contacts
+        if contacts == "*":
+            return
+        for contact in contacts:
+            uri = contact.uri
+            if isinstance(uri, SipUri) and uri.user:
+                if len(self._recovered) >= _MAX_CACHED:
+                    self._recovered.clear()
+                self._recovered[(uri.user, uri.host.strip("[]").lower())] = flow
+
+    def recovered_flow(self, msg: Request) -> Peer | None:
+        """The phone's current stream flow, learnt from its last registration, for a request
+        whose Request-URI (the phone's Contact) names it by user@host; None if unknown or
+        closed too."""
+        uri = msg.uri
+        if not isinstance(uri, SipUri) or not uri.user:
+            return None
+        peer = self._recovered.get((uri.user, uri.host.strip("[]").lower()))
+        if peer is None or not self.flows.alive(peer):
+            return None
+        return peer
+
+    def stale_target(self, flow: str, msg: Request) -> bool:
+        """Is the Request-URI the dead flow's own address (a phone whose Contact names its
+        connection's port)? Connecting there is pointless: the phone listens on no such
+        port."""
+        peer = read_flow_token(flow, self.stamp.secret)
+        uri = msg.uri
+        return (
+            peer is not None and peer.transport != "udp" and isinstance(uri, SipUri)
+            and uri.host.strip("[]") == peer.host and uri.port == peer.port
+        )
 
     # -- requests from phones -----------------------------------------------------------------
     def strip_own_routes(self, msg: Request) -> None:

@@ -243,8 +243,16 @@ class Router:
             return []
         if kind == "o":
             return [self.routing.upstream(msg)]  # a phone answers a server's request
-        if msg.cseq.method == "REGISTER":
+        if msg.cseq.method == "REGISTER" and 200 <= msg.status < 300:
             self.edge.flow_timer(msg)
+            out = self._route_response(msg, branch, token, now)
+            for send in out:
+                if (send.peer.host, send.peer.port) not in self.registry.by_addr:
+                    self.edge.learn_flow(msg, send.peer)  # the phone's flow (edge.py)
+            return out
+        return self._route_response(msg, branch, token, now)
+
+    def _route_response(self, msg: Response, branch: str, token: str, now: float) -> list[Send]:
         p = self.state.transactions.get(branch)
         if p is not None and msg.cseq.method == p.method:
             return self.forwarder.on_response(p, msg, branch, now)

@@ -76,13 +76,19 @@ class DialogRouting:
             # next Route, else the Request-URI (RFC 3261 §16.12).
             target = from_server
             if own is not None and own.flow:
-                peer = self.edge.flow_peer(own.flow)
+                edge = self.edge
+                peer = edge.flow_peer(own.flow)
                 if peer is None and not own.token:
                     # A Path's flow is the binding itself: gone means unreachable, now.
                     self.stats.flow_failed += 1
                     if msg.method == "ACK":
                         return []
                     return [reply(msg, 430, source, self.stats)]
+                if peer is None:
+                    peer = edge.recovered_flow(msg)
+                    if peer is None and edge.stale_target(own.flow, msg):
+                        self.stats.flow_failed += 1
+                        return []  # retransmitted until the phone is back (edge.py)
             if peer is None:
                 peer = self._uri_peer(_first_uri(route) if route else msg.ruri)
             elif own is not None and not own.token and msg.method in DIALOG_CREATING and (
