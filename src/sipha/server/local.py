@@ -136,6 +136,18 @@ class Local:
             return host == self.domain.lower() or 5060 in self._ports
         return port in self._ports
 
+    def is_own_route(self, uri: object) -> bool:
+        """Does a Route value name this server (§16.4)? As `is_me`, except that a URI with a
+        user part at an alias is the dispatcher's own Record-Route or Path (the edge's flow
+        token, ``sip:ds...@service``): it must reach the dispatcher again, not be spent here."""
+        if not isinstance(uri, SipUri):
+            return False
+        if uri.user is not None and self._aliases:
+            host = uri.host.lower().strip("[]")
+            if (host, uri.port) in self._aliases or (host, None) in self._aliases:
+                return False
+        return self.is_me(uri)
+
     def is_alias_address(self, host: str, port: int) -> bool:
         """Is (host, port) a configured alias (a dispatcher, the service address)? A request
         from there was relayed by the cluster's edge."""
