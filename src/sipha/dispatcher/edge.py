@@ -65,7 +65,7 @@ ALWAYS_ALIVE: FlowView = _AlwaysAlive()
 class Edge:
     """Path, flows and Route clean-up at the edge (see the module docstring)."""
 
-    __slots__ = ("_recovered", "_tokens", "flows", "settings", "stamp", "stats")
+    __slots__ = ("_read", "_recovered", "_tokens", "flows", "settings", "stamp", "stats")
 
     def __init__(
         self, stamp: Stamp, settings: RouterSettings, stats: RouterStats, flows: FlowView
@@ -76,6 +76,7 @@ class Edge:
         self.flows = flows
         self._tokens: dict[Peer, str] = {}
         self._recovered: dict[tuple[str, str], Peer] = {}
+        self._read: dict[str, Peer] = {}
 
     # -- flows ------------------------------------------------------------------------------
     def flow_of(self, source: Peer) -> str:
@@ -90,8 +91,15 @@ class Edge:
     def flow_peer(self, flow: str) -> Peer | None:
         """The flow a token of ours names, when it is usable now: a UDP flow always, a
         stream flow while its connection is open. None otherwise (forged, or gone)."""
-        peer = read_flow_token(flow, self.stamp.secret)
-        if peer is None or (peer.transport != "udp" and not self.flows.alive(peer)):
+        peer = self._read.get(flow)
+        if peer is None:
+            peer = read_flow_token(flow, self.stamp.secret)
+            if peer is None:
+                return None
+            if len(self._read) >= _MAX_CACHED:
+                self._read.clear()
+            self._read[flow] = peer  # verified once: every message of a call carries it
+        if peer.transport != "udp" and not self.flows.alive(peer):
             return None
         return peer
 
