@@ -7,8 +7,9 @@ and STUN share the socket: a STUN message starts with two zero bits and carries 
 cookie, a SIP message starts with a letter (RFC 5626 §8, RFC 7983 demultiplexing).
 
 Pure: bytes in, bytes out, never raises. Only a well-formed Binding request (no attributes we
-must understand, the length field matching the datagram) gets an answer: a response is never
-larger than 32 bytes more than the request, so nothing is amplified.
+must understand, the length field matching the datagram) gets an answer, and the answer is at
+most 52 bytes (XOR-MAPPED-ADDRESS of an IPv6 source and FINGERPRINT): a forged source can draw
+at most 2.6 times the bytes it sends, less than a SIP error answer to a short datagram.
 """
 
 from __future__ import annotations
