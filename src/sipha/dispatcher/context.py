@@ -87,6 +87,8 @@ class Stamp:
 
     def __init__(self, advertise: tuple[str, int], secret: bytes) -> None:
         host, port = advertise
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 reference in Via, Record-Route and Path (RFC 3261 §25)
         self.adv = f"{host}:{port}"
         self.host = host
         self.secret = secret

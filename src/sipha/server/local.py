@@ -85,7 +85,9 @@ class Local:
             host = advertise or spec.host
             if host in ("0.0.0.0", "::"):
                 host = "127.0.0.1"
-            self.by_transport.setdefault(spec.transport, (host, spec.port))
+            # What we write in Via, Record-Route and Contact: an IPv6 reference is bracketed.
+            shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            self.by_transport.setdefault(spec.transport, (shown, spec.port))
             self._ports.add(spec.port)
             hosts.add(spec.host.lower())
             hosts.add(host.lower())
