@@ -120,14 +120,16 @@ def run_step(
     measure_pids: Sequence[int],
     *,
     extra: Sequence[str] = (),
+    scenario: Sequence[str] = ("-sn", "uac"),
 ) -> StepResult:
-    """SIPp's uac against ``target`` at ``rate`` for ``seconds``; SIPp's counters decide."""
+    """SIPp's uac (or ``scenario``) against ``target`` at ``rate`` for ``seconds``; SIPp's
+    counters decide."""
     calls = max(1, int(rate * seconds))
     with tempfile.TemporaryDirectory(prefix="sipha-step-") as tmp:
         stat = Path(tmp) / "stat.csv"
         port = free_port()
         cmd = [
-            "sipp", "-sn", "uac", target, "-i", "127.0.0.1", "-p", str(port), "-r", str(rate),
+            "sipp", *scenario, target, "-i", "127.0.0.1", "-p", str(port), "-r", str(rate),
             "-m", str(calls), "-nostdin", "-trace_stat", "-stf", str(stat), "-fd", "1",
             "-l", str(int(rate * 4) + 100), *SIPP_FAST, *extra,
         ]
@@ -156,13 +158,15 @@ def run_step(
 
 
 def highest_clean_rate(
-    target: str, rates: Sequence[float], seconds: float, pids: Sequence[int]
+    target: str, rates: Sequence[float], seconds: float, pids: Sequence[int],
+    sipp: Sequence[str] = (),
+    scenario: Sequence[str] = ("-sn", "uac"),
 ) -> tuple[float, list[StepResult]]:
     """Step through ``rates``; the highest clean one (0 if none), and every step's result."""
     best = 0.0
     steps: list[StepResult] = []
     for rate in rates:
-        step = run_step(target, rate, seconds, pids)
+        step = run_step(target, rate, seconds, pids, extra=sipp, scenario=scenario)
         steps.append(step)
         print(
             f"    {rate:7.0f} calls/s: {step.successful:6d} ok {step.failed:5d} failed, "
@@ -207,6 +211,10 @@ class System:
     label: str
     target: str
     pids: list[int]
+    sipp: tuple[str, ...] = ()
+    """Extra SIPp uac arguments (``-s USER``, ...)."""
+    scenario: tuple[str, ...] = ("-sn", "uac")
+    """The uac's scenario: SIPp's built-in, or ``("-sf", FILE)``."""
 
 
 SystemFactory = Callable[[], contextlib.AbstractContextManager[System]]
@@ -258,7 +266,8 @@ def compare_main(
         print(f"CPU steps at {args.cpu_rate:.0f} calls/s, alternating:", flush=True)
         for _ in range(args.cpu_repeats):
             for s in systems:
-                step = run_step(s.target, args.cpu_rate, args.seconds, s.pids)
+                step = run_step(s.target, args.cpu_rate, args.seconds, s.pids, extra=s.sipp,
+                                scenario=s.scenario)
                 usable = step.successful > 0 and step.failed <= step.calls * 0.01
                 print(f"  {s.label}: {step.successful} ok {step.failed} failed, "
                       f"{step.cpu_per_1000:.3f} CPU s/1000 calls"
@@ -269,7 +278,8 @@ def compare_main(
         best: dict[str, float] = {}
         for s in systems:
             print(f"  {s.label}, rising rates:", flush=True)
-            best[s.label], _ = highest_clean_rate(s.target, steps, args.seconds, s.pids)
+            best[s.label], _ = highest_clean_rate(s.target, steps, args.seconds, s.pids,
+                                                  s.sipp, s.scenario)
             time.sleep(2.0)
     ours_sys, peer_sys = systems
     s_cpu, k_cpu = _median(cpu[ours_sys.label]), _median(cpu[peer_sys.label])

@@ -124,6 +124,8 @@ class Phone:
             ("rtp_ports", f"{rtp}-{rtp + 9}"),
             ("module_path", str(MODULES)),
             ("module", "g711.so"), ("module", "ausine.so"), ("module", "aufile.so"),
+            # The instance id (+sip.instance) an account with sipnat=outbound needs (RFC 5626).
+            ("module_tmp", "uuid.so"),
             ("module_app", "account.so"), ("module_app", "contact.so"),
             ("module_app", "menu.so"), ("module_app", "ctrl_tcp.so"),
             ("ctrl_tcp_listen", f"127.0.0.1:{self.ctrl_port}"),

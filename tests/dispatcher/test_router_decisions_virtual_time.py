@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from sipha.dispatcher.flows import write_flow_token
 from sipha.dispatcher.health import HealthState
 from sipha.dispatcher.router import Router, RouterSettings, Send
 from sipha.dispatcher.servers import parse_server
@@ -60,7 +61,8 @@ def test_initial_invite_gets_signed_via_record_route_and_pending_load() -> None:
     assert server is not None
     assert fwd.via.host == "127.0.0.1"
     assert fwd.max_forwards == 69
-    assert fwd.get("record-route") == f"<sip:ds{server.token}@127.0.0.1:5060;lr>"
+    flow = write_flow_token(UAC, SECRET)  # the caller's flow (edge.py)
+    assert fwd.get("record-route") == f"<sip:ds{server.token}-{flow}@127.0.0.1:5060;lr>"
     assert server.pending == 1
     assert server.dest.active_calls == 1
 

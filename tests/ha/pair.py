@@ -136,9 +136,10 @@ def dispatcher_args(
 def pair(
     tmp: Path, *, failback: str = "sticky", n_servers: int = 4, extra: tuple[str, ...] = (),
     server_extra: tuple[str, ...] = (),
+    vip: str | None = None,
 ) -> Iterator[Pair]:
     """Four sipha servers and two HA dispatchers in local mode on a fresh loopback VIP."""
-    vip = f"127.0.{random.randint(1, 250)}.{random.randint(10, 250)}"
+    vip = vip or f"127.0.{random.randint(1, 250)}.{random.randint(10, 250)}"
     sip_port = free_port(vip)
     servers: list[ServerNode] = []
     ds: list[HaDispatcher] = []

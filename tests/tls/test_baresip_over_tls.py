@@ -125,8 +125,8 @@ def test_baresip_calls_through_a_dispatcher_terminating_tls(
         out = _baresip(store_dir, certs, tls_port)
         _assert_call_over_tls(out, tls_port, server)
         # The phone saw the dispatcher's two Record-Routes: UDP towards the server, TLS (on
-        # the TLS listener's port) towards itself.
-        assert f"ds1@127.0.0.1:{tls_port};transport=tls;lr>" in out
+        # the TLS listener's port) towards itself, both with its flow token.
+        assert re.search(rf"<sip:ds1-[a-z2-7]+@127\.0\.0\.1:{tls_port};transport=tls;lr>", out)
     finally:
         if dispatcher is not None:
             terminate(dispatcher.proc, timeout=3)

@@ -10,6 +10,7 @@ TOML (every field optional except at least one server from somewhere)::
     dispatcher_list = "dispatcher.list"  # Kamailio format, servers of `setid`
     setid = 1
     failover_timeout = 0.2
+    flow_timer = 25                      # keepalive interval for phones using outbound
     [probe]
     enabled = true
     interval = 0.5
@@ -122,6 +123,7 @@ class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit_reply: bool = False
     max_message_size: int = 65535
     freebind: bool = False
+    flow_timer: int = 25  # RFC 5626 Flow-Timer for phones registered with outbound; 0: none
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
     tls: TlsConfig = msgspec.field(default_factory=TlsConfig)
 
@@ -148,6 +150,7 @@ def validate(cfg: DispatcherConfig, *, source: str = "config", files: bool = Tru
     check(cfg.probe.probing_threshold >= 1, "probe.probing_threshold", "must be >= 1", "e.g. 2")
     check(cfg.probe.inactive_threshold >= 1, "probe.inactive_threshold", "must be >= 1", "e.g. 2")
     check(cfg.rate_limit >= 0, "rate_limit", "must be >= 0", "0 turns it off")
+    check(0 <= cfg.flow_timer <= 3600, "flow_timer", "must be 0..3600", "e.g. 25; 0: none")
     for i, s in enumerate(cfg.servers):
         check(s.weight is None or s.weight >= 0, f"servers[{i}].weight", "must be >= 0", "e.g. 1")
         check(s.priority is None or s.priority >= 0, f"servers[{i}].priority", "must be >= 0",

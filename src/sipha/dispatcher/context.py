@@ -8,13 +8,12 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sipha.sip import Request, build_response
-from sipha.sip.uri import host_port
 from sipha.transport import Peer
 
 from .health import HealthSettings
 from .probing import ProbeSettings
 
-__all__ = ["DIALOG_CREATING", "RouterSettings", "RouterStats", "Send", "Stamp"]
+__all__ = ["DIALOG_CREATING", "OwnRoute", "RouterSettings", "RouterStats", "Send", "Stamp"]
 
 # RFC 3261 §12.1 / RFC 6665 §4.1: requests that create dialogs get our Record-Route.
 DIALOG_CREATING = frozenset({"INVITE", "SUBSCRIBE", "REFER", "NOTIFY"})
@@ -51,6 +50,9 @@ class RouterSettings:
     """Answer 503 to refused requests instead of dropping them."""
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    flow_timer: int = 25
+    """Seconds between a phone's outbound keepalives (RFC 5626 §5.4 Flow-Timer, put on the 2xx
+    of a REGISTER the registrar accepted with outbound); 0 leaves the phone's default."""
 
 
 @dataclass(slots=True)
@@ -69,6 +71,9 @@ class RouterStats:
     no_server: int = 0
     dialogs_rescued: int = 0
     rate_limited: int = 0
+    paths_added: int = 0
+    flow_failed: int = 0
+    """Requests for a phone whose flow is gone (its connection closed): answered 430."""
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -82,7 +87,9 @@ class Stamp:
 
     def __init__(self, advertise: tuple[str, int], secret: bytes) -> None:
         host, port = advertise
-        self.adv = host_port(host, port)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"  # an IPv6 reference in Via, Record-Route and Path (RFC 3261 §25)
+        self.adv = f"{host}:{port}"
         self.host = host
         self.secret = secret
         self.port = port
@@ -99,38 +106,69 @@ class Stamp:
                   else self._via_tcp if transport == "tcp" else self._via_tls)
         return f"{prefix}{branch};rport"
 
-    def route(self, token: str, transport: str = "udp") -> str:
+    def route(self, token: str, transport: str = "udp", flow: str = "") -> str:
         """Our Record-Route naming the server with ``token`` (``<sip:ds<token>@us;lr>``),
-        with ``;transport=`` and that listener's port for a stream transport."""
+        with ``;transport=`` and that listener's port for a stream transport, and the caller's
+        flow token (``ds<token>-<flow>``, `flows`) when given."""
+        user = f"ds{token}-{flow}" if flow else f"ds{token}"
         if transport == "udp":
-            return f"<sip:ds{token}{self.rr_suffix}"
+            return f"<sip:{user}{self.rr_suffix}"
         port = self.listen_ports.get(transport, self.port)
-        return f"<sip:ds{token}@{host_port(self.host, port)};transport={transport};lr>"
+        return f"<sip:{user}@{self.host}:{port};transport={transport};lr>"
 
-    def record_route(self, msg: Request, server_route: str, token: str, server_transport: str,
-                     source: Peer) -> None:
+    def path(self, flow: str, transport: str, outbound: bool) -> str:
+        """Our Path (RFC 3327) for a REGISTER that came over ``flow``: the service address
+        as the servers reach it over ``transport``, ``ob`` when the phone asked for outbound
+        (RFC 5626 §5.1). No server token: any server may use it."""
+        suffix = ";ob>" if outbound else ">"
+        if transport == "udp":
+            return f"<sip:ds-{flow}{self.rr_suffix[:-1]}{suffix}"
+        port = self.listen_ports.get(transport, self.port)
+        return f"<sip:ds-{flow}@{self.host}:{port};transport={transport};lr{suffix}"
+
+    def record_route(self, msg: Request, token: str, server_transport: str, source: Peer,
+                     flow: str = "") -> None:
         """RFC 3261 §16.6 step 4, with RFC 5658's double Record-Route when the transport
         changes: the server reaches us by the top one (its transport), the caller by the one
-        below (its own, e.g. a phone over TLS in front of servers on UDP)."""
+        below (its own, e.g. a phone over TLS in front of servers on UDP). Both carry the
+        caller's flow, so requests from the server find it whichever entry they keep."""
         if source.transport != server_transport:
-            msg.add_record_route(self.route(token, source.transport))
-        msg.add_record_route(server_route)
+            msg.add_record_route(self.route(token, source.transport, flow))
+        msg.add_record_route(self.route(token, server_transport, flow))
 
-    def own_route(self, route: str | None) -> str | None:
-        """The server token of a top Route we Record-Routed (any transport), else None."""
+    def own_route(self, route: str | None) -> OwnRoute | None:
+        """The server token and flow token of a top Route we wrote (Record-Route or Path, any
+        transport), else None. A Path has an empty server token."""
         if route is None or not route.startswith("<sip:ds"):
             return None
         at, end = route.find("@"), route.find(">")
         if at < 0 or end < at:
             return None
         rest = route[at + 1 : end]
-        hostport = rest.partition(";")[0]
-        if not rest.endswith(";lr") or (
+        hostport, _, params = rest.partition(";")
+        if "lr" not in params.split(";") or (
             hostport != self.adv
-            and hostport not in {host_port(self.host, p) for p in self.listen_ports.values()}
+            and hostport not in {f"{self.host}:{p}" for p in self.listen_ports.values()}
         ):
             return None
-        return route[7:at]
+        token, _, flow = route[7:at].partition("-")
+        return OwnRoute(token, flow)
+
+    def names_us(self, host: str, port: int | None) -> bool:
+        """Does host:port name this dispatcher (the advertised address, any listener's port
+        on its host)? A port left out counts as 5060 (RFC 3261 §19.1.2)."""
+        if host.strip("[]").lower() != self.host.strip("[]").lower():
+            return False
+        port = port or 5060
+        return port == self.port or port in self.listen_ports.values()
+
+
+class OwnRoute(NamedTuple):
+    """What a Route we wrote carries: the server's token ("" in a Path) and the flow token
+    ("" when the request came from a server)."""
+
+    token: str
+    flow: str
 
 
 def prepare(msg: Request, source: Peer) -> None:

@@ -3,8 +3,9 @@
 An initial request (no To tag) that matches no open transaction opens one: the scheduler picks a
 server (or the Call-ID's affinity entry names one, so the retry after a 401 lands on the server
 that issued the nonce); we stamp ``received``/``rport`` on the caller's Via, decrement
-Max-Forwards (483 before anything is remembered), add a Record-Route ``<sip:ds<uid>@us;lr>``
-for dialog-creating methods and push our Via, whose branch ``make_branch(<uid>, key#attempt)``
+Max-Forwards (483 before anything is remembered), add a Record-Route
+``<sip:ds<uid>-<flow>@us;lr>`` for dialog-creating methods (a Path for a REGISTER, `edge`)
+and push our Via, whose branch ``make_branch(<uid>, key#attempt)``
 is signed: a forged response cannot steer us, and a retransmission gets the same branch.
 
 Everything after that is one lookup in `forwarding.INVITE_TABLE` (or the non-INVITE table) and
@@ -40,8 +41,8 @@ class Forwarder:
     """Opens transactions and drives each one by the forwarding table."""
 
     __slots__ = (
-        "failed", "listening_since", "registry", "routing", "settings", "stamp", "state",
-        "stats", "table",
+        "edge", "failed", "listening_since", "registry", "routing", "settings", "stamp",
+        "state", "stats", "table",
     )
 
     def __init__(
@@ -56,6 +57,7 @@ class Forwarder:
     ) -> None:
         self.registry = registry
         self.routing = routing
+        self.edge = routing.edge
         self.stamp = stamp
         self.settings = settings
         self.stats = stats
@@ -224,9 +226,7 @@ class Forwarder:
     def _attempt(self, p: Pending, msg: Request, server: Server, now: float) -> Send:
         attempt = len(p.attempts)
         branch = make_branch(server.token, p.key + b"#%d" % attempt, self.stamp.secret)
-        if msg.method in DIALOG_CREATING:
-            self.stamp.record_route(msg, server.route, server.token, server.peer.transport,
-                                    p.source)
+        self._edge_headers(msg, server, p.source)
         msg.push_via(self.stamp.via(server.peer.transport, branch))
         p.attempts.append(server)
         p.branches.append(branch)
@@ -241,6 +241,16 @@ class Forwarder:
             self.state.dialog_touch(p.call_id, server, now, self.settings.linger)
         self.stats.forwarded_requests += 1
         return Send(bytes(msg), server.peer)
+
+    def _edge_headers(self, msg: Request, server: Server, source: Peer) -> None:
+        """Our Record-Route on a dialog-forming request, our Path on a REGISTER (edge.py):
+        both carry the caller's flow."""
+        method = msg.method
+        if method in DIALOG_CREATING:
+            self.stamp.record_route(msg, server.token, server.peer.transport, source,
+                                    self.edge.flow_of(source))
+        elif method == "REGISTER":
+            self.edge.add_path(msg, source, server.peer.transport)
 
     def _next_server(self, p: Pending, now: float) -> tuple[Server, Request] | None:
         """The server to fail over to and the request rebuilt for it, or None."""
@@ -259,9 +269,8 @@ class Forwarder:
         if method == "CANCEL":
             if p.attempt_phases[idx] is not AttemptPhase.COMPLETED:
                 p.attempt_phases[idx] = AttemptPhase.CANCELLED  # by the caller's CANCEL
-        elif method != "ACK" and method in DIALOG_CREATING:
-            self.stamp.record_route(msg, server.route, server.token, server.peer.transport,
-                                    p.source)
+        elif method != "ACK":
+            self._edge_headers(msg, server, p.source)
         msg.push_via(self.stamp.via(server.peer.transport, p.branches[idx]))
         self.stats.forwarded_requests += 1
         return Send(bytes(msg), server.peer)

@@ -19,8 +19,13 @@ as a retransmission, CANCEL or ACK; an unmatched CANCEL gets 481 (RFC 3261 §16.
 unmatched initial request opens a transaction; everything else routes in-dialog.
 
 *Responses* carry our signed Via on top: probes' (token ``p``) go to supervision, answers to
-our own ACK/BYE/CANCEL (token ``g``) are absorbed, the rest find their transaction by branch,
-or route back statelessly.
+our own ACK/BYE/CANCEL (token ``g``) are absorbed, a phone's answers to what a server sent it
+(token ``o``) go back statelessly, the rest find their transaction by branch, or route back
+statelessly.
+
+`edge` makes the dispatcher the phones' edge proxy: a phone's own Route naming us is spent
+here, a REGISTER gets our Path, and requests a server sends through that Path go to the
+phone's flow (`flows`).
 
 Load accounting (pending INVITEs + confirmed dialogs per server) lives in `DispatcherState`.
 """
@@ -34,6 +39,8 @@ from sipha.sip.branch import branch_digest_input, read_branch_token
 from sipha.transport import Peer
 
 from .context import RouterSettings, RouterStats, Send, Stamp, reply
+from .edge import ALWAYS_ALIVE, Edge
+from .flows import FlowView
 from .forwarder import Forwarder
 from .health import HealthChange, HealthInput, HealthState
 from .probing import Prober
@@ -59,6 +66,7 @@ class Router:
         secret: bytes,
         rng: random.Random | None = None,
         state: DispatcherState | None = None,
+        flows: FlowView = ALWAYS_ALIVE,
     ) -> None:
         self.settings = settings
         self.state = state or DispatcherState()
@@ -70,7 +78,8 @@ class Router:
             health=settings.health, rng=rng or random.Random(),
         )
         self._outbox: list[Send] = []  # sends decided outside a request, timer or response
-        self.routing = DialogRouting(self.registry, stamp, settings, self.stats)
+        self.edge = Edge(stamp, settings, self.stats, flows)
+        self.routing = DialogRouting(self.registry, stamp, settings, self.stats, self.edge)
         self.forwarder = Forwarder(
             self.registry, self.routing, stamp, settings, self.stats, failed=self._failed
         )
@@ -197,6 +206,15 @@ class Router:
             if self.settings.rate_limit_reply:
                 return [reply(msg, 503, source, self.stats)]
             return []
+        route = msg.get("route")
+        if route is not None:
+            if (source.host, source.port) in self.registry.by_addr:
+                if route.startswith("<sip:ds"):
+                    # A server sends through our Path or Record-Route towards a phone: the
+                    # CANCEL and the INVITE included, statelessly (edge.py).
+                    return self.routing.in_dialog(msg, source, now)
+            else:
+                self.edge.strip_own_routes(msg)
         if initial or method == "ACK" or method == "CANCEL":
             key = branch_digest_input(msg)
             p = self.state.transactions.get(key)
@@ -227,6 +245,18 @@ class Router:
         msg.pop_via()
         if "via" not in msg:
             return []
+        if kind == "o":
+            return [self.routing.upstream(msg)]  # a phone answers a server's request
+        if msg.cseq.method == "REGISTER" and 200 <= msg.status < 300:
+            self.edge.flow_timer(msg)
+            out = self._route_response(msg, branch, token, now)
+            for send in out:
+                if (send.peer.host, send.peer.port) not in self.registry.by_addr:
+                    self.edge.learn_flow(msg, send.peer)  # the phone's flow (edge.py)
+            return out
+        return self._route_response(msg, branch, token, now)
+
+    def _route_response(self, msg: Response, branch: str, token: str, now: float) -> list[Send]:
         p = self.state.transactions.get(branch)
         if p is not None and msg.cseq.method == p.method:
             return self.forwarder.on_response(p, msg, branch, now)

@@ -23,7 +23,8 @@ from sipha.sip.uri import SipUri, parse_uri
 from sipha.transport import Peer, response_destination
 
 from . import messages
-from .context import RouterSettings, RouterStats, Send, Stamp, prepare, reply
+from .context import DIALOG_CREATING, RouterSettings, RouterStats, Send, Stamp, prepare, reply
+from .edge import Edge
 from .health import HealthState
 from .registry import ServerRegistry
 from .state import DialogPhase, Server
@@ -34,7 +35,7 @@ __all__ = ["DialogRouting"]
 class DialogRouting:
     """In-dialog requests and responses (see the module docstring)."""
 
-    __slots__ = ("_peers", "registry", "settings", "stamp", "state", "stats")
+    __slots__ = ("_peers", "edge", "registry", "settings", "stamp", "state", "stats")
 
     def __init__(
         self,
@@ -42,8 +43,10 @@ class DialogRouting:
         stamp: Stamp,
         settings: RouterSettings,
         stats: RouterStats,
+        edge: Edge,
     ) -> None:
         self.registry = registry
+        self.edge = edge
         self.state = registry.state
         self.stamp = stamp
         self.settings = settings
@@ -51,26 +54,47 @@ class DialogRouting:
         self._peers: dict[tuple[str, str, int], Peer] = {}
 
     def in_dialog(self, msg: Request, source: Peer, now: float) -> list[Send]:
-        """Route a request with a To tag (or an ACK/CANCEL-less stray). Raises SipParseError
-        for a Route or Request-URI we cannot route to, or Max-Forwards exhausted."""
+        """Route a request with a To tag, an ACK/CANCEL-less stray, or a request a server
+        sends to a phone through our Path. Raises SipParseError for a Route or Request-URI
+        we cannot route to, or Max-Forwards exhausted."""
         registry = self.registry
         from_server = registry.by_addr.get((source.host, source.port))
         target: Server | None = None
         peer: Peer | None = None
         route = msg.get("route")
-        token = self.stamp.own_route(route)
-        if token is not None:
+        own = self.stamp.own_route(route)
+        if own is not None:
             msg.pop_route()
             route = msg.get("route")
-            if self.stamp.own_route(route) == token:
+            if self.stamp.own_route(route) == own:
                 msg.pop_route()  # the second of a double Record-Route (RFC 5658)
                 route = msg.get("route")
             if from_server is None:
-                target = registry.by_token(token)
+                target = registry.by_token(own.token)
         if target is None and from_server is not None:
-            # Towards the caller: next Route, else the Request-URI (RFC 3261 §16.12).
-            peer = self._uri_peer(_first_uri(route) if route else msg.ruri)
+            # Towards a phone: over its flow when our Route names one (edge.py), else the
+            # next Route, else the Request-URI (RFC 3261 §16.12).
             target = from_server
+            if own is not None and own.flow:
+                edge = self.edge
+                peer = edge.flow_peer(own.flow)
+                if peer is None and not own.token:
+                    # A Path's flow is the binding itself: gone means unreachable, now.
+                    self.stats.flow_failed += 1
+                    if msg.method == "ACK":
+                        return []
+                    return [reply(msg, 430, source, self.stats)]
+                if peer is None:
+                    peer = edge.recovered_flow(msg)
+                    if peer is None and edge.stale_target(own.flow, msg):
+                        self.stats.flow_failed += 1
+                        return []  # retransmitted until the phone is back (edge.py)
+            if peer is None:
+                peer = self._uri_peer(_first_uri(route) if route else msg.ruri)
+            elif own is not None and not own.token and msg.method in DIALOG_CREATING and (
+                msg.to_tag is None
+            ):
+                self.edge.record_route_to_phone(msg, own, from_server, peer)
         if target is None:
             d = self.state.dialogs.get(msg.call_id)
             if d is not None:
@@ -94,14 +118,20 @@ class DialogRouting:
             if alternative is not None:
                 self.stats.dialogs_rescued += 1
                 self.state.dialog_move(msg.call_id, alternative, now)
+                # The dead server's Record-Route, next in the Route set, now names the
+                # alternative (a proxied call between two phones).
+                self.edge.reroute(msg, target, alternative)
                 target = alternative
         if msg.method == "BYE":
             self.state.dialog_idle(msg.call_id, now, self.settings.linger)
+        token = target.token
         if peer is None:
             peer = target.peer
+        else:
+            token = f"o{token}"  # towards a phone: its answers go back statelessly
         key = branch_digest_input(msg)
         prepare(msg, source)
-        branch = make_branch(target.token, key + b"#0", self.stamp.secret)
+        branch = make_branch(token, key + b"#0", self.stamp.secret)
         msg.push_via(self.stamp.via(peer.transport, branch))
         self.stats.forwarded_requests += 1
         return [Send(bytes(msg), peer)]

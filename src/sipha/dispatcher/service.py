@@ -50,6 +50,7 @@ def router_settings(cfg: DispatcherConfig) -> RouterSettings:
         rate_limit=cfg.rate_limit,
         rate_window=cfg.rate_window,
         rate_limit_reply=cfg.rate_limit_reply,
+        flow_timer=cfg.flow_timer,
         probe=ProbeSettings(pc.interval, pc.timeout, frozenset(pc.accepted_codes)),
         health=HealthSettings(pc.probing_threshold, pc.inactive_threshold, pc.suspect_hold),
     )
@@ -93,7 +94,7 @@ class DispatcherService:
             self._on_message,
             config=TransportConfig(
                 limits=Limits(max_message_size=cfg.max_message_size), freebind=cfg.freebind,
-                tls=cfg.tls,
+                tls=cfg.tls, outbound_keepalives=True,
             ),
         )
 
@@ -127,6 +128,7 @@ class DispatcherService:
             advertise=advertise,
             secret=secret,
             rng=random.Random(int.from_bytes(os.urandom(8), "big")),
+            flows=self,
         )
         router.listen_ports = {b.transport: b.port for b in reversed(self.endpoint.bound)}
         for spec in self.specs:
@@ -166,6 +168,11 @@ class DispatcherService:
         if self.api is not None:
             await self.api.close()
         await self.endpoint.close()
+
+    def alive(self, peer: Peer) -> bool:
+        """Is a phone's TCP or TLS flow still connected (the edge's `FlowView`)? Asked of the
+        endpoint of the moment: HA promotion and demotion replace it."""
+        return self.endpoint.connected(peer)
 
     @property
     def counters(self) -> TransportCounters:

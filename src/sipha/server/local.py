@@ -85,7 +85,9 @@ class Local:
             host = advertise or spec.host
             if host in ("0.0.0.0", "::"):
                 host = "127.0.0.1"
-            self.by_transport.setdefault(spec.transport, (host, spec.port))
+            # What we write in Via, Record-Route and Contact: an IPv6 reference is bracketed.
+            shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+            self.by_transport.setdefault(spec.transport, (shown, spec.port))
             self._ports.add(spec.port)
             hosts.add(spec.host.lower())
             hosts.add(host.lower())
@@ -135,6 +137,18 @@ class Local:
         if port is None:
             return host == self.domain.lower() or 5060 in self._ports
         return port in self._ports
+
+    def is_own_route(self, uri: object) -> bool:
+        """Does a Route value name this server (§16.4)? As `is_me`, except that a URI with a
+        user part at an alias is the dispatcher's own Record-Route or Path (the edge's flow
+        token, ``sip:ds...@service``): it must reach the dispatcher again, not be spent here."""
+        if not isinstance(uri, SipUri):
+            return False
+        if uri.user is not None and self._aliases:
+            host = uri.host.lower().strip("[]")
+            if (host, uri.port) in self._aliases or (host, None) in self._aliases:
+                return False
+        return self.is_me(uri)
 
     def is_alias_address(self, host: str, port: int) -> bool:
         """Is (host, port) a configured alias (a dispatcher, the service address)? A request

@@ -151,7 +151,19 @@ def ok_response(
     if request.method == "REGISTER" and _supports_path(request):
         # RFC 3327 §5.3: the Path stored is echoed to a UA that supports it.
         headers += [("Path", value) for value in request.get_all("path")]
+    if request.method == "REGISTER" and _outbound(request):
+        headers.append(("Require", "outbound"))
     return build_response(request, 200, to_tag=_tag(request), headers=headers)
+
+
+def _outbound(request: Request) -> bool:
+    """RFC 5626 §6: the registration uses outbound when a Contact has a reg-id and an
+    instance id and the edge said it supports outbound (``ob`` in the first Path), or the
+    UA is our direct neighbour (no Path). The phone then starts its keepalives."""
+    if not any("reg-id" in c and "+sip.instance" in c for c in request.get_all("contact")):
+        return False
+    paths = request.get_all("path")
+    return not paths or ";ob" in paths[0].partition(">")[0]
 
 
 def _supports_path(request: Request) -> bool:

@@ -94,7 +94,7 @@ class Routing:
             request.set_uri(str(parse_name_addr(routes[-1]).uri))
         while request.has("route"):
             top = request.routes[0].uri
-            if not self.local.is_me(top):
+            if not self.local.is_own_route(top):
                 break
             if isinstance(top, SipUri) and dialog_token_valid(self.secret, request, top):
                 verified = True

@@ -48,6 +48,7 @@ from sipha.sip.parser import DEFAULT_LIMITS, Limits, salvage
 from sipha.sip.reject import reject_malformed
 
 from .address import ListenSpec, Peer
+from .stun import binding_response, looks_like_stun
 from .tls import TlsConfig, TlsConfigError, client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class TransportCounters:
     # Handshakes begun on tls: listeners. asyncio reports a failed one to no one (its debug
     # log only), so failures are this minus the TLS connections accepted (tcp_accepted).
     tls_handshakes: int = 0
+    stun_answered: int = 0  # RFC 5626 §8 binding requests answered (outbound keepalives)
+    pongs: int = 0  # CRLF answers to CRLFCRLF pings on streams (RFC 5626 §4.4.1)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
@@ -119,6 +122,9 @@ class TransportConfig:
     tcp_connect_timeout: float = 2.0
     freebind: bool = False
     tls: TlsConfig = field(default_factory=TlsConfig)
+    # An edge proxy answers outbound keepalives (RFC 5626 §4.4.1, §8): STUN binding requests
+    # on its UDP SIP ports, CRLFCRLF pings with a CRLF pong on streams.
+    outbound_keepalives: bool = False
 
 
 def make_socket(spec: ListenSpec, *, freebind: bool = False) -> socket.socket:
@@ -165,7 +171,7 @@ def _grow_buffers(sock: socket.socket) -> None:
 class _Receiver:
     """Shared receive path: parse, hand over, or answer 400 / count the drop."""
 
-    __slots__ = ("counters", "endpoint", "limits", "max_datagram", "on_message")
+    __slots__ = ("counters", "endpoint", "keepalives", "limits", "max_datagram", "on_message")
 
     def __init__(self, endpoint: SipEndpoint) -> None:
         self.endpoint = endpoint
@@ -173,6 +179,7 @@ class _Receiver:
         self.counters = endpoint.counters
         self.limits = endpoint.config.limits
         self.max_datagram = endpoint.config.max_datagram_size
+        self.keepalives = endpoint.config.outbound_keepalives
 
     def bad(self, err: SipParseError, peer: Peer) -> None:
         c = self.counters
@@ -219,6 +226,14 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) > r.max_datagram:
             r.counters.oversized_datagrams += 1
             r.counters.dropped += 1
+            return
+        if r.keepalives and looks_like_stun(data):  # not a letter: STUN (RFC 7983)
+            answer = binding_response(data, addr[0], addr[1])
+            if answer is None:
+                r.counters.dropped += 1
+            elif self.transport is not None:
+                r.counters.stun_answered += 1
+                self.transport.sendto(answer, addr)
             return
         peer = Peer("udp", addr[0], addr[1])
         try:
@@ -278,9 +293,20 @@ class _TcpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
+        parser = self.parser
+        if data[:4] == b"\r\n\r\n" and parser.buffered == 0 and self.receiver.keepalives:
+            # RFC 5626 §4.4.1: a CRLFCRLF ping between messages gets a CRLF pong, and keeps
+            # the flow from counting as idle.
+            pings = (len(data) - len(data.lstrip(b"\r\n"))) // 4
+            data = data.lstrip(b"\r\n")
+            self.last_activity = now
+            self.receiver.counters.pongs += pings
+            if self.transport is not None:
+                self.transport.write(b"\r\n" * pings)
+            if not data:
+                return
         if self.message_started is None:
             self.message_started = now
-        parser = self.parser
         completed = False
         parser.feed(data)
         r = self.receiver
@@ -538,6 +564,13 @@ class SipEndpoint:
             elif started is None and conn.last_activity < idle_limit:
                 self.counters.tcp_closed_idle += 1
                 conn.transport.close()
+
+    def connected(self, peer: Peer) -> bool:
+        """Is a connection to or from ``peer`` open (a phone's TCP or TLS flow)?"""
+        conn = self._tcp.get((peer.host, peer.port))
+        return conn is not None and conn.transport is not None and (
+            not conn.transport.is_closing()
+        )
 
     @property
     def tcp_connections(self) -> int:
