@@ -120,6 +120,8 @@ class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: int = 0
     rate_window: float = 1.0
     rate_limit_reply: bool = False
+    reflection_rate: float = 50.0  # repeats/s relayed to a caller that never answered us; 0: off
+    reflection_burst: float = 100.0
     max_message_size: int = 65535
     freebind: bool = False
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
@@ -148,6 +150,8 @@ def validate(cfg: DispatcherConfig, *, source: str = "config", files: bool = Tru
     check(cfg.probe.probing_threshold >= 1, "probe.probing_threshold", "must be >= 1", "e.g. 2")
     check(cfg.probe.inactive_threshold >= 1, "probe.inactive_threshold", "must be >= 1", "e.g. 2")
     check(cfg.rate_limit >= 0, "rate_limit", "must be >= 0", "0 turns it off")
+    check(cfg.reflection_rate >= 0, "reflection_rate", "must be >= 0", "0 turns it off")
+    check(cfg.reflection_burst >= 1, "reflection_burst", "must be >= 1", "e.g. 100")
     for i, s in enumerate(cfg.servers):
         check(s.weight is None or s.weight >= 0, f"servers[{i}].weight", "must be >= 0", "e.g. 1")
         check(s.priority is None or s.priority >= 0, f"servers[{i}].priority", "must be >= 0",

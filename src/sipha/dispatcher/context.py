@@ -48,6 +48,10 @@ class RouterSettings:
     rate_window: float = 1.0
     rate_limit_reply: bool = False
     """Answer 503 to refused requests instead of dropping them."""
+    reflection_rate: float = 50.0
+    """Repeats relayed per second to a caller host that never answered us (`amplification`);
+    0 = no budget."""
+    reflection_burst: float = 100.0
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
 
@@ -68,6 +72,8 @@ class RouterStats:
     no_server: int = 0
     dialogs_rescued: int = 0
     rate_limited: int = 0
+    amplification_suppressed: int = 0
+    """Repeats not relayed to a caller that never proved it exists (`amplification`)."""
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

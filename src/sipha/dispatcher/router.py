@@ -33,6 +33,7 @@ from sipha.sip import Request, Response
 from sipha.sip.branch import branch_digest_input, read_branch_token
 from sipha.transport import Peer
 
+from .amplification import AmplificationGuard, request_key, response_key
 from .context import RouterSettings, RouterStats, Send, Stamp, reply
 from .forwarder import Forwarder
 from .health import HealthChange, HealthInput, HealthState
@@ -80,6 +81,10 @@ class Router:
         )
         self._limiter = (
             RateLimiter(settings.rate_limit, settings.rate_window) if settings.rate_limit else None
+        )
+        self.guard = (
+            AmplificationGuard(settings.reflection_rate, settings.reflection_burst)
+            if settings.reflection_rate > 0 else None
         )
 
     @property
@@ -183,10 +188,11 @@ class Router:
         to = msg.get("to")
         initial = to is None or "tag" not in to or msg.to_tag is None
         limiter = self._limiter
+        from_server = (source.host, source.port) in self.registry.by_addr
         if (
             limiter is not None
             and counted(method, in_dialog=not initial)
-            and (source.host, source.port) not in self.registry.by_addr
+            and not from_server
             and not limiter.allow(source.host, now)
         ):
             self.stats.rate_limited += 1
@@ -203,6 +209,10 @@ class Router:
                 return [reply(msg, 481, source, self.stats)]
             if initial and method != "ACK":
                 return self.forwarder.new_transaction(key, msg, source, now)
+        if from_server and self.guard is not None:
+            # Towards a caller: a server's retransmitted BYE is budgeted like a response.
+            identity = request_key(msg.via.branch, method, msg.get("cseq") or "")
+            return self._guarded(self.routing.in_dialog(msg, source, now), identity, now)
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
@@ -220,14 +230,35 @@ class Router:
             return []
         if kind == "g":
             return []  # the answer to an ACK/BYE/CANCEL we wrote ourselves
+        guard = self.guard
+        if guard is not None and (source.host, source.port) not in self.registry.by_addr:
+            guard.verify(source.host)  # a caller answered what we relayed: it exists
         msg.pop_via()
         if "via" not in msg:
             return []
         p = self.state.transactions.get(branch)
         if p is not None and msg.cseq.method == p.method:
-            return self.forwarder.on_response(p, msg, branch, now)
-        if msg.method == "INVITE" and msg.status < 300:
-            ghost = self.routing.learn_dialog(msg, token, now)
-            if ghost:
-                return ghost
-        return [self.routing.upstream(msg)]
+            out = self.forwarder.on_response(p, msg, branch, now)
+        else:
+            if msg.method == "INVITE" and msg.status < 300:
+                ghost = self.routing.learn_dialog(msg, token, now)
+                if ghost:
+                    return ghost
+            out = [self.routing.upstream(msg)]
+        if guard is None or msg.status < 200 or not out:
+            return out
+        return self._guarded(out, response_key(msg.via.branch, msg.status, msg.get("cseq") or ""),
+                             now)
+
+    def _guarded(self, out: list[Send], identity: str, now: float) -> list[Send]:
+        """``out`` without the repeats the amplification budget refuses (to callers only)."""
+        guard = self.guard
+        assert guard is not None
+        by_addr = self.registry.by_addr
+        kept = [
+            s for s in out
+            if (s.peer.host, s.peer.port) in by_addr or guard.allow(identity, s.peer, now)
+        ]
+        if len(kept) != len(out):
+            self.stats.amplification_suppressed += len(out) - len(kept)
+        return kept

@@ -49,6 +49,8 @@ def router_settings(cfg: DispatcherConfig) -> RouterSettings:
         rate_limit=cfg.rate_limit,
         rate_window=cfg.rate_window,
         rate_limit_reply=cfg.rate_limit_reply,
+        reflection_rate=cfg.reflection_rate,
+        reflection_burst=cfg.reflection_burst,
         probe=ProbeSettings(pc.interval, pc.timeout, frozenset(pc.accepted_codes)),
         health=HealthSettings(pc.probing_threshold, pc.inactive_threshold, pc.suspect_hold),
     )
