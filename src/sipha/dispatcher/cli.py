@@ -75,6 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rate-limit", type=int, metavar="N", help="requests/s per source IP (default 0: off)"
     )
+    parser.add_argument(
+        "--dns-server", action="append", metavar="IP:PORT",
+        help="DNS server for servers given by name, repeatable (default: /etc/resolv.conf)",
+    )
     parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address (default: none)")
     parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
     add_tls_arguments(parser)
@@ -158,6 +162,7 @@ def server_sources(args: argparse.Namespace) -> Any:
         "http": args.http, "token": args.token, "dispatcher_list": args.dispatcher_list,
         "setid": args.setid, "failover_timeout": args.failover_timeout,
         "rate_limit": args.rate_limit, "tls": tls_overrides(args),
+        "dns_servers": args.dns_server,
     }
     probe = None if args.probe is None else args.probe == "on"
     return Sources(args.config, overrides, probe, tuple(args.server or ()))
