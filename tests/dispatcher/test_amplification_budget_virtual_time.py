@@ -113,3 +113,20 @@ def test_a_servers_resent_bye_to_an_unproven_caller_is_budgeted() -> None:
         relayed += len(r.on_request(msg, server, now=0.5))
     assert relayed == 1 + 2
     assert r.stats.amplification_suppressed == 8
+
+
+def test_a_caller_that_resends_its_request_is_answered_each_time() -> None:
+    """A loaded path: SIPp resends its BYE, the server answers each copy; every answer goes
+    back (1:1 is no amplification), though the caller never proved anything else."""
+    r = make_router(reflection_rate=1.0, reflection_burst=1.0)
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.01)
+    relayed = 0
+    for i in range(10):
+        bye = invite(method="BYE", branch="z9hG4bKbye", to_tag="s1", cseq=2)
+        [fwd] = r.on_request(bye, UAC, now=1.0 + i / 100)
+        ok = answer(forwarded(fwd), 200)
+        relayed += sum(1 for s in r.on_response(ok, fwd.peer, now=1.0 + i / 100)
+                       if s.peer == UAC)
+    assert relayed == 10
+    assert r.stats.amplification_suppressed == 0

@@ -40,14 +40,17 @@ class Front:
 
 
 @contextlib.contextmanager
-def front(tmp_path: Path, *dispatcher_extra: str, auth: bool = True) -> Iterator[Front]:
+def front(
+    tmp_path: Path, *dispatcher_extra: str, auth: bool = True,
+    transports: tuple[str, ...] = ("udp",),
+) -> Iterator[Front]:
     dport = free_port()
     db = f"sqlite:{tmp_path / 'store.db'}"
     add_user(db, "alice", "alicepw")
     extra = ("--auth-invite",) if auth else ("--auth", "off")
     with server(tmp_path, store=db, extra=(*extra, "--alias", f"127.0.0.1:{dport}")) as srv:
         node = start_dispatcher(tmp_path, [f"sip:127.0.0.1:{srv.port}"], *dispatcher_extra,
-                                token=TOKEN, sip_port=dport)
+                                token=TOKEN, sip_port=dport, transports=transports)
         try:
             yield Front(node, srv)
         finally:

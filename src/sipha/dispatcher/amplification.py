@@ -9,11 +9,15 @@ datagrams for one, 19x the bytes. The server budgets its own retransmissions per
 (`sipha.transport.reflection`), but its destination is the dispatcher, which relays each one
 to the Via below: so the dispatcher budgets what it relays, per caller host, the same way.
 
-Only *repeats* draw on the budget: the first copy of a final response or of a request a server
-sends towards a caller is one datagram for one the caller sent (or for a call it set up), and
+Only *unasked repeats* draw on the budget: the first copy of a final response, or of a request
+a server sends towards a caller, is one datagram for one the caller sent (or for a call it set
+up); so is a copy that answers a retransmission of the caller's request (a caller resending
+its request over a lossy or loaded path is answered each time, as RFC 3261 §17.2 wants); and
 provisional responses are never repeated by our servers. A repeat is recognised by its identity
 (`key`: the caller's branch, the status and the CSeq of a response; the server's branch, the
-method and the CSeq of a request) seen within ``memory`` seconds. Repeats to a caller host
+method and the CSeq of a request) seen within ``memory`` seconds; the copies of each caller
+request (by its branch) are counted too, and the n-th copy of a response goes free when the
+caller sent at least n copies of the request. Repeats to a caller host
 draw on a token bucket of that host (`RetransmitBudget`: ``rate`` a second up to ``burst``);
 when it is empty the repeat is dropped and counted. Nothing else changes: transactions and
 their timers run as before, and a caller that resends its request is answered as always.
@@ -22,8 +26,9 @@ A host that proved it receives what we send is exempt from then on: it answered 
 relayed to it (its response carried our signed branch, which a blind spoofer never sees).
 Streams (TCP, TLS) are exempt: their peer completed a handshake from its address.
 
-Memory is bounded: at most ``max_keys`` identities (all live ``memory`` seconds, so the oldest
-goes first) and the budget's own bounds. Pure: time comes in as ``now``.
+Memory is bounded: at most ``max_keys`` identities and as many request branches (all live
+``memory`` seconds, so the oldest goes first) and the budget's own bounds. Pure: time comes in
+as ``now``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,42 @@ from sipha.transport.reflection import RetransmitBudget
 __all__ = ["AmplificationGuard", "request_key", "response_key"]
 
 
+class _Expiring:
+    """key -> count, each key forgotten ``memory`` seconds after it was first counted; at most
+    ``max_keys`` (every key lives as long, so insertion order is expiry order)."""
+
+    __slots__ = ("_entries", "max_keys", "memory")
+
+    def __init__(self, memory: float, max_keys: int) -> None:
+        self.memory = memory
+        self.max_keys = max_keys
+        self._entries: dict[str, tuple[float, int]] = {}
+
+    def get(self, key: str, now: float) -> int:
+        entry = self._entries.get(key)
+        return 0 if entry is None or entry[0] <= now else entry[1]
+
+    def add(self, key: str, now: float) -> int:
+        """Count ``key`` once more; returns the new count."""
+        entries = self._entries
+        entry = entries.get(key)
+        if entry is not None and entry[0] > now:
+            n = entry[1] + 1
+            entries[key] = (entry[0], n)
+            return n
+        entries.pop(key, None)
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest][0] > now and len(entries) < self.max_keys:
+                break
+            del entries[oldest]
+        entries[key] = (now + self.memory, 1)
+        return 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class AmplificationGuard:
     """Decides whether a message relayed to a caller may go (see the module docstring).
 
@@ -41,7 +82,7 @@ class AmplificationGuard:
     positive.
     """
 
-    __slots__ = ("_seen", "budget", "max_keys", "memory", "suppressed")
+    __slots__ = ("_asked", "_sent", "budget", "suppressed")
 
     def __init__(
         self,
@@ -55,45 +96,40 @@ class AmplificationGuard:
         if memory <= 0 or max_keys <= 0:
             raise ValueError("memory and max_keys must be positive")
         self.budget = RetransmitBudget(rate, burst, max_hosts)
-        self.memory = memory
-        """Seconds an identity is remembered: Timer H / Timer J (64*T1) with room to spare."""
-        self.max_keys = max_keys
-        self._seen: dict[str, float] = {}  # key -> when it is forgotten (insertion order)
+        # ``memory``: seconds an identity is remembered, Timer H / J (64*T1) with room to spare.
+        self._sent = _Expiring(memory, max_keys)  # response identity -> copies relayed
+        self._asked = _Expiring(memory, max_keys)  # caller's branch -> copies of its request
         self.suppressed = 0
 
     def verify(self, host: str) -> None:
         """``host`` answered a request we relayed to it: never budgeted again."""
         self.budget.verify(host)
 
-    def allow(self, key: str, peer: Peer, now: float) -> bool:
-        """Whether the message with identity ``key`` may be relayed to ``peer`` now."""
+    def asked(self, branch: str | None, now: float) -> None:
+        """A caller sent (or resent) the request with this branch: one more answer is owed to
+        it, outside the budget (a response to a retransmission is one datagram for one)."""
+        if branch is not None:
+            self._asked.add(branch, now)
+
+    def allow(self, key: str, peer: Peer, now: float, branch: str | None = None) -> bool:
+        """Whether the message with identity ``key`` may be relayed to ``peer`` now; ``branch``
+        is the caller's (a response's), None for a request a server sends."""
         if peer.transport != "udp" or self.budget.verified(peer.host):
             return True
-        seen = self._seen
-        until = seen.get(key)
-        if until is None or until <= now:
-            self._remember(key, now)
+        copies = self._sent.add(key, now)
+        if copies == 1:
             return True  # the first copy: one datagram for one
+        if branch is not None and copies <= self._asked.get(branch, now):
+            return True  # the caller resent its request: this copy answers it
         if self.budget.allow(peer.host, now):
             return True
         self.suppressed += 1
         return False
 
-    def _remember(self, key: str, now: float) -> None:
-        seen = self._seen
-        seen.pop(key, None)
-        # Every entry lives `memory` seconds, so insertion order is expiry order.
-        while seen:
-            oldest = next(iter(seen))
-            if seen[oldest] > now and len(seen) < self.max_keys:
-                break
-            del seen[oldest]
-        seen[key] = now + self.memory
-
     @property
     def tracked(self) -> int:
         """Identities and hosts held in memory."""
-        return len(self._seen) + self.budget.tracked_hosts
+        return len(self._sent) + len(self._asked) + self.budget.tracked_hosts
 
 
 def response_key(branch: str | None, status: int, cseq: str) -> str:

@@ -199,6 +199,11 @@ class Router:
             if self.settings.rate_limit_reply:
                 return [reply(msg, 503, source, self.stats)]
             return []
+        guard = self.guard
+        if guard is not None and not from_server and method != "ACK" and (
+            source.transport == "udp"
+        ):
+            guard.asked(msg.via.branch, now)  # an answer is owed to each copy it sends
         if initial or method == "ACK" or method == "CANCEL":
             key = branch_digest_input(msg)
             p = self.state.transactions.get(key)
@@ -209,10 +214,10 @@ class Router:
                 return [reply(msg, 481, source, self.stats)]
             if initial and method != "ACK":
                 return self.forwarder.new_transaction(key, msg, source, now)
-        if from_server and self.guard is not None:
+        if from_server and guard is not None:
             # Towards a caller: a server's retransmitted BYE is budgeted like a response.
             identity = request_key(msg.via.branch, method, msg.get("cseq") or "")
-            return self._guarded(self.routing.in_dialog(msg, source, now), identity, now)
+            return self._guarded(self.routing.in_dialog(msg, source, now), identity, now, None)
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
@@ -247,17 +252,20 @@ class Router:
             out = [self.routing.upstream(msg)]
         if guard is None or msg.status < 200 or not out:
             return out
-        return self._guarded(out, response_key(msg.via.branch, msg.status, msg.get("cseq") or ""),
-                             now)
+        branch = msg.via.branch
+        return self._guarded(out, response_key(branch, msg.status, msg.get("cseq") or ""), now,
+                             branch)
 
-    def _guarded(self, out: list[Send], identity: str, now: float) -> list[Send]:
+    def _guarded(
+        self, out: list[Send], identity: str, now: float, branch: str | None
+    ) -> list[Send]:
         """``out`` without the repeats the amplification budget refuses (to callers only)."""
         guard = self.guard
         assert guard is not None
         by_addr = self.registry.by_addr
         kept = [
             s for s in out
-            if (s.peer.host, s.peer.port) in by_addr or guard.allow(identity, s.peer, now)
+            if (s.peer.host, s.peer.port) in by_addr or guard.allow(identity, s.peer, now, branch)
         ]
         if len(kept) != len(out):
             self.stats.amplification_suppressed += len(out) - len(kept)
