@@ -130,3 +130,21 @@ def test_a_caller_that_resends_its_request_is_answered_each_time() -> None:
                        if s.peer == UAC)
     assert relayed == 10
     assert r.stats.amplification_suppressed == 0
+
+
+def test_a_caller_that_acks_our_2xx_with_its_to_tag_is_verified() -> None:
+    r = make_router(reflection_rate=1.0, reflection_burst=1.0)
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    ok = answer(forwarded(out), 200, tag="s1")
+    assert [s.peer for s in r.on_response(parse_message(bytes(ok)), out.peer, 0.01)] == [UAC]
+    # An ACK with another To tag proves nothing (a spoofer does not know the tag) ...
+    r.on_request(invite(method="ACK", to_tag="guess", branch="z9hG4bKack0"), UAC, now=0.02)
+    assert r.guard is not None
+    assert not r.guard.verified(UAC.host)
+    # ... the 2xx's own tag does: every repeat to that caller goes from now on.
+    r.on_request(invite(method="ACK", to_tag="s1", branch="z9hG4bKack1"), UAC, now=0.03)
+    assert r.guard.verified(UAC.host)
+    for i in range(20):
+        sends = r.on_response(parse_message(bytes(ok)), out.peer, now=0.04 + i / 1000)
+        assert [s.peer for s in sends] == [UAC]
+    assert r.stats.amplification_suppressed == 0

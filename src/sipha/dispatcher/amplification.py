@@ -23,10 +23,13 @@ when it is empty the repeat is dropped and counted. Nothing else changes: transa
 their timers run as before, and a caller that resends its request is answered as always.
 
 A host that proved it receives what we send is exempt from then on: it answered a request we
-relayed to it (its response carried our signed branch, which a blind spoofer never sees).
+relayed to it (its response carried our signed branch, which a blind spoofer never sees), or
+it ACKed a 2xx we relayed to it with that 2xx's To tag (which only the 2xx carried: the proof
+the server's budget accepts too, `sipha.transport.reflection`). So a caller making calls proves
+itself with its first ACK, and only sources that never complete a call stay budgeted.
 Streams (TCP, TLS) are exempt: their peer completed a handshake from its address.
 
-Memory is bounded: at most ``max_keys`` identities and as many request branches (all live
+Memory is bounded: at most ``max_keys`` identities, request branches and 2xx tags (all live
 ``memory`` seconds, so the oldest goes first) and the budget's own bounds. Pure: time comes in
 as ``now``.
 """
@@ -82,7 +85,7 @@ class AmplificationGuard:
     positive.
     """
 
-    __slots__ = ("_asked", "_sent", "budget", "suppressed")
+    __slots__ = ("_asked", "_sent", "_tags", "budget", "suppressed")
 
     def __init__(
         self,
@@ -99,11 +102,27 @@ class AmplificationGuard:
         # ``memory``: seconds an identity is remembered, Timer H / J (64*T1) with room to spare.
         self._sent = _Expiring(memory, max_keys)  # response identity -> copies relayed
         self._asked = _Expiring(memory, max_keys)  # caller's branch -> copies of its request
+        self._tags = _Expiring(memory, max_keys)  # Call-ID, To tag, host of a relayed 2xx
         self.suppressed = 0
 
     def verify(self, host: str) -> None:
         """``host`` answered a request we relayed to it: never budgeted again."""
         self.budget.verify(host)
+
+    def verified(self, host: str) -> bool:
+        return self.budget.verified(host)
+
+    def issued(self, call_id: str, to_tag: str | None, host: str, now: float) -> None:
+        """A 2xx with ``to_tag`` was relayed to ``host``: an ACK from it carrying the tag
+        proves it received the 2xx (`acked`)."""
+        if to_tag:
+            self._tags.add(f"{call_id}\x00{to_tag}\x00{host}", now)
+
+    def acked(self, call_id: str, to_tag: str | None, host: str, now: float) -> None:
+        """``host`` sent an ACK; if it carries the To tag of a 2xx we relayed to it, the host
+        is verified."""
+        if to_tag and self._tags.get(f"{call_id}\x00{to_tag}\x00{host}", now):
+            self.budget.verify(host)
 
     def asked(self, branch: str | None, now: float) -> None:
         """A caller sent (or resent) the request with this branch: one more answer is owed to
@@ -129,7 +148,7 @@ class AmplificationGuard:
     @property
     def tracked(self) -> int:
         """Identities and hosts held in memory."""
-        return len(self._sent) + len(self._asked) + self.budget.tracked_hosts
+        return len(self._sent) + len(self._asked) + len(self._tags) + self.budget.tracked_hosts
 
 
 def response_key(branch: str | None, status: int, cseq: str) -> str:

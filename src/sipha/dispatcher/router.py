@@ -200,10 +200,14 @@ class Router:
                 return [reply(msg, 503, source, self.stats)]
             return []
         guard = self.guard
-        if guard is not None and not from_server and method != "ACK" and (
-            source.transport == "udp"
+        if (
+            guard is not None and not from_server and source.transport == "udp"
+            and not guard.verified(source.host)
         ):
-            guard.asked(msg.via.branch, now)  # an answer is owed to each copy it sends
+            if method == "ACK":
+                guard.acked(msg.call_id, msg.to_tag, source.host, now)  # a 2xx's tag: verified
+            else:
+                guard.asked(msg.via.branch, now)  # an answer is owed to each copy it sends
         if initial or method == "ACK" or method == "CANCEL":
             key = branch_digest_input(msg)
             p = self.state.transactions.get(key)
@@ -252,6 +256,10 @@ class Router:
             out = [self.routing.upstream(msg)]
         if guard is None or msg.status < 200 or not out:
             return out
+        if msg.status < 300 and msg.cseq.method == "INVITE":
+            for s in out:
+                if s.peer.transport == "udp" and not guard.verified(s.peer.host):
+                    guard.issued(msg.call_id, msg.to_tag, s.peer.host, now)
         branch = msg.via.branch
         return self._guarded(out, response_key(branch, msg.status, msg.get("cseq") or ""), now,
                              branch)
