@@ -9,7 +9,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -52,6 +52,10 @@ class FakeRun:
         self.actions.append(f"{server} {state}")
         return f"{server} {state}"
 
+    async def network(self, kind: str, node: str, params: Mapping[str, float]) -> str:
+        self.actions.append(f"{kind} {node} {dict(sorted(params.items()))}")
+        return f"{kind} {node}"
+
     def tick(self) -> None:
         self.second += 1
         up = [n for n, v in self.board.nodes.items() if v["state"] == "up"]
@@ -64,7 +68,8 @@ class FakeRun:
 
 @pytest.fixture
 def live() -> Iterator[tuple[LiveServer, FakeRun]]:
-    board = Board("synthetic run", kind="run", controls=("rate", "stop", "fault", "server_state"))
+    board = Board("synthetic run", kind="run", controls=("rate", "stop", "fault", "server_state",
+                                                            "network"))
     for name in ("s1", "s2"):
         board.set_node(name, state="up", kind="server")
     board.set_criteria([{"name": "max_failed_calls", "bound": 0, "measured": 0, "met": True}])
@@ -162,13 +167,29 @@ def test_controls_refused_without_token_and_bad_input_gets_4xx(
     assert _post(url, ["not", "an", "object"], server.token)[0] == 400
     status, _ = _post(url, {"action": "x" * 10_000}, server.token)
     assert status in (400, 413)
+    token = server.token
+    assert _post(url, {"action": "network", "kind": "flood", "node": "s1"}, token)[0] == 400
+    assert _post(url, {"action": "network", "kind": "loss", "node": "x"}, token)[0] == 400
+    assert _post(url, {"action": "network", "kind": "loss", "node": "s1", "percent": 0},
+                 token)[0] == 400
+    assert _post(url, {"action": "network", "kind": "delay", "node": "s1", "delay_ms": 1e6},
+                 token)[0] == 400
+    assert _post(url, {"action": "network", "kind": "loss", "node": "s1", "duration": 9999},
+                 token)[0] == 400
+    assert _post(url, {"action": "network", "kind": "loss", "node": "s1", "percent": True},
+                 token)[0] == 400
     assert run.actions == []
+    assert _post(url, {"action": "network", "kind": "loss", "node": "s2", "percent": 20,
+                       "duration": 5}, token)[0] == 200
+    assert _post(url, {"action": "network", "kind": "heal"}, token)[0] == 200
+    assert run.actions == ["loss s2 {'duration': 5.0, 'percent': 20.0}", "heal  {}"]
+    run.actions.clear()
     assert _post(url, {"action": "fault", "node": "s1", "state": "kill"}, server.token)[0] == 200
     assert _post(url, {"action": "fault", "node": "s1", "state": "kill"}, server.token)[0] == 409
     with urllib.request.urlopen(url + "api/state", timeout=5) as r:
         state = json.loads(r.read())
-    assert [e["what"] for e in state["events"]] == ["kill"]
-    assert state["events"][0]["source"] == "control"
+    assert [e["what"] for e in state["events"]] == ["loss", "heal", "kill"]
+    assert {e["source"] for e in state["events"]} == {"control"}
     assert server.token not in json.dumps(state)
 
 

@@ -36,7 +36,8 @@ def test_report_writes_summary_csv_figures_and_html(tmp_path: Path) -> None:
     assert summary["failed_by_reason"] == {"timeout": 8}
     assert summary["takeover_ms"] == [250.0]
     csv_lines = (folder / "calls.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("second,attempted,successful,failed,concurrent,failed_timeout")
+    assert csv_lines[0].startswith(
+            "second,attempted,successful,failed,concurrent,retransmissions,failed_timeout")
     assert csv_lines[6].split(",")[:4] == ["5", "15", "11", "4"]
 
 

@@ -3,13 +3,19 @@ compared side by side (checked in Chromium, from the file system, with no server
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from sipha.common.expect import Criteria
+from sipha.common.process import free_port, wait_tcp
 from sipha.report.index import find_runs, render_index
 from sipha.report.render import render_report
 from tests.browser import browser_page
@@ -86,3 +92,61 @@ def test_report_charts_are_interactive_offline(tmp_path: Path) -> None:
         span = page.evaluate("(() => { const s = document.getElementById('chart-roles')"
                              ".uplot.scales.x; return s.max - s.min; })()")
         assert abs(span - 0.05) < 1e-6
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_index_served_by_the_web_server_compares_and_serves_only_runs(tmp_path: Path) -> None:
+    _results(tmp_path)
+    secret = tmp_path / "case-c" / "case-c-paper" / "keys"
+    secret.mkdir()
+    (secret / "controller.key_secret").write_text("secret")
+    (tmp_path / "private.html").write_text("not a run's")
+    (tmp_path / "case-c" / "case-c-default" / "escape.html").symlink_to(tmp_path / "private.html")
+    port = free_port(kind=socket.SOCK_STREAM)
+    proc = subprocess.Popen([sys.executable, "-m", "sipha", "report", "--index", str(tmp_path),
+                             "--web", f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_tcp("127.0.0.1", port, timeout=20)
+        status, body = _get(base + "/runs/")
+        assert status == 200
+        assert body.count(b"data-run=") == 2
+        assert _get(base + "/runs/case-c/case-c-paper/report.html")[0] == 200
+        assert _get(base + "/runs/case-c/case-c-paper/summary.json")[0] == 200
+        for bad in ("/runs/private.html", "/runs/../private.html", "/runs/%2e%2e/private.html",
+                    "/runs/case-c/case-c-paper/keys/controller.key_secret",
+                    "/runs/case-c/case-c-default/escape.html", "/runs/case-c/nope.html",
+                    "/runs/broken/meta.json/x.html"):
+            status, body = _get(base + bad)
+            assert status in (404, 400), bad
+            assert b"secret" not in body
+            assert b"not a run's" not in body
+        with browser_page() as page:
+            page.goto(base + "/runs")  # redirected to /runs/
+            boxes = page.locator("input.pick")
+            boxes.nth(0).check()
+            boxes.nth(1).check()
+            page.locator("#compare-table").wait_for()
+            page.wait_for_function("[...document.querySelectorAll('#compare img')]"
+                                   ".every((i) => i.complete && i.naturalWidth > 0)")
+            page.click("#runs a")  # a run's own report, through the server
+            page.wait_for_function("Number(document.getElementById('chart-calls')"
+                                   ".dataset.points) > 0")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def test_web_without_index_is_a_clear_error(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "sipha", "report", "--web", "127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "--index DIR" in out.stderr

@@ -2,24 +2,18 @@
 sipha tester), in Chromium. Counters and the calls chart advance each second; without the token
 every control is refused; "kill" on a server marks it killed and puts the fault on the timeline
 (and in the run's events, like a scheduled fault); a new rate is followed within a couple of
-seconds; "stop" ends the run."""
+seconds; a server drained from the page shows as draining (its state at the active
+dispatcher); "stop" ends the run."""
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from sipha.common.process import free_port
 from tests.browser import browser_page
+from tests.testbed.live_run import live_run
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -38,31 +32,9 @@ hold = 1
 """
 
 
-def _address(proc: subprocess.Popen[str], deadline: float) -> tuple[str, str]:
-    assert proc.stderr is not None
-    seen = []
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        m = re.search(r"live page: (\S+)\s+\(controls token, shown once: (\S+)\)", line)
-        if m:
-            return m.group(1), m.group(2)
-    raise AssertionError(f"sipha run printed no live page address: {''.join(seen)[-2000:]}")
-
-
 def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
-    plan = tmp_path / "live.toml"
-    plan.write_text(PLAN)
-    out = tmp_path / "results"
-    web = free_port(kind=socket.SOCK_STREAM)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sipha", "run", str(plan), "--out", str(out),
-         "--web", f"127.0.0.1:{web}"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        url, token = _address(proc, time.monotonic() + 30)
+    with live_run(tmp_path, PLAN) as run:
+        proc, url, token, out = run.proc, run.url, run.token, run.out
         with browser_page() as page:
             page.goto(url)
             page.wait_for_function("Number(document.getElementById('attempted-total')"
@@ -74,6 +46,7 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
             page.wait_for_function(f"Number(document.getElementById('chart-calls')"
                                    f".dataset.points) > {points}", timeout=8000)
             page.wait_for_selector("#nodes tr[data-name='s2']")
+            assert not page.is_visible("#net-inject")  # network faults need a netns run
 
             page.select_option("#fault-node", "s2")
             page.select_option("#fault-action", "kill")
@@ -95,6 +68,15 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
                                    " === '200'")
             page.wait_for_function("Number(document.getElementById('rate-now').textContent)"
                                    " >= 40", timeout=8000)
+            # Drain s1 on the dispatchers: the page shows the state the active one reports.
+            page.select_option("#server-node", "s1")
+            page.select_option("#server-state", "draining")
+            page.click("#set-server")
+            page.wait_for_function("document.getElementById('control-result').dataset.status"
+                                   " === '200'")
+            page.wait_for_selector("#nodes tr[data-name='s1'].state-draining", timeout=8000)
+            rows = page.evaluate("fetch('/api/state').then((r) => r.json())")["rows"]
+            assert all("retransmissions" in r for r in rows)
             # docs/figures/live-page.png was taken here, a few seconds after the kill.
             page.screenshot(path=str(tmp_path / "live-page.png"), full_page=True)
             page.click("#stop")
@@ -107,7 +89,3 @@ def test_live_page_of_a_plan_run(tmp_path: Path) -> None:
         assert kills
         assert "live page" in kills[0]["detail"]
         assert (out / "report.html").exists()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)

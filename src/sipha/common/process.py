@@ -61,18 +61,20 @@ def wait_sip_options(host: str, port: int, timeout: float = 10.0, *,
     """Wait until a SIP node answers OPTIONS over UDP (sent from ``local``, default a
     loopback address); raise TimeoutError."""
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        local = local or (host if host.startswith("127.") else "127.0.0.1")
+    v6 = ":" in host
+    with socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM) as s:
+        local = local or (host if host.startswith("127.") or v6 else "127.0.0.1")
         s.bind((local, 0))
         s.settimeout(0.2)
         lport = s.getsockname()[1]
+        target, via = (f"[{host}]", f"[{local}]") if v6 else (host, local)
         n = 0
         while time.monotonic() < deadline:
             n += 1
             msg = (
-                f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {local}:{lport};branch=z9hG4bKwait{n}\r\n"
-                f"From: <sip:wait@{local}>;tag=w{n}\r\nTo: <sip:{host}:{port}>\r\n"
+                f"OPTIONS sip:{target}:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {via}:{lport};branch=z9hG4bKwait{n}\r\n"
+                f"From: <sip:wait@{via}>;tag=w{n}\r\nTo: <sip:{target}:{port}>\r\n"
                 f"Call-ID: wait-{n}-{lport}\r\nCSeq: {n} OPTIONS\r\nMax-Forwards: 70\r\n"
                 "Content-Length: 0\r\n\r\n"
             ).encode()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from sipha.sip import Request, build_response
+from sipha.sip.uri import host_port
 from sipha.transport import Peer
 
 from .health import HealthSettings
@@ -87,7 +88,7 @@ class Stamp:
 
     def __init__(self, advertise: tuple[str, int], secret: bytes) -> None:
         host, port = advertise
-        self.adv = f"{host}:{port}"
+        self.adv = host_port(host, port)
         self.host = host
         self.secret = secret
         self.port = port
@@ -110,7 +111,7 @@ class Stamp:
         if transport == "udp":
             return f"<sip:ds{token}{self.rr_suffix}"
         port = self.listen_ports.get(transport, self.port)
-        return f"<sip:ds{token}@{self.host}:{port};transport={transport};lr>"
+        return f"<sip:ds{token}@{host_port(self.host, port)};transport={transport};lr>"
 
     def record_route(self, msg: Request, server_route: str, token: str, server_transport: str,
                      source: Peer) -> None:
@@ -132,7 +133,7 @@ class Stamp:
         hostport = rest.partition(";")[0]
         if not rest.endswith(";lr") or (
             hostport != self.adv
-            and hostport not in {f"{self.host}:{p}" for p in self.listen_ports.values()}
+            and hostport not in {host_port(self.host, p) for p in self.listen_ports.values()}
         ):
             return None
         return route[7:at]

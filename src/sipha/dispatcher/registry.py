@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 
 from sipha.sip import Request
-from sipha.sip.uri import SipUri
+from sipha.sip.uri import SipUri, host_port
 from sipha.transport import Peer
 
 from .context import Stamp
@@ -59,7 +59,8 @@ class ServerRegistry:
     def find(self, key: str) -> Server | None:
         """A server by uid (decimal), id, or HOST:PORT."""
         for s in self.servers():
-            if key in (str(s.uid), s.id, s.uri, f"{s.peer.host}:{s.peer.port}"):
+            if key in (str(s.uid), s.id, s.uri, f"{s.peer.host}:{s.peer.port}",
+                       host_port(s.peer.host, s.peer.port)):
                 return s
         return None
 

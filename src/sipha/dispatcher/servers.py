@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sipha.sip.errors import SipParseError
-from sipha.sip.uri import SipUri, parse_uri
+from sipha.sip.uri import SipUri, host_port, parse_uri
 from sipha.transport import Peer
 from sipha.transport.resolver import ip_literal
 
@@ -42,7 +42,7 @@ class ServerSpec:
     """The state the server starts in (a Kamailio flag can start it inactive or disabled)."""
 
     def key(self) -> str:
-        return self.id or f"sip:{self.host}:{self.port}"
+        return self.id or f"sip:{host_port(self.host, self.port)}"
 
 
 def _int(name: str, value: str | None, text: str, minimum: int = 0) -> int:

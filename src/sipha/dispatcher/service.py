@@ -20,6 +20,7 @@ from pathlib import Path
 from sipha.common.http import HttpApi, parse_host_port
 from sipha.sip import Request, Response
 from sipha.sip.parser import Limits
+from sipha.sip.uri import host_port
 from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig, TransportCounters
 from sipha.transport.resolver import Resolver
 
@@ -124,7 +125,7 @@ class DispatcherService:
             await self.endpoint.start()
         if self.cfg.advertise:
             host, _, port = self.cfg.advertise.rpartition(":")
-            advertise = (host, int(port))
+            advertise = (host.strip("[]"), int(port))  # "[::1]:5060": the address itself
         else:
             first = self.endpoint.bound[0] if self.endpoint.bound else self.endpoint.listens[0]
             advertise = (first.host, first.port)
@@ -153,8 +154,9 @@ class DispatcherService:
                 add_routes(self.api.http)
             await self.api.start()
         log.info(
-            "dispatcher on %s (advertised %s:%d), %d servers, algorithm %s",
-            ", ".join(str(b) for b in self.endpoint.bound), *advertise, len(self.specs),
+            "dispatcher on %s (advertised %s), %d servers, algorithm %s",
+            ", ".join(str(b) for b in self.endpoint.bound), host_port(*advertise),
+            len(self.specs),
             self.cfg.algorithm,
         )
         self._fire()

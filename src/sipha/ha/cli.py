@@ -22,6 +22,7 @@ import msgspec
 from sipha.common.config import ConfigError, convert
 from sipha.dispatcher import cli as dispatcher_cli
 from sipha.dispatcher.service import DispatcherService
+from sipha.sip.uri import host_port
 from sipha.transport import ListenSpec
 
 from .address import AddressMode
@@ -146,7 +147,7 @@ def prepare(cfg: Any, ha: HaConfig) -> Any:
         changes["freebind"] = True
     if not cfg.advertise:
         first = ListenSpec.parse(cfg.listen[0])
-        changes["advertise"] = f"{first.host}:{first.port}"
+        changes["advertise"] = host_port(first.host, first.port)
     return msgspec.structs.replace(cfg, **changes) if changes else cfg
 
 

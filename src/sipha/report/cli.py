@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from sipha.report.index import render_index
+from sipha.report.live.results import serve_results
 from sipha.report.model import ResultsError
 from sipha.report.render import render_comparison, render_report
 
@@ -26,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", metavar="DIR", default=None,
                         help="write DIR/index.html: every run under DIR with its verdict and "
                              "headline figures; tick two to compare them side by side")
+    parser.add_argument("--web", metavar="HOST:PORT", default=None,
+                        help="with --index DIR: serve the index (and every run's report) at "
+                             "http://HOST:PORT/runs/ until Ctrl-C, read-only")
     parser.add_argument("--compare", metavar="PATH", default=None,
                         help="with several folders: where to write the side-by-side page")
 
@@ -35,6 +39,18 @@ def main(args: argparse.Namespace) -> int:
     if not folders and args.index is None:
         sys.stderr.write("sipha report: give RESULTS_DIR(s) or --index DIR\n")
         return 2
+    if args.web is not None:
+        if args.index is None or folders:
+            sys.stderr.write("sipha report: --web serves an index: give --index DIR alone\n")
+            return 2
+        host, _, port = args.web.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            sys.stderr.write(f"sipha report: --web {args.web!r}: expected HOST:PORT\n")
+            return 2
+        if not Path(args.index).is_dir():
+            sys.stderr.write(f"sipha report: --index {args.index}: not a folder\n")
+            return 2
+        return serve_results(Path(args.index), host.strip("[]"), int(port))
     try:
         if args.index is not None:
             sys.stdout.write(f"index: {render_index(args.index)}\n")

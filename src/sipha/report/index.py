@@ -22,7 +22,7 @@ from sipha.report.model import META, ResultsError, load_results
 from sipha.report.render import summary_rows
 from sipha.report.summary import Summary, summarize
 
-__all__ = ["MAX_DEPTH", "MAX_RUNS", "IndexEntry", "find_runs", "render_index"]
+__all__ = ["MAX_DEPTH", "MAX_RUNS", "IndexEntry", "find_runs", "index_html", "render_index"]
 
 MAX_DEPTH = 4
 MAX_RUNS = 2000
@@ -101,6 +101,15 @@ def _run_json(e: IndexEntry, root: Path) -> dict[str, object]:
 def render_index(root: str | Path) -> Path:
     """Write ``root/index.html`` listing every run under `root`; return its path. Raises
     ResultsError if `root` is not a folder."""
+    out = Path(root) / "index.html"
+    page = index_html(root)
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def index_html(root: str | Path) -> str:
+    """The index page of every run under `root` (links relative to `root`). Raises
+    ResultsError if `root` is not a folder."""
     base = Path(root)
     if not base.is_dir():
         raise ResultsError(f"{base}: not a folder; give the folder `sipha run --out` wrote")
@@ -127,9 +136,7 @@ def render_index(root: str | Path) -> Path:
         problems=f"<h2>Not read</h2><ul>{problem_list}</ul>" if problems else "",
         data=data,
     )
-    out = base / "index.html"
-    out.write_text(page, encoding="utf-8")
-    return out
+    return page
 
 
 _PAGE = """<!doctype html>

@@ -96,6 +96,9 @@ class CallsSecond(msgspec.Struct, kw_only=True):
     failed: int = 0
     failed_by_reason: dict[str, int] = msgspec.field(default_factory=dict)
     concurrent: int = 0
+    # Requests and responses this source sent again (Timer A/E/G, SIPp's Retransmissions(P)):
+    # what loss on the wire costs when calls still succeed (case D).
+    retransmissions: int = 0
     # Setup latency (INVITE -> 200) percentiles in ms for this second of this source; SIPp's
     # files only give a mean, kept as "mean".
     setup_ms: dict[str, float] = msgspec.field(default_factory=dict)

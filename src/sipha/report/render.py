@@ -62,6 +62,7 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
         ("setup p99 (INVITE to 200, whole run, sipha's testers)",
          "not measured" if s.setup_p99_ms is None else f"{s.setup_p99_ms:.1f} ms"),
         ("peak concurrent calls", str(s.peak_concurrent)),
+        ("retransmissions by the testers", str(s.retransmissions)),
         ("faults", html.escape("; ".join(s.faults)) or "none"),
     ]
 
@@ -110,11 +111,11 @@ def write_calls_csv(results: Results, path: Path) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["second", "attempted", "successful", "failed", "concurrent",
-                    *(f"failed_{k}" for k in cols)])
+                    "retransmissions", *(f"failed_{k}" for k in cols)])
         for sec in sorted(merged):
             m = merged[sec]
             w.writerow([sec, m.attempted, m.successful, m.failed, m.concurrent,
-                        *(reasons.get(sec, {}).get(k, 0) for k in cols)])
+                        m.retransmissions, *(reasons.get(sec, {}).get(k, 0) for k in cols)])
 
 
 def _table(rows: list[tuple[str, str]]) -> str:

@@ -49,6 +49,8 @@ class Summary(msgspec.Struct, kw_only=True):
     faults: list[str]
     plan: dict[str, object]
     status_detail: str = ""
+    # Retransmissions the testers sent (what loss cost when calls still succeeded).
+    retransmissions: int = 0
     setup_p99_ms: float | None = None
     # One per criterion of the plan's [expect] for this profile: measured, bound, passed.
     verdicts: list[Verdict] = msgspec.field(default_factory=list)
@@ -60,6 +62,7 @@ class MergedSecond(msgspec.Struct, kw_only=True):
     successful: int = 0
     failed: int = 0
     concurrent: int = 0
+    retransmissions: int = 0
 
 
 def calls_per_second(calls: Iterable[CallsSecond]) -> dict[int, MergedSecond]:
@@ -71,6 +74,7 @@ def calls_per_second(calls: Iterable[CallsSecond]) -> dict[int, MergedSecond]:
         s.successful += c.successful
         s.failed += c.failed
         s.concurrent += c.concurrent
+        s.retransmissions += c.retransmissions
     return out
 
 
@@ -203,6 +207,7 @@ def summarize(results: Results) -> Summary:
         longest_gap_ms=gap if gap is not None else longest_gap_ms(merged),
         longest_gap_resolution_ms=SLOT_MS if gap is not None else 1000.0,
         peak_concurrent=max((m.concurrent for m in merged.values()), default=0),
+        retransmissions=sum(m.retransmissions for m in merged.values()),
         faults=[f"{t:.1f} s: {label}" for t, label in results.fault_times()],
         plan=meta.plan,
         setup_p99_ms=meta.setup_p99_ms,

@@ -16,7 +16,7 @@ import itertools
 import os
 from collections.abc import Iterable
 
-from sipha.sip.uri import SipUri
+from sipha.sip.uri import SipUri, host_port
 from sipha.transport import ListenSpec, Peer
 from sipha.transport.resolver import ip_literal
 
@@ -108,19 +108,19 @@ class Local:
 
     def via(self, transport: str, branch: str) -> str:
         host, port = self.address(transport)
-        return f"SIP/2.0/{transport.upper()} {host}:{port};branch={branch};rport"
+        return f"SIP/2.0/{transport.upper()} {host_port(host, port)};branch={branch};rport"
 
     def record_route(self, transport: str, params: str = "") -> str:
         """Our Record-Route value; ``params`` (";name=value...") go after ``lr``."""
         host, port = self.address(transport)
         suffix = "" if transport == "udp" else f";transport={transport}"
-        return f"<sip:{host}:{port}{suffix};lr{params}>"
+        return f"<sip:{host_port(host, port)}{suffix};lr{params}>"
 
     def contact(self, user: str | None, transport: str) -> str:
         host, port = self.address(transport)
         suffix = "" if transport == "udp" else f";transport={transport}"
         userpart = f"{user}@" if user else ""
-        return f"<sip:{userpart}{host}:{port}{suffix}>"
+        return f"<sip:{userpart}{host_port(host, port)}{suffix}>"
 
     def is_me(self, uri: object) -> bool:
         """Does this URI name this server (host and port; the domain with no port counts)?"""

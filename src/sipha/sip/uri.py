@@ -44,6 +44,7 @@ __all__ = [
     "SipUri",
     "TelUri",
     "Uri",
+    "host_port",
     "parse_host",
     "parse_port",
     "parse_uri",
@@ -179,6 +180,13 @@ def _format_host(host: str) -> str:
     if ":" in host and not host.startswith("["):
         return f"[{host}]"
     return host
+
+
+def host_port(host: str, port: int | None) -> str:
+    """``host:port`` as a SIP header writes it (RFC 3261 hostport): an IPv6 address as an
+    IPv6reference, ``[::1]:5060``; no ``:port`` when ``port`` is None."""
+    text = _format_host(host)
+    return text if port is None else f"{text}:{port}"
 
 
 # --- URI classes ---------------------------------------------------------------------------

@@ -13,20 +13,25 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sipha.common.expect import Criteria
-from sipha.report.live.board import Board
+from sipha.report.live.board import NODE_STATES, Board
 from sipha.report.live.board import Event as BoardEvent
 from sipha.report.live.bridge import LateControls, LivePage, RunControls
+from sipha.report.live.criteria import SoFar, live_criteria
 from sipha.report.model import CallsSecond, Event
+from sipha.report.summary import longest_answer_gap_ms
 from sipha.testbed.progress import Snapshot
 
 __all__ = ["RunActions", "RunPage"]
 
 _ROLE_LEVEL = {"active": 2.0, "standby": 1.0}  # the roles chart: 2 active, 1 standby, 0 down
 _NODE_STATE = {"running": "up", "stopped": "stopped", "exited": "exited", "pending": "starting"}
+# A running server's state as the active dispatcher sees it, when not plain "active".
+_HEALTH_SHOWN = frozenset({"suspect", "inactive", "disabled", "draining"})
 
 
 @dataclass(frozen=True)
@@ -38,29 +43,35 @@ class RunActions:
     fault: Callable[[str, str], Awaitable[str]]
     server_state: Callable[[str, str], Awaitable[str]]
     set_rate: Callable[[float], Awaitable[str]]
+    # netns runs only: (kind, node, parameters) -> a network fault now
+    network: Callable[[str, str, Mapping[str, float]], Awaitable[str]] | None = None
 
 
 class RunPage:
     """The page of one run: started before the cluster, closed after the report."""
 
     def __init__(self, address: tuple[str, int], title: str, *,
-                 criteria: Criteria | None = None) -> None:
+                 criteria: Criteria | None = None, results: Path | None = None) -> None:
         self.board = Board(title, kind="run")
         self._address = address
         self._controls = LateControls()
         host, port = address
         # The runner records each control as an event of the run: the page must not add its own.
+        # ``results``: the folder holding this run's results folder, served as /runs/.
         self._page = LivePage(self.board, self._controls, host=host, port=port,
-                              record_controls=False)
+                              record_controls=False, results=results)
         self.page: LivePage | None = None  # set once serving
         self._seconds_shown = -1
         self._criteria = criteria
         self._faulted: dict[str, str] = {}  # node -> "killed" / "stopped" by a fault
+        self._takeovers: list[float] = []  # ms of each takeover seen, for the live verdicts
+        self._p99_max: float | None = None  # largest per-second setup p99 shown
 
     def attach(self, loop: asyncio.AbstractEventLoop, actions: RunActions) -> None:
         """Bind the controls to the runner's loop (the page may serve before it exists)."""
         controls = RunControls(loop, stop=actions.stop, fault=actions.fault,
-                               server_state=actions.server_state, set_rate=actions.set_rate)
+                               server_state=actions.server_state, set_rate=actions.set_rate,
+                               network=actions.network)
         self._controls.bound = controls
         names = controls.names
         if self.page is not None:
@@ -103,13 +114,17 @@ class RunPage:
                 self._faulted[e.node] = "stopped"
             elif what in ("cont", "start", "restart"):
                 self._faulted.pop(e.node, None)
+        if e.kind == "takeover" and e.ms is not None:
+            self._takeovers.append(e.ms)
         ev = BoardEvent(max(0.0, e.t), what, e.node, source, detail)
         self.page.update(lambda board: board.add_event(ev))
 
     def snapshot(self, snap: Snapshot, calls: Sequence[CallsSecond],
                  active: dict[str, int], roles: dict[str, str],
-                 usage: dict[str, tuple[float, float]] | None = None) -> None:
-        """Once a second: new whole seconds of calls, node states, live criteria."""
+                 usage: dict[str, tuple[float, float]] | None = None,
+                 health: dict[str, str] | None = None) -> None:
+        """Once a second: new whole seconds of calls, node states (``health``: each server's
+        state at the active dispatcher), live criteria."""
         if self.page is None:
             return
         per_second: dict[int, dict[str, object]] = {}
@@ -118,10 +133,12 @@ class RunPage:
             if second <= self._seconds_shown:
                 continue
             row = per_second.setdefault(second, {"attempted": 0, "successful": 0, "failed": 0,
-                                                 "failed_by_reason": {}})
+                                                 "retransmissions": 0, "failed_by_reason": {}})
             row["attempted"] = int(row["attempted"]) + c.attempted  # type: ignore[call-overload]
             row["successful"] = int(row["successful"]) + c.successful  # type: ignore[call-overload]
             row["failed"] = int(row["failed"]) + c.failed  # type: ignore[call-overload]
+            row["retransmissions"] = (int(row["retransmissions"])  # type: ignore[call-overload]
+                                      + c.retransmissions)
             reasons = row["failed_by_reason"]
             assert isinstance(reasons, dict)
             for k, v in c.failed_by_reason.items():
@@ -136,6 +153,17 @@ class RunPage:
         rows = [(s, per_second[s]) for s in complete]
         if complete:
             self._seconds_shown = complete[-1]
+        for _second, row in rows:
+            p99 = row.get("p99_ms")
+            if isinstance(p99, float) and (self._p99_max is None or p99 > self._p99_max):
+                self._p99_max = p99
+        so_far = SoFar(
+            attempted=snap.attempted, successful=snap.successful, failed=snap.failed,
+            takeovers_ms=tuple(self._takeovers),
+            longest_gap_ms=longest_answer_gap_ms(c for c in calls
+                                                 if int(c.t // 1) <= self._seconds_shown),
+            setup_p99_ms_max=self._p99_max, finished=snap.stage == "stop")
+        health = health or {}
         servers = {n: a for n, a in active.items() if a >= 0}
         nodes = [(name, self._faulted.get(name, state) if state in ("exited", "stopped")
                   else state, detail) for name, state, detail in snap.nodes]
@@ -153,30 +181,15 @@ class RunPage:
                 shown = _NODE_STATE.get(state, state)
                 if name in roles and shown == "up" and roles[name] in ("active", "standby"):
                     shown = roles[name]
-                if shown not in ("starting", "up", "killed", "stopped", "exited", "active",
-                                 "standby"):
+                elif shown == "up" and health.get(name) in _HEALTH_SHOWN:
+                    shown = health[name]
+                if shown not in NODE_STATES:
                     shown = "up"
                 cpu, rss = usage.get(name, (None, None))
                 board.set_node(name, state=shown, role=roles.get(name, ""), kind=kind,
                                cpu=cpu, rss_mb=rss)
             if self._criteria is not None:
-                board.set_criteria(_live_criteria(self._criteria, snap))
+                board.set_criteria(live_criteria(self._criteria, so_far))
 
         self.page.update(edit)
 
-
-def _live_criteria(criteria: Criteria, snap: Snapshot) -> list[dict[str, object]]:
-    """The criteria the page can judge while the run goes (the rest wait for the report)."""
-    out: list[dict[str, object]] = []
-    for name in ("max_failed_calls", "min_success_ratio"):
-        bound = getattr(criteria, name, None)
-        if bound is None:
-            continue
-        if name == "max_failed_calls":
-            out.append({"name": name, "bound": bound, "measured": snap.failed,
-                        "met": snap.failed <= bound})
-        elif snap.attempted:
-            ratio = snap.successful / snap.attempted
-            out.append({"name": name, "bound": bound, "measured": round(ratio, 4),
-                        "met": None})  # the ratio is judged at the end: calls still in flight
-    return out

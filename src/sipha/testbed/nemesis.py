@@ -144,6 +144,9 @@ class Desired:
     blocked: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
+_INJECTED_BASE = 1_000_000  # indices of faults injected while the run goes
+
+
 class Nemesis:
     """The network faults of a plan on the run clock.  ``addresses`` maps each host to the
     addresses it is reached at; ``groups`` names groups of hosts (``servers``...)."""
@@ -155,6 +158,7 @@ class Nemesis:
         self._dispatchers = list(dispatchers)
         self._active: dict[int, Fault] = {}
         self._pending: list[Transition] = []
+        self._injected: list[Fault] = []
         names = {f.name: i for i, f in enumerate(faults) if f.name}
         for i, f in enumerate(faults):
             if f.action in NETEM_ACTIONS or f.action in PARTITION_ACTIONS:
@@ -184,6 +188,23 @@ class Nemesis:
 
     def next_deadline(self) -> float | None:
         return self._pending[0].at if self._pending else None
+
+    def inject(self, fault: Fault, now: float) -> None:
+        """Start ``fault`` now (a control of the live page), ended after its duration; due on
+        the next :meth:`due`."""
+        index = len(self._injected) + _INJECTED_BASE  # never an index of the plan's faults
+        self._injected.append(fault)
+        self._pending.append(Transition(now, index, fault, True))
+        if fault.duration > 0:
+            self._pending.append(Transition(now + fault.duration, index, fault, False))
+        self._pending.sort(key=lambda t: (t.at, t.started, t.index))
+
+    def heal_now(self, now: float) -> int:
+        """End every active network fault on the next :meth:`due`; how many there were."""
+        active = sorted(self._active)
+        self._pending.extend(Transition(now, i, self._active[i], False) for i in active)
+        self._pending.sort(key=lambda t: (t.at, t.started, t.index))
+        return len(active)
 
     @property
     def active(self) -> list[Fault]:

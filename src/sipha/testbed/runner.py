@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import os
 import secrets
 import shutil
@@ -44,8 +43,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import msgspec
 
 from sipha.common.process import wait_sip_options, wait_tcp
 from sipha.loadtest.curve import create_keys
@@ -75,9 +72,10 @@ from sipha.testbed.addresses import (
 )
 from sipha.testbed.faults import FaultInjector
 from sipha.testbed.hostmap import netns_hosts, wired_hosts
-from sipha.testbed.livepage import RunActions, RunPage
+from sipha.testbed.livepage import RunPage
 from sipha.testbed.nemesis import Applier, Nemesis, Transition, kernel_has_netem
 from sipha.testbed.netns import BRIDGE_ADDRESS, Hosts, run_prefix, unavailable
+from sipha.testbed.pagecontrols import PageControls
 from sipha.testbed.plan import (
     PROCESS_ACTIONS,
     Fault,
@@ -87,7 +85,6 @@ from sipha.testbed.plan import (
     expect_for,
     group_members,
     plan_to_dict,
-    server_names,
 )
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
@@ -138,7 +135,7 @@ class _TesterRun:
         return read_sipha_jsonl(self.output, t0=t0, source=self.source)
 
 
-class Runner:
+class Runner(PageControls):
     """One run of one plan into one results folder."""
 
     def __init__(
@@ -154,8 +151,8 @@ class Runner:
     ) -> None:
         self.plan = plan
         # The live page (``--web``): what the terminal view shows, and controls.
-        self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
-                    if web is not None else None)
+        self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan),
+                            results=out.resolve().parent) if web is not None else None)
         # The load controllers' HTTP APIs (phase -> HOST:PORT), for the page's rate control.
         self._controller_http: dict[int, str] = {}
         self.hosts = hosts  # netns mode: every node on a host (namespace) of its own
@@ -185,6 +182,7 @@ class Runner:
         self._cpu = CpuSampler()
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
         self._last_usage: dict[str, tuple[float, float]] = {}  # node -> (CPU %, RSS MB)
+        self._health: dict[str, str] = {}  # server -> state at the active dispatcher (--web)
         self._meta = RunMeta(name=plan.name, profile=plan.profile, time_scale=plan.time_scale,
                              load_duration=plan.load_duration, plan=plan_to_dict(plan),
                              expect=expect_for(plan))
@@ -251,9 +249,7 @@ class Runner:
         status, detail = "complete", ""
         if self.web is not None:
             self.web.serve()  # already serving when run_plan started it
-            self.web.attach(loop, RunActions(stop=self._web_stop, fault=self._web_fault,
-                                             server_state=self._web_server_state,
-                                             set_rate=self._web_rate))
+            self.web.attach(loop, self._page_actions())
         try:
             with self.progress:
                 async with self._poller:
@@ -286,30 +282,6 @@ class Runner:
             self.web.close()
         return RunOutcome(self.out, status, detail, report, leftovers)
 
-    # -- the live page's controls (on this loop) -----------------------------------------------
-
-    async def _web_stop(self) -> str:
-        self.interrupt("stopped from the live page")
-        return "stopping the run"
-
-    async def _web_fault(self, action: str, node: str) -> str:
-        if action not in PROCESS_ACTIONS:
-            raise ValueError(f"{action!r} is not a process fault")
-        if self._stage not in ("load", "drain"):
-            raise ValueError("faults are injected while the load runs")
-        fault = msgspec.convert({"at": 0.0, "action": action, "target": node}, Fault)
-        injector = FaultInjector([fault], self.procs,
-                                 dispatchers=dispatcher_names(self.plan),
-                                 role_of=self.roles.role_of)
-        outcome = injector.fire_due(math.inf)[0]
-        now = self.now()
-        self.roles.fault(outcome.node, action, now)
-        if not outcome.ok:
-            self.event("fault", node, f"{action} from the live page failed: {outcome.detail}")
-            raise ValueError(outcome.detail)
-        self.event("fault", outcome.node, f"{action} from the live page")
-        return f"{action} {outcome.node}"
-
     def _tester_keys(self, names: list[str]) -> Path:
         """The run's CurveZMQ keys (controller + one pair per sipha tester), made once in a
         private folder of the results, removed when the run ends."""
@@ -317,33 +289,6 @@ class Runner:
         if not (folder / "controller.key").exists():
             create_keys(folder, names)
         return folder
-
-    async def _web_rate(self, rate: float) -> str:
-        live = [tr for tr in self.testers if tr.engine == "sipha"
-                and tr.node.state is NodeState.RUNNING and tr.phase_index in self._controller_http]
-        if not live:
-            raise ValueError("no sipha tester is running (SIPp testers keep the plan's rate)")
-        answers = [await self._poller.post_json(self._controller_http[tr.phase_index], "/rate",
-                                                {"rate": rate}, token=self._control_token)
-                   for tr in live]
-        if 200 not in answers:
-            raise ValueError(f"the load controller did not take it (answers {answers})")
-        self.event("control", "testers", f"rate {rate:g} calls/s from the live page")
-        return f"sipha testers at {rate:g} calls/s in all"
-
-    async def _web_server_state(self, server: str, state: str) -> str:
-        if server not in server_names(self.plan):
-            raise ValueError(f"{server!r} is not a server of this run")
-        answers = []
-        for d in dispatcher_names(self.plan):
-            if d in self.http:
-                status = await self._poller.post_json(self.http[d], f"/servers/{server}/state",
-                                                      {"state": state})
-                answers.append(status)
-        if 200 not in answers:
-            raise ValueError(f"no dispatcher took the change (answers {answers})")
-        self.event("control", server, f"{state} from the live page")
-        return f"{server} {state} on the dispatchers"
 
     def _stop_all(self) -> None:
         self.procs.shutdown(grace=3.0, order=("tester", "controller", "dispatcher", "server"))
@@ -483,7 +428,7 @@ class Runner:
         injector = FaultInjector([f for f in plan.faults if f.action in PROCESS_ACTIONS],
                                  self.procs, dispatchers=dispatcher_names(plan),
                                  role_of=self.roles.role_of)
-        nemesis = self._nemesis()
+        nemesis = self._live_nemesis = self._nemesis()
         applier = None
         if self.hosts is not None and nemesis is not None:
             wires = {h: (p.pid, self.hosts.wire_rules(h)) for h, p in self.hosts.wires.items()}
@@ -598,6 +543,7 @@ class Runner:
                  " | ".join("+".join(g) for g in f.groups) if f.groups else
                  "d1 | d2" if f.action == "split_pair" else f.target)
         failed = f" failed: {'; '.join(errors)[:300]}" if errors else ""
+        failed += " from the live page" if f.name.startswith("page-") else ""
         if tr.started:
             if f.action == "split_pair" and self.roles.active:
                 self.roles.fault(self.roles.active, f.action, self.now())
@@ -700,6 +646,10 @@ class Runner:
                 sample = self._cpu.sample(n, t)
                 self._writers[NODES].write(sample)
                 self._last_usage[n.name] = (sample.cpu_percent, sample.rss_bytes / 1e6)
+        if self.web is not None:  # the page shows suspect/inactive/draining servers
+            asking = [d for d in self.roles.roles if self.roles.role_of(d) == "active"]
+            self._health = await self._poller.server_states(self.http[asking[0]]) \
+                if asking and asking[0] in self.http else {}
 
     def _snapshot(self) -> None:
         attempted = successful = failed = 0
@@ -732,7 +682,7 @@ class Runner:
             calls = [c for tr in self.testers for c in tr.read(self._t0)]
             roles = {d: self.roles.role_of(d) for d in self.roles.roles}
             self.web.snapshot(snap, calls, dict(self._last_server), roles,
-                              dict(self._last_usage))
+                              dict(self._last_usage), dict(self._health))
 
 
 def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,

@@ -88,6 +88,16 @@ class HttpPoller:
         return ServerSample(t=t, node=node.name, up=True,
                             active_calls=int(status.get("active_calls", 0)), calls_total=total)
 
+    async def server_states(self, http: str) -> dict[str, str]:
+        """A dispatcher's health state of each server by id (``GET /servers``): active,
+        suspect, inactive, disabled or draining; empty if it did not answer."""
+        answer = await self.get_json(http, "/servers")
+        servers = answer.get("servers") if answer is not None else None
+        if not isinstance(servers, list):
+            return {}
+        return {str(s["id"])[:64]: str(s["state"])[:16] for s in servers[:256]
+                if isinstance(s, dict) and "id" in s and "state" in s}
+
     async def dispatcher_role(
         self, node: NodeProcess, http: str, *, ha: bool = False
     ) -> tuple[str, dict[str, Any] | None]:

@@ -37,6 +37,7 @@ class _Interval(msgspec.Struct, kw_only=True):
     calls_failed: int = 0
     failed_by_reason: dict[str, int] = msgspec.field(default_factory=dict)
     concurrent_calls: int = 0
+    retransmissions: int = 0
     setup_200_ms: dict[str, float] = msgspec.field(default_factory=dict)
     answered_slots: str = ""
 
@@ -95,6 +96,7 @@ def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[Ca
             failed=rec.calls_failed,
             failed_by_reason=dict(rec.failed_by_reason),
             concurrent=rec.concurrent_calls,
+            retransmissions=rec.retransmissions,
             setup_ms={k: v for k, v in rec.setup_200_ms.items() if k in ("p50", "p90", "p99")}
             if rec.calls_successful else {},
             answered_slots=rec.answered_slots,
@@ -127,6 +129,7 @@ def read_sipp_stat(path: Path, *, t0: float, source: str) -> list[CallsSecond]:
             failed=stats.calls_failed,
             failed_by_reason=dict(stats.failed_by_reason),
             concurrent=stats.concurrent_calls,
+            retransmissions=stats.retransmissions,
             setup_ms={"mean": sum(mean) / len(mean)} if mean else {},
         ))
     return out

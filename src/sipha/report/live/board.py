@@ -79,6 +79,7 @@ class Board:
     rows: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=MAX_ROWS))
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS))
     finished: bool = False
+    results_index: bool = False  # the server also serves the results index at /runs/
     version: int = 0  # bumped on every change: the server pushes only when it moved
     # Totals since the start: a capped deque forgets its oldest entries, not their count.
     rows_added: int = 0
@@ -141,6 +142,7 @@ class Board:
     def snapshot(self) -> dict[str, Any]:
         """Everything, for a page that just connected."""
         return {"type": "hello", "title": self.title, "kind": self.kind, "rows": list(self.rows),
+                "results_index": self.results_index,
                 **self._state(), "events": [e.as_dict() for e in self.events]}
 
     def update_since(self, rows_seen: int, events_seen: int) -> dict[str, Any]:

@@ -15,7 +15,8 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sipha.loadtest.stats import IntervalStats, failures_by_reason
@@ -36,15 +37,18 @@ class RunControls:
                  set_rate: Callable[[float], Awaitable[str]] | None = None,
                  stop: Callable[[], Awaitable[str]] | None = None,
                  fault: Callable[[str, str], Awaitable[str]] | None = None,
-                 server_state: Callable[[str, str], Awaitable[str]] | None = None) -> None:
+                 server_state: Callable[[str, str], Awaitable[str]] | None = None,
+                 network: Callable[[str, str, Mapping[str, float]], Awaitable[str]]
+                 | None = None) -> None:
         self.loop = loop
         self._set_rate, self._stop, self._fault, self._server_state = (
             set_rate, stop, fault, server_state)
+        self._network = network
 
     @property
     def names(self) -> tuple[str, ...]:
         pairs = (("rate", self._set_rate), ("stop", self._stop), ("fault", self._fault),
-                 ("server_state", self._server_state))
+                 ("server_state", self._server_state), ("network", self._network))
         return tuple(name for name, f in pairs if f is not None)
 
     async def _on_run_loop(self, make: Callable[[], Awaitable[T]] | None) -> T:
@@ -72,6 +76,10 @@ class RunControls:
     async def server_state(self, server: str, state: str) -> str:
         f = self._server_state
         return await self._on_run_loop(None if f is None else lambda: f(server, state))
+
+    async def network(self, kind: str, node: str, params: Mapping[str, float]) -> str:
+        f = self._network
+        return await self._on_run_loop(None if f is None else lambda: f(kind, node, params))
 
 
 async def _call(make: Callable[[], Awaitable[T]]) -> T:
@@ -103,15 +111,19 @@ class LateControls:
     async def server_state(self, server: str, state: str) -> str:
         return await self._target().server_state(server, state)
 
+    async def network(self, kind: str, node: str, params: Mapping[str, float]) -> str:
+        return await self._target().network(kind, node, params)
+
 
 class LivePage:
     """The page's server on its own thread and loop; `update` runs a board edit there."""
 
     def __init__(self, board: Board, controls: Controls | None, *, host: str, port: int,
-                 token: str | None = None, record_controls: bool = True) -> None:
+                 token: str | None = None, record_controls: bool = True,
+                 results: Path | None = None) -> None:
         self.board = board
         self._server = LiveServer(board, controls, host=host, port=port, token=token,
-                                  record_controls=record_controls)
+                                  record_controls=record_controls, results=results)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sipha-live-page",
                                         daemon=True)

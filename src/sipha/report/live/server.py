@@ -21,15 +21,18 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
 from sipha.report.live.board import Board, Event
+from sipha.report.live.results import add_results_routes
 
-__all__ = ["FAULT_ACTIONS", "SERVER_STATES", "ControlRefused", "Controls", "LiveServer"]
+__all__ = ["FAULT_ACTIONS", "NETWORK_KINDS", "SERVER_STATES", "ControlRefused", "Controls",
+           "LiveServer"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,9 @@ MAX_RATE = 100_000.0
 MAX_PAGES = 64  # WebSocket clients at once
 FAULT_ACTIONS = frozenset({"kill", "stop", "cont", "start"})
 SERVER_STATES = frozenset({"active", "draining", "disabled"})
+NETWORK_KINDS = frozenset({"loss", "delay", "partition", "split_pair", "heal"})
+# Bounds of a network fault's numbers: (low, high], as the plan's faults take them.
+NETWORK_PARAMS = {"percent": 100.0, "delay_ms": 10_000.0, "duration": 600.0}
 _STATIC = {"/": ("index.html", "text/html"), "/app.js": ("app.js", "text/javascript"),
            "/app.css": ("app.css", "text/css"),
            "/uPlot.iife.min.js": ("uPlot.iife.min.js", "text/javascript"),
@@ -60,6 +66,8 @@ class Controls(Protocol):
 
     async def server_state(self, server: str, state: str) -> str: ...
 
+    async def network(self, kind: str, node: str, params: Mapping[str, float]) -> str: ...
+
 
 class LiveServer:
     """Serves one board on HOST:PORT until `close`."""
@@ -67,7 +75,8 @@ class LiveServer:
     def __init__(self, board: Board, controls: Controls | None, *, host: str = "127.0.0.1",
                  port: int = 0, token: str | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 epoch: float | None = None, record_controls: bool = True) -> None:
+                 epoch: float | None = None, record_controls: bool = True,
+                 results: Path | None = None) -> None:
         self.board = board
         self.controls = controls
         self.host = host
@@ -88,6 +97,9 @@ class LiveServer:
         self.app.router.add_get("/ws", self._ws)
         self.app.router.add_get("/api/state", self._state)
         self.app.router.add_post("/api/control", self._control)
+        if results is not None:  # the results index beside the run (read-only)
+            add_results_routes(self.app, results)
+            board.results_index = True
 
     @property
     def url(self) -> str:
@@ -196,7 +208,7 @@ class LiveServer:
 
     async def _act(self, action: str, body: dict[str, Any]) -> tuple[str, str, str]:
         assert self.controls is not None
-        _only(body, {"action", "rate", "node", "server", "state"})
+        _only(body, {"action", "rate", "node", "server", "state", "kind", *NETWORK_PARAMS})
         if action == "rate":
             rate = body.get("rate")
             if isinstance(rate, bool) or not isinstance(rate, int | float) \
@@ -212,6 +224,8 @@ class LiveServer:
             if node not in self.board.nodes:
                 raise ValueError(f"node {str(node)[:64]!r}: not a node of this run")
             return str(kind), str(node), await self.controls.fault(str(kind), str(node))
+        if action == "network":
+            return await self._network(body)
         # server_state
         server, state = body.get("server"), body.get("state")
         if state not in SERVER_STATES:
@@ -219,6 +233,26 @@ class LiveServer:
         if server not in self.board.nodes:
             raise ValueError(f"server {str(server)[:64]!r}: not a node of this run")
         return str(state), str(server), await self.controls.server_state(str(server), str(state))
+
+
+    async def _network(self, body: dict[str, Any]) -> tuple[str, str, str]:
+        assert self.controls is not None
+        kind, node = body.get("kind"), body.get("node", "")
+        if kind not in NETWORK_KINDS:
+            raise ValueError(f"kind: expected one of {sorted(NETWORK_KINDS)}")
+        if kind not in ("heal", "split_pair") and node not in self.board.nodes:
+            raise ValueError(f"node {str(node)[:64]!r}: not a node of this run")
+        params: dict[str, float] = {}
+        for name, high in NETWORK_PARAMS.items():
+            value = body.get(name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not 0 < value <= high:
+                raise ValueError(f"{name}: expected a number in (0, {high:g}]")
+            params[name] = float(value)
+        target = str(node) if kind not in ("heal", "split_pair") else ""
+        return str(kind), target, await self.controls.network(str(kind), target, params)
 
 
 def _only(body: dict[str, Any], allowed: set[str]) -> None:

@@ -121,6 +121,7 @@ function tables(msg) {
   fill("criteria", msg.criteria, (c) => [c.name, c.bound, c.measured, c.met == null ? "pending" : (c.met ? "met" : "FAILED")], (c) => `met-${c.met}`);
   const names = msg.nodes.map((n) => n.name);
   options($("fault-node"), names);
+  options($("net-node"), names);
   options($("server-node"), msg.nodes.filter((n) => n.kind === "server").map((n) => n.name));
 }
 
@@ -139,6 +140,7 @@ function onMessage(msg) {
   if (msg.type === "hello") {
     $("title").textContent = msg.title;
     document.title = `sipha live — ${msg.title}`;
+    $("runs-link").hidden = !msg.results_index;
     state.rows = msg.rows;
     state.events = [];
     $("events").replaceChildren();
@@ -196,5 +198,12 @@ window.addEventListener("DOMContentLoaded", () => {
   $("stop").onclick = () => control({ action: "stop" });
   $("inject").onclick = () => control({ action: "fault", node: $("fault-node").value, state: $("fault-action").value });
   $("set-server").onclick = () => control({ action: "server_state", server: $("server-node").value, state: $("server-state").value });
+  $("net-inject").onclick = () => {
+    const kind = $("net-kind").value, amount = Number($("net-amount").value);
+    const body = { action: "network", kind, node: $("net-node").value, duration: Number($("net-duration").value) };
+    if (kind === "loss") body.percent = amount;
+    if (kind === "delay") body.delay_ms = amount;
+    control(body);
+  };
   connect();
 });
