@@ -22,6 +22,10 @@ unmatched initial request opens a transaction; everything else routes in-dialog.
 our own ACK/BYE/CANCEL (token ``g``) are absorbed, the rest find their transaction by branch,
 or route back statelessly.
 
+What goes back to a UDP caller that never proved it receives what we relay (a spoofable
+source) passes the amplification budget (`amplification`): repeats of a final response or of a
+server's request are bounded per caller host.
+
 Load accounting (pending INVITEs + confirmed dialogs per server) lives in `DispatcherState`.
 """
 
@@ -220,8 +224,12 @@ class Router:
                 return self.forwarder.new_transaction(key, msg, source, now)
         if from_server and guard is not None:
             # Towards a caller: a server's retransmitted BYE is budgeted like a response.
-            identity = request_key(msg.via.branch, method, msg.get("cseq") or "")
-            return self._guarded(self.routing.in_dialog(msg, source, now), identity, now, None)
+            branch = msg.via.branch
+            cseq = msg.get("cseq") or ""
+            out = self.routing.in_dialog(msg, source, now)
+            if not self._unproven(out):
+                return out
+            return self._guarded(out, request_key(branch, method, cseq), now, None)
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
@@ -254,15 +262,29 @@ class Router:
                 if ghost:
                     return ghost
             out = [self.routing.upstream(msg)]
-        if guard is None or msg.status < 200 or not out:
+        if guard is None or msg.status < 200:
             return out
+        unproven = self._unproven(out)
+        if not unproven:
+            return out  # the usual case: callers that completed a call are verified
         if msg.status < 300 and msg.cseq.method == "INVITE":
-            for s in out:
-                if s.peer.transport == "udp" and not guard.verified(s.peer.host):
-                    guard.issued(msg.call_id, msg.to_tag, s.peer.host, now)
+            for host in unproven:
+                guard.issued(msg.call_id, msg.to_tag, host, now)
         branch = msg.via.branch
         return self._guarded(out, response_key(branch, msg.status, msg.get("cseq") or ""), now,
                              branch)
+
+    def _unproven(self, out: list[Send]) -> list[str]:
+        """The hosts among ``out``'s destinations that the amplification budget applies to:
+        UDP callers (not servers) that never proved they receive what we relay."""
+        guard = self.guard
+        assert guard is not None
+        by_addr = self.registry.by_addr
+        return [
+            s.peer.host for s in out
+            if s.peer.transport == "udp" and (s.peer.host, s.peer.port) not in by_addr
+            and not guard.verified(s.peer.host)
+        ]
 
     def _guarded(
         self, out: list[Send], identity: str, now: float, branch: str | None
