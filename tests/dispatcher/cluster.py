@@ -129,9 +129,10 @@ def start_dispatcher(
     *extra: str,
     token: str = "t0ken",
     transports: Sequence[str] = ("udp",),
+    sip_port: int | None = None,
 ) -> Node:
-    """A dispatcher listening on one free port in each of `transports` (udp, tcp)."""
-    sip, http = free_port(), free_port(kind=1)
+    """A dispatcher listening on one free port (or ``sip_port``) in each of `transports`."""
+    sip, http = sip_port or free_port(), free_port(kind=1)
     log = tmp / "dispatcher.log"
     args = ["dispatcher", "--http", f"127.0.0.1:{http}", "--token", token]
     for transport in transports:

@@ -243,3 +243,190 @@ INVALID_LAZY: list[tuple[str, bytes, str]] = [
         "Content-Length: 0\n\n"
     ), "to"),
 ]
+
+# -- the rest of §3.1 --------------------------------------------------------------------------
+_SDP_1 = _SDP.replace("192.0.2.3", "192.0.2.1").replace("192.0.2.4", "192.0.2.1")
+_LONG = "long" * 20
+VALID.update({
+    # §3.1.1.5 Use of % When It Is Not an Escape: an unknown method, an unknown header
+    "esc02": _crlf(
+        "RE%47IST%45R sip:registrar.example.com SIP/2.0\n"
+        'To: "%Z%45" <sip:resource@example.com>\n'
+        'From: "%Z%45" <sip:resource@example.com>;tag=f232jadfj23\n'
+        "Call-ID: esc02.asdfnqwo34rq23i34jrjasdcnl23nrlknsdf\n"
+        "Via: SIP/2.0/TCP host.example.com;branch=z9hG4bK209%fzsnel234\n"
+        "CSeq: 29344 RE%47IST%45R\n"
+        "Max-Forwards: 70\n"
+        "Contact: <sip:alias1@host1.example.com>\n"
+        "C%6Fntact: <sip:alias2@host2.example.com>\n"
+        "Contact: <sip:alias3@host3.example.com>\n"
+        "l: 0\n\n"
+    ),
+    # §3.1.1.7 Long Values in Header Fields (34 Vias, compact and odd-case names)
+    "longreq": _crlf(
+        "INVITE sip:user@example.com SIP/2.0\n"
+        'To: "I have a user name of ' + "extreme" * 10 + ' proportion"'
+        "<sip:user@example.com:6000;unknownparam1=very" + _LONG + "value;"
+        "longparam" + "name" * 25 + "=shortvalue;very" + "long" * 25 + "ParameterNameWithNoValue>\n"
+        "F: sip:" + "amazinglylongcallername" * 5 + "@example.net;tag=12" + "982" * 50
+        + "424;unknownheaderparam" + "name" * 20 + "=unknowheaderparam" + "value" * 15
+        + ";unknownValueless" + "paramname" * 10 + "\n"
+        "Call-ID: longreq.one" + "really" * 20 + "longcallid\n"
+        "CSeq: 3882340 INVITE\n"
+        "Unknown-" + "Long" * 20 + "-Name: unknown-" + "long" * 20 + "-value; unknown-"
+        + "long" * 20 + "-parameter-name = unknown-" + "long" * 20 + "-parameter-value\n"
+        "Via: SIP/2.0/TCP sip33.example.com\n"
+        "v: SIP/2.0/TCP sip32.example.com\n"
+        "V: SIP/2.0/TCP sip31.example.com\n"
+        "Via: SIP/2.0/TCP sip30.example.com\n"
+        "ViA: SIP/2.0/TCP sip29.example.com\n"
+        "VIa: SIP/2.0/TCP sip28.example.com\n"
+        "VIA: SIP/2.0/TCP sip27.example.com\n"
+        "via: SIP/2.0/TCP sip26.example.com\n"
+        "viA: SIP/2.0/TCP sip25.example.com\n"
+        "vIa: SIP/2.0/TCP sip24.example.com\n"
+        "vIA: SIP/2.0/TCP sip23.example.com\n"
+        "V :  SIP/2.0/TCP sip22.example.com\n"
+        "v :  SIP/2.0/TCP sip21.example.com\n"
+        "V  : SIP/2.0/TCP sip20.example.com\n"
+        "v  : SIP/2.0/TCP sip19.example.com\n"
+        "Via : SIP/2.0/TCP sip18.example.com\n"
+        "Via  : SIP/2.0/TCP sip17.example.com\n"
+        + "".join(f"Via: SIP/2.0/TCP sip{n}.example.com\n" for n in range(16, 0, -1))
+        + "Via: SIP/2.0/TCP host.example.com;received=192.0.2.5;branch=very" + "long" * 50
+        + "branchvalue\n"
+        "Max-Forwards: 70\n"
+        "Contact: <sip:" + "amazinglylongcallername" * 5 + "@host5.example.net>\n"
+        "Content-Type: application/sdp\n"
+        "l: 150\n\n" + _SDP_1
+    ),
+})
+
+# §3.1.1.8 Extra Trailing Octets in a UDP Datagram: the REGISTER is the message, the INVITE
+# after its Content-Length is discarded (RFC 3261 §18.3). Not in VALID: bytes(msg) is shorter.
+DBLREQ = _crlf(
+    "REGISTER sip:example.com SIP/2.0\n"
+    "To: sip:j.user@example.com\n"
+    "From: sip:j.user@example.com;tag=43251j3j324\n"
+    "Max-Forwards: 8\n"
+    "I: dblreq.0ha0isndaksdj99sdfafnl3lk233412\n"
+    "Contact: sip:j.user@host.example.com\n"
+    "CSeq: 8 REGISTER\n"
+    "Via: SIP/2.0/UDP 192.0.2.125;branch=z9hG4bKkdjuw23492\n"
+    "Content-Length: 0\n\n"
+    "INVITE sip:joe@example.com SIP/2.0\n"
+    "t: sip:joe@example.com\n"
+    "From: sip:caller@example.net;tag=141334\n"
+    "Max-Forwards: 8\n"
+    "Call-ID: dblreq.0ha0isnda977644900765@192.0.2.15\n"
+    "CSeq: 8 INVITE\n"
+    "Via: SIP/2.0/UDP 192.0.2.15;branch=z9hG4bKkdjuw380234\n"
+    "Content-Type: application/sdp\n"
+    "Content-Length: 150\n\n"
+    + _SDP_1.replace("192.0.2.1", "192.0.2.15").replace("m=video", "m =video")
+)
+
+# §3.1.1.11 Multipart MIME Message: a binary part (here a stand-in of every byte value, the
+# RFC's is a CMS blob) inside a body the parser carries untouched, Content-Length in octets.
+_MPART_BINARY = bytes(range(256)) * 2
+_MPART_BODY = (
+    b"--7a9cbec02ceef655\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: binary\r\n"
+    b"\r\nHello\r\n--7a9cbec02ceef655\r\nContent-Type: application/octet-stream\r\n"
+    b"Content-Transfer-Encoding: binary\r\n\r\n" + _MPART_BINARY
+    + b"\r\n--7a9cbec02ceef655--\r\n"
+)
+VALID["mpart01"] = _crlf(
+    "MESSAGE sip:kumiko@example.org SIP/2.0\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-d87543-4dade06d0bdb11ee-1--d87543-;rport\n"
+    "Max-Forwards: 70\n"
+    "Route: <sip:127.0.0.1:5080>\n"
+    "Identity: r5mwreLuyDRYBi/0TiPwEsY3rEVsk/G2WxhgTV1PF7hHuLIK0YWVKZhKv9Mj8UeXqkMVbnVq37CD+813g"
+    "vYjcBUaZngQmXc9WNZSDNGCzA+fWl9MEUHWIZo1CeJebdY/XlgKeTa0Olvq0rt70Q5jiSfbqMJmQFteeivUhkMWYUA=\n"
+    "Contact: <sip:fluffy@127.0.0.1:5070>\n"
+    "To: <sip:kumiko@example.org>\n"
+    "From: <sip:fluffy@example.com>;tag=2fb0dcc9\n"
+    "Call-ID: 3d9485ad0c49859b@Zmx1ZmZ5LW1hYy0xNi5sb2NhbA..\n"
+    "CSeq: 1 MESSAGE\n"
+    "Content-Transfer-Encoding: binary\n"
+    "Content-Type: multipart/mixed;boundary=7a9cbec02ceef655\n"
+    "Date: Sat, 15 Oct 2005 04:44:56 GMT\n"
+    "User-Agent: SIPimp.org/0.2.5 (curses)\n"
+    f"Content-Length: {len(_MPART_BODY)}\n\n"
+) + _MPART_BODY
+
+INVALID += [
+    # §3.1.2.10 SP Characters at End of Request-Line: refused (dropped: the line is unread)
+    ("rfc4475-trws", _crlf(
+        "OPTIONS sip:remote-target@example.com SIP/2.0  \n"
+        "Via: SIP/2.0/TCP host1.example.com;branch=z9hG4bK299342093\n"
+        "To: <sip:remote-target@example.com>\n"
+        "From: <sip:local-resource@example.com>;tag=329429089\n"
+        "Call-ID: trws.oicu34958239neffasdhr2345r\nAccept: application/sdp\n"
+        "CSeq: 238923 OPTIONS\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ), 400, False),
+    # §3.1.2.11 Escaped Headers in SIP Request-URI: 400 (a proxy must never forward them)
+    ("rfc4475-escruri", _crlf(
+        "INVITE sip:user@example.com?Route=%3Csip:example.com%3E SIP/2.0\n"
+        "To: sip:user@example.com\nFrom: sip:caller@example.net;tag=341518\nMax-Forwards: 7\n"
+        "Contact: <sip:caller@host39923.example.net>\n"
+        "Call-ID: escruri.23940-asdfhj-aje3br-234q098w-fawerh2q-h4n5\n"
+        "CSeq: 149209342 INVITE\n"
+        "Via: SIP/2.0/UDP host-of-the-hour.example.com;branch=z9hG4bKkdjuw\n"
+        "Content-Type: application/sdp\nContent-Length: 150\n\n" + _SDP_1
+    ), 400, True),
+]
+
+INVALID_LAZY += [
+    # §3.1.2.1 Extraneous Header Field Separators: the Via (and Contact) refuse to read
+    ("rfc4475-badinv01", _crlf(
+        "INVITE sip:user@example.com SIP/2.0\n"
+        "To: sip:j.user@example.com\nFrom: sip:caller@example.net;tag=134161461246\n"
+        "Max-Forwards: 7\nCall-ID: badinv01.0ha0isndaksdjasdf3234nas\nCSeq: 8 INVITE\n"
+        "Via: SIP/2.0/UDP 192.0.2.15;;,;,,\n"
+        'Contact: "Joe" <sip:joe@example.org>;;;;\n'
+        "Content-Length: 152\nContent-Type: application/sdp\n\n"
+        + _SDP_1.replace("192.0.2.1", "192.0.2.15")
+    ), "via"),
+    # §3.1.2.13 Failure to Enclose name-addr URI in <>: a bare Contact with ?headers
+    ("rfc4475-regbadct", _crlf(
+        "REGISTER sip:example.com SIP/2.0\n"
+        "To: sip:user@example.com\nFrom: sip:user@example.com;tag=998332\nMax-Forwards: 70\n"
+        "Call-ID: regbadct.k345asrl3fdbv@10.0.0.1\nCSeq: 1 REGISTER\n"
+        "Via: SIP/2.0/UDP 135.180.130.133:5060;branch=z9hG4bKkdjuw\n"
+        "Contact: sip:user@example.com?Route=%3Csip:sip.example.com%3E\n"
+        "l: 0\n\n"
+    ), "contacts"),
+    # §3.1.2.14 Spaces within addr-spec
+    ("rfc4475-badaspec", _crlf(
+        "OPTIONS sip:user@example.org SIP/2.0\n"
+        "Via: SIP/2.0/UDP host4.example.com:5060;branch=z9hG4bKkdju43234\n"
+        "Max-Forwards: 70\n"
+        'From: "Bell, Alexander" <sip:a.g.bell@example.com>;tag=433423\n'
+        'To: "Watson, Thomas" < sip:t.watson@example.org >\n'
+        "Call-ID: badaspec.sdf0234n2nds0a099u23h3hnnw009cdkne3\n"
+        "Accept: application/sdp\nCSeq: 3923239 OPTIONS\nl: 0\n\n"
+    ), "to"),
+    # §3.1.2.15 Non-token Characters in Display Name
+    ("rfc4475-baddn", _crlf(
+        "OPTIONS sip:t.watson@example.org SIP/2.0\n"
+        "Via:     SIP/2.0/UDP c.example.com:5060;branch=z9hG4bKkdjuw\n"
+        "Max-Forwards:      70\n"
+        "From:    Bell, Alexander <sip:a.g.bell@example.com>;tag=43\n"
+        "To:      Watson, Thomas <sip:t.watson@example.org>\n"
+        "Call-ID: baddn.31415@c.example.com\n"
+        "Accept: application/sdp\nCSeq:    3923239 OPTIONS\nl: 0\n\n"
+    ), "from_"),
+]
+
+# §3.1.2.12 Invalid Time Zone in Date Header Field: a node that does not use Date may ignore
+# it (the RFC: reject only when the Date matters to the processing). Nothing here reads Date.
+BADDATE = _crlf(
+    "INVITE sip:user@example.com SIP/2.0\n"
+    "To: sip:user@example.com\nFrom: sip:caller@example.net;tag=2234923\nMax-Forwards: 70\n"
+    "Call-ID: baddate.239423mnsadf3j23lj42--sedfnm234\nCSeq: 1392934 INVITE\n"
+    "Via: SIP/2.0/UDP host.example.com;branch=z9hG4bKkdjuw\n"
+    "Date: Fri, 01 Jan 2010 16:00:00 EST\n"
+    "Contact: <sip:caller@host5.example.net>\n"
+    "Content-Type: application/sdp\nContent-Length: 150\n\n"
+    + _SDP_1.replace("192.0.2.1", "192.0.2.5")
+)

@@ -59,7 +59,7 @@ def server_json(s: Server) -> dict[str, Any]:
         "uid": s.uid,
         "id": s.id,
         "uri": s.uri,
-        "address": str(s.peer),
+        "address": str(s.peer) if s.resolved else None,  # None: its name is not resolved yet
         "state": s.state.value,
         "weight": s.dest.weight,
         "priority": s.dest.priority,

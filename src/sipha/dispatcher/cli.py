@@ -80,6 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keepalive interval given to phones registered with outbound (RFC 5626 "
              "Flow-Timer; default 25, 0: none)",
     )
+    parser.add_argument(
+        "--dns-server", action="append", metavar="IP:PORT",
+        help="DNS server for servers given by name, repeatable (default: /etc/resolv.conf)",
+    )
     parser.add_argument("--http", metavar="HOST:PORT", help="HTTP API address (default: none)")
     parser.add_argument("--token", help="bearer token for the HTTP API (default: none)")
     add_tls_arguments(parser)
@@ -164,6 +168,7 @@ def server_sources(args: argparse.Namespace) -> Any:
         "setid": args.setid, "failover_timeout": args.failover_timeout,
         "rate_limit": args.rate_limit, "tls": tls_overrides(args),
         "flow_timer": args.flow_timer,
+        "dns_servers": args.dns_server,
     }
     probe = None if args.probe is None else args.probe == "on"
     return Sources(args.config, overrides, probe, tuple(args.server or ()))

@@ -11,6 +11,7 @@ TOML (every field optional except at least one server from somewhere)::
     setid = 1
     failover_timeout = 0.2
     flow_timer = 25                      # keepalive interval for phones using outbound
+    dns_servers = ["127.0.0.1:53"]       # for servers named by DNS (default: resolv.conf)
     [probe]
     enabled = true
     interval = 0.5
@@ -62,6 +63,7 @@ from typing import Any
 import msgspec
 
 from sipha.common.config import ConfigError, convert, load_toml
+from sipha.common.http import parse_host_port
 from sipha.transport import ListenSpec, TlsConfig
 from sipha.transport.tls import TlsConfigError
 from sipha.transport.tls import check as check_tls
@@ -121,7 +123,11 @@ class DispatcherConfig(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit: int = 0
     rate_window: float = 1.0
     rate_limit_reply: bool = False
+    reflection_rate: float = 50.0  # repeats/s relayed to a caller that never answered us; 0: off
+    reflection_burst: float = 100.0
     max_message_size: int = 65535
+    dns_servers: list[str] = msgspec.field(default_factory=list)  # IP:PORT; empty: resolv.conf
+    dns_timeout: float = 2.0  # seconds for one lookup of a server's name
     freebind: bool = False
     flow_timer: int = 25  # RFC 5626 Flow-Timer for phones registered with outbound; 0: none
     probe: ProbeConfig = msgspec.field(default_factory=ProbeConfig)
@@ -151,6 +157,14 @@ def validate(cfg: DispatcherConfig, *, source: str = "config", files: bool = Tru
     check(cfg.probe.inactive_threshold >= 1, "probe.inactive_threshold", "must be >= 1", "e.g. 2")
     check(cfg.rate_limit >= 0, "rate_limit", "must be >= 0", "0 turns it off")
     check(0 <= cfg.flow_timer <= 3600, "flow_timer", "must be 0..3600", "e.g. 25; 0: none")
+    for i, text in enumerate(cfg.dns_servers):
+        try:
+            parse_host_port(text, what="DNS server")
+        except ValueError as exc:
+            raise ConfigError(source, f"dns_servers[{i}]", str(exc), "write IP:PORT") from None
+    check(0 < cfg.dns_timeout <= 30, "dns_timeout", "must be in (0, 30] seconds", "e.g. 2")
+    check(cfg.reflection_rate >= 0, "reflection_rate", "must be >= 0", "0 turns it off")
+    check(cfg.reflection_burst >= 1, "reflection_burst", "must be >= 1", "e.g. 100")
     for i, s in enumerate(cfg.servers):
         check(s.weight is None or s.weight >= 0, f"servers[{i}].weight", "must be >= 0", "e.g. 1")
         check(s.priority is None or s.priority >= 0, f"servers[{i}].priority", "must be >= 0",

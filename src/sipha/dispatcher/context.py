@@ -48,6 +48,10 @@ class RouterSettings:
     rate_window: float = 1.0
     rate_limit_reply: bool = False
     """Answer 503 to refused requests instead of dropping them."""
+    reflection_rate: float = 50.0
+    """Repeats relayed per second to a caller host that never answered us (`amplification`);
+    0 = no budget."""
+    reflection_burst: float = 100.0
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     flow_timer: int = 25
@@ -74,6 +78,8 @@ class RouterStats:
     paths_added: int = 0
     flow_failed: int = 0
     """Requests for a phone whose flow is gone (its connection closed): answered 430."""
+    amplification_suppressed: int = 0
+    """Repeats not relayed to a caller that never proved it exists (`amplification`)."""
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

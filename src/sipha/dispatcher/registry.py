@@ -24,7 +24,7 @@ from sipha.transport import Peer
 from .context import Stamp
 from .health import HealthSettings, HealthState
 from .schedulers import CHEAP_KEY_FIELDS, Destination, RequestKey, Scheduler, create
-from .servers import ServerSpec
+from .servers import ServerSpec, literal_peer
 from .state import DispatcherState, Server
 
 __all__ = ["ServerRegistry"]
@@ -114,18 +114,21 @@ class ServerRegistry:
         st = self.state
         uid = st.next_uid
         st.next_uid += 1
+        # A name is resolved off the loop (`destinations`); until then the server is unused.
+        peer = literal_peer(spec)
         dest = Destination(
             spec.key(), weight=spec.weight, priority=spec.priority, maxload=spec.maxload,
-            usable=spec.state is HealthState.ACTIVE,
+            usable=spec.state is HealthState.ACTIVE and peer is not None,
         )
-        peer = Peer(spec.transport, spec.host, spec.port)
         server = Server(
-            uid, dest, spec.uri, peer, probing=spec.probing, settings=self.health,
-            state=spec.state,
+            uid, dest, spec.uri, peer or Peer(spec.transport, spec.host, spec.port),
+            probing=spec.probing, settings=self.health, state=spec.state,
         )
+        server.resolved = peer is not None
         server.route = self.stamp.route(server.token, spec.transport)
         st.servers[uid] = server
-        self.by_addr[(spec.host, spec.port)] = server
+        if peer is not None:
+            self.by_addr[(peer.host, peer.port)] = server
         self._by_dest[id(dest)] = server
         self.destinations_changed()
         return server

@@ -27,6 +27,10 @@ statelessly.
 here, a REGISTER gets our Path, and requests a server sends through that Path go to the
 phone's flow (`flows`).
 
+What goes back to a UDP caller that never proved it receives what we relay (a spoofable
+source) passes the amplification budget (`amplification`): repeats of a final response or of a
+server's request are bounded per caller host.
+
 Load accounting (pending INVITEs + confirmed dialogs per server) lives in `DispatcherState`.
 """
 
@@ -38,6 +42,7 @@ from sipha.sip import Request, Response
 from sipha.sip.branch import branch_digest_input, read_branch_token
 from sipha.transport import Peer
 
+from .amplification import AmplificationGuard, request_key, response_key
 from .context import RouterSettings, RouterStats, Send, Stamp, reply
 from .edge import ALWAYS_ALIVE, Edge
 from .flows import FlowView
@@ -89,6 +94,10 @@ class Router:
         )
         self._limiter = (
             RateLimiter(settings.rate_limit, settings.rate_window) if settings.rate_limit else None
+        )
+        self.guard = (
+            AmplificationGuard(settings.reflection_rate, settings.reflection_burst)
+            if settings.reflection_rate > 0 else None
         )
 
     @property
@@ -196,19 +205,29 @@ class Router:
         to = msg.get("to")
         initial = to is None or "tag" not in to or msg.to_tag is None
         limiter = self._limiter
+        from_server = (source.host, source.port) in self.registry.by_addr
         if (
             limiter is not None
             and counted(method, in_dialog=not initial)
-            and (source.host, source.port) not in self.registry.by_addr
+            and not from_server
             and not limiter.allow(source.host, now)
         ):
             self.stats.rate_limited += 1
             if self.settings.rate_limit_reply:
                 return [reply(msg, 503, source, self.stats)]
             return []
+        guard = self.guard
+        if (
+            guard is not None and not from_server and source.transport == "udp"
+            and not guard.verified(source.host)
+        ):
+            if method == "ACK":
+                guard.acked(msg.call_id, msg.to_tag, source.host, now)  # a 2xx's tag: verified
+            else:
+                guard.asked(msg.via.branch, now)  # an answer is owed to each copy it sends
         route = msg.get("route")
         if route is not None:
-            if (source.host, source.port) in self.registry.by_addr:
+            if from_server:
                 if route.startswith("<sip:ds"):
                     # A server sends through our Path or Record-Route towards a phone: the
                     # CANCEL and the INVITE included, statelessly (edge.py).
@@ -225,6 +244,14 @@ class Router:
                 return [reply(msg, 481, source, self.stats)]
             if initial and method != "ACK":
                 return self.forwarder.new_transaction(key, msg, source, now)
+        if from_server and guard is not None:
+            # Towards a caller: a server's retransmitted BYE is budgeted like a response.
+            branch = msg.via.branch
+            cseq = msg.get("cseq") or ""
+            out = self.routing.in_dialog(msg, source, now)
+            if not self._unproven(out):
+                return out
+            return self._guarded(out, request_key(branch, method, cseq), now, None)
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
@@ -242,6 +269,9 @@ class Router:
             return []
         if kind == "g":
             return []  # the answer to an ACK/BYE/CANCEL we wrote ourselves
+        guard = self.guard
+        if guard is not None and (source.host, source.port) not in self.registry.by_addr:
+            guard.verify(source.host)  # a caller answered what we relayed: it exists
         msg.pop_via()
         if "via" not in msg:
             return []
@@ -257,11 +287,50 @@ class Router:
         return self._route_response(msg, branch, token, now)
 
     def _route_response(self, msg: Response, branch: str, token: str, now: float) -> list[Send]:
+        guard = self.guard
         p = self.state.transactions.get(branch)
         if p is not None and msg.cseq.method == p.method:
-            return self.forwarder.on_response(p, msg, branch, now)
-        if msg.method == "INVITE" and msg.status < 300:
-            ghost = self.routing.learn_dialog(msg, token, now)
-            if ghost:
-                return ghost
-        return [self.routing.upstream(msg)]
+            out = self.forwarder.on_response(p, msg, branch, now)
+        else:
+            if msg.method == "INVITE" and msg.status < 300:
+                ghost = self.routing.learn_dialog(msg, token, now)
+                if ghost:
+                    return ghost
+            out = [self.routing.upstream(msg)]
+        if guard is None or msg.status < 200:
+            return out
+        unproven = self._unproven(out)
+        if not unproven:
+            return out  # the usual case: callers that completed a call are verified
+        if msg.status < 300 and msg.cseq.method == "INVITE":
+            for host in unproven:
+                guard.issued(msg.call_id, msg.to_tag, host, now)
+        top = msg.via.branch  # the caller's branch, now on top
+        return self._guarded(out, response_key(top, msg.status, msg.get("cseq") or ""), now, top)
+
+    def _unproven(self, out: list[Send]) -> list[str]:
+        """The hosts among ``out``'s destinations that the amplification budget applies to:
+        UDP callers (not servers) that never proved they receive what we relay."""
+        guard = self.guard
+        assert guard is not None
+        by_addr = self.registry.by_addr
+        return [
+            s.peer.host for s in out
+            if s.peer.transport == "udp" and (s.peer.host, s.peer.port) not in by_addr
+            and not guard.verified(s.peer.host)
+        ]
+
+    def _guarded(
+        self, out: list[Send], identity: str, now: float, branch: str | None
+    ) -> list[Send]:
+        """``out`` without the repeats the amplification budget refuses (to callers only)."""
+        guard = self.guard
+        assert guard is not None
+        by_addr = self.registry.by_addr
+        kept = [
+            s for s in out
+            if (s.peer.host, s.peer.port) in by_addr or guard.allow(identity, s.peer, now, branch)
+        ]
+        if len(kept) != len(out):
+            self.stats.amplification_suppressed += len(out) - len(kept)
+        return kept

@@ -21,6 +21,7 @@ from sipha.sip.branch import branch_digest_input, make_branch
 from sipha.sip.errors import SipParseError
 from sipha.sip.uri import SipUri, parse_uri
 from sipha.transport import Peer, response_destination
+from sipha.transport.resolver import ip_literal
 
 from . import messages
 from .context import DIALOG_CREATING, RouterSettings, RouterStats, Send, Stamp, prepare, reply
@@ -142,6 +143,10 @@ class DialogRouting:
             raise SipParseError(f"cannot route to {text!r}", status=416)
         host, port = uri.host_port
         host = uri.maddr or host
+        if ip_literal(host) is None:
+            # A name (a Contact without an address): resolving it here would block the loop,
+            # and nobody behind a name is reachable through a dispatcher without DNS. 503.
+            raise SipParseError(f"next hop {host[:60]!r} is not an address", status=503)
         transport = "tls" if uri.scheme == "sips" else (uri.transport or "udp").lower()
         if transport not in ("udp", "tcp", "tls"):
             transport = "udp"

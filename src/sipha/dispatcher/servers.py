@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.uri import SipUri, host_port, parse_uri
+from sipha.transport import Peer
+from sipha.transport.resolver import ip_literal
 
 from .health import HealthState
 
-__all__ = ["ATTRIBUTES", "ServerSpec", "parse_server", "uri_attributes"]
+__all__ = [
+    "ATTRIBUTES", "ServerSpec", "literal_ip", "literal_peer", "parse_server", "uri_attributes",
+]
 
 ATTRIBUTES = ("weight", "priority", "maxload", "probe", "id", "duid")
 
@@ -93,3 +97,14 @@ def parse_server(text: str, *, probing: bool = True) -> ServerSpec:
     return ServerSpec(
         str(clean), host, port, transport, weight, priority, maxload, probing, ident
     )
+
+
+def literal_ip(host: str) -> str | None:
+    """The address a host names without DNS (an IP literal; ``localhost`` is 127.0.0.1)."""
+    return "127.0.0.1" if host.lower().rstrip(".") == "localhost" else ip_literal(host)
+
+
+def literal_peer(spec: ServerSpec) -> Peer | None:
+    """The server's address when its host needs no DNS; None for a name (`destinations`)."""
+    ip = literal_ip(spec.host)
+    return None if ip is None else Peer(spec.transport, ip, spec.port)

@@ -9,6 +9,7 @@ message. Time-driven work (failover deadlines, probes, expiry sweeps) runs from 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -16,14 +17,16 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from sipha.common.http import HttpApi
+from sipha.common.http import HttpApi, parse_host_port
 from sipha.sip import Request, Response
 from sipha.sip.parser import Limits
 from sipha.sip.uri import host_port
 from sipha.transport import ListenSpec, Peer, SipEndpoint, TransportConfig, TransportCounters
+from sipha.transport.resolver import Resolver
 
 from .api import DispatcherApi
 from .config import DispatcherConfig, Sources, load_config, resolve_servers
+from .destinations import DestinationResolution
 from .health import HealthSettings
 from .probing import ProbeSettings
 from .router import Router, RouterSettings
@@ -51,6 +54,8 @@ def router_settings(cfg: DispatcherConfig) -> RouterSettings:
         rate_window=cfg.rate_window,
         rate_limit_reply=cfg.rate_limit_reply,
         flow_timer=cfg.flow_timer,
+        reflection_rate=cfg.reflection_rate,
+        reflection_burst=cfg.reflection_burst,
         probe=ProbeSettings(pc.interval, pc.timeout, frozenset(pc.accepted_codes)),
         health=HealthSettings(pc.probing_threshold, pc.inactive_threshold, pc.suspect_hold),
     )
@@ -86,6 +91,9 @@ class DispatcherService:
         self._timer: asyncio.TimerHandle | None = None
         self._armed = float("inf")
         self._stopped = asyncio.Event()
+        self.destinations: DestinationResolution | None = None
+        """Keeps servers given by name at their current address (`destinations`)."""
+        self._resolving: asyncio.Task[None] | None = None
 
     def _new_endpoint(self) -> SipEndpoint:
         cfg = self.cfg
@@ -134,6 +142,14 @@ class DispatcherService:
         for spec in self.specs:
             router.add_server(spec)
         self.router = router
+        resolver = Resolver(
+            [parse_host_port(t, what="DNS server") for t in self.cfg.dns_servers],
+            timeout=self.cfg.dns_timeout,
+        )
+        self.destinations = DestinationResolution(
+            lambda: None if self.router is None else self.router.registry, resolver
+        )
+        self._resolving = loop.create_task(self.destinations.run(), name="dispatcher-dns")
         if self.cfg.http:
             self.api = DispatcherApi(self, self.cfg.http, token=self.cfg.token or None)
             for add_routes in self.api_routes:
@@ -146,7 +162,6 @@ class DispatcherService:
             self.cfg.algorithm,
         )
         self._fire()
-        del loop
 
     async def run(self) -> None:
         await self.start()
@@ -165,6 +180,10 @@ class DispatcherService:
     async def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self._resolving is not None:
+            self._resolving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._resolving
         if self.api is not None:
             await self.api.close()
         await self.endpoint.close()
@@ -245,7 +264,10 @@ class DispatcherService:
         self._arm()
 
     def kick(self) -> None:
-        """Run timer work now (after an API change that affects probing)."""
+        """Run timer work now (after an API change that affects probing); look up the names
+        of servers just added."""
+        if self.destinations is not None:
+            self.destinations.wake()
         if self._loop is not None and self.router is not None:
             if self._timer is not None:
                 self._timer.cancel()

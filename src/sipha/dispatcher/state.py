@@ -91,6 +91,7 @@ class Server:
         "probe_rtt_ms",
         "probing",
         "removed",
+        "resolved",
         "route",
         "token",
         "uid",
@@ -121,6 +122,8 @@ class Server:
         self.token = format(uid, "x")
         self.route = ""  # our Record-Route value naming this server; set by the router
         self.removed = False
+        self.resolved = True
+        """False while the server's name has no address yet (`destinations`): never used."""
 
     @property
     def id(self) -> str:

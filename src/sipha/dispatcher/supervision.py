@@ -60,7 +60,7 @@ class Supervision:
         )
         if change is None:
             return
-        usable = change.new is HealthState.ACTIVE and not server.removed
+        usable = change.new is HealthState.ACTIVE and not server.removed and server.resolved
         server.dest.usable = usable
         self.registry.scheduler.on_health_change(dest=server.dest, usable=usable)
         self.changes.append(change)
@@ -88,7 +88,7 @@ class Supervision:
         the hold that returns it (its holder's clock did not travel)."""
         scheduler = self.registry.scheduler
         for server in self.registry.servers():
-            usable = server.state is HealthState.ACTIVE and not server.removed
+            usable = server.state is HealthState.ACTIVE and not server.removed and server.resolved
             if server.dest.usable != usable:
                 server.dest.usable = usable
                 scheduler.on_health_change(dest=server.dest, usable=usable)
@@ -107,7 +107,8 @@ class Supervision:
         if now < self.probe_at:
             return
         servers = self.registry.servers()
-        failures, sends = self.prober.tick(servers, now)
+        # A server whose name has no address yet is not probed (`destinations`).
+        failures, sends = self.prober.tick([s for s in servers if s.resolved], now)
         for result in failures:
             self.observe(result.server, HealthInput.PROBE_FAILED, now, result.detail)
         for server, data in sends:

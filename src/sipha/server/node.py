@@ -137,12 +137,13 @@ class ServerNode:
         """Bind to a started endpoint (its bound ports name us in Via and Record-Route)."""
         self.endpoint = endpoint
         self.layer.bind(endpoint.send)
-        self.local = Local(
-            endpoint.bound,
-            self.cfg.domain,
-            self.cfg.advertise,
-            aliases=[parse_alias(text) for text in self.cfg.aliases],
-        )
+        aliases = [parse_alias(text) for text in self.cfg.aliases]
+        self.local = Local(endpoint.bound, self.cfg.domain, self.cfg.advertise, aliases=aliases)
+        for host, _ in aliases:
+            # The dispatchers budget what they relay per caller (dispatcher/amplification.py):
+            # budgeting them here would put every caller behind them in one bucket, and a
+            # spoofed flood would starve the legitimate calls' retransmissions.
+            self.layer.budget.verify(host)
         common = {
             "layer": self.layer,
             "store": self.store,

@@ -212,6 +212,10 @@ def _parse_addr_spec(s: str) -> NameAddr:
     if ">" in s:
         raise SipParseError("'>' without '<' in address")
     raw_uri, semi, tail = s.partition(";")
+    if "?" in raw_uri or "," in raw_uri:
+        # §20.10: a URI with a comma, question mark or semicolon MUST be in angle brackets
+        # (RFC 4475 §3.1.2.13 regbadct: an escaped Route in a bare Contact is refused).
+        raise SipParseError("a URI with '?' or ',' must be enclosed in '<>'")
     uri = parse_uri(raw_uri.rstrip(_WS))
     params = parse_params(";" + tail) if semi else {}
     return _name_addr(uri, None, params, False)

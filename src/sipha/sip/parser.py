@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from .errors import PartialMessage, SipParseError
 from .headers import COMPACT_FORMS, TOKEN_CHARS, _cseq_in_line, parse_cseq
 from .message import Request, Response
+from .uri import SipUri, parse_uri
 
 _MANDATORY = ("via", "from", "to", "call-id", "cseq")
 _MANDATORY_SET = frozenset(_MANDATORY)
@@ -273,6 +274,18 @@ def _request_line(start: str, data: bytes, limits: Limits) -> tuple[str, str]:
     return method, ruri
 
 
+def _has_uri_headers(ruri: str) -> bool:
+    """Whether a sip:/sips: Request-URI carries ``?headers`` (a ``?`` in its user part is
+    legal, RFC 4475 §3.1.1.2: so the URI is parsed, which happens only when a ``?`` is in it)."""
+    if ruri[:4].lower() not in ("sip:", "sips"):
+        return False
+    try:
+        uri = parse_uri(ruri)
+    except SipParseError:
+        return False  # refused when the URI is read, as any bad Request-URI
+    return isinstance(uri, SipUri) and bool(uri.headers)
+
+
 def _early(data: bytes, reason: str) -> SipParseError:
     """An error found before the header lines were split: salvage from the raw bytes, for a
     request whose start line reads as one."""
@@ -344,6 +357,11 @@ def parse_message(
             method, ruri = m.groups()
         else:
             method, ruri = _request_line(start, data, limits)
+        if "?" in ruri and _has_uri_headers(ruri):
+            # RFC 4475 §3.1.2.11 (escruri): a proxy must never forward escaped headers in a
+            # Request-URI, nor turn them into header fields; refusing is the simple answer.
+            raise SipParseError("escaped headers in the Request-URI",
+                                partial=_salvage_raw(data, method))
 
     # The name scan reads NUL as a line break: with a NUL inside a value, the exact path.
     names_ = None if quoted_nul else _fast_header_names(joined, head_lines, limits)

@@ -467,7 +467,8 @@ class SipEndpoint:
                 return
             try:
                 t.sendto(data, (peer.host, peer.port))
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
+                # ValueError: uvloop refuses a host name (it never resolves on the loop).
                 self._report(peer, data, exc)
             return
         key = (peer.host, peer.port)

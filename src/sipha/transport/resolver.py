@@ -46,7 +46,7 @@ import dns.resolver
 
 from sipha.transport.address import TRANSPORTS, Peer
 
-__all__ = ["DnsCache", "ResolveError", "Resolver", "ip_literal"]
+__all__ = ["DnsCache", "Resolution", "ResolveError", "Resolver", "ip_literal"]
 
 # RFC 3263 §4.1 NAPTR services for the transports we speak.
 _NAPTR_SERVICES = {"SIP+D2U": "udp", "SIP+D2T": "tcp", "SIPS+D2T": "tls"}
@@ -83,6 +83,19 @@ def ip_literal(host: str) -> str | None:
 class _Entry:
     expires: float
     records: tuple[tuple[object, ...], ...] | None  # None: a cached negative answer
+
+
+@dataclass(slots=True)
+class Resolution:
+    """An answer with the time it stops being valid: the earliest expiry of every record (or
+    cached negative answer) it was built from, on the loop's clock; ``inf`` for an IP literal."""
+
+    peers: list[Peer]
+    expires: float = float("inf")
+
+    def note(self, expires: float) -> None:
+        if expires < self.expires:
+            self.expires = expires
 
 
 class DnsCache:
@@ -177,15 +190,25 @@ class Resolver:
         :class:`ResolveError` (503: no usable records or too many lookups; 408: timeout);
         never anything else for any host string.
         """
+        return (await self.lookup(host, port, transport, default_transport)).peers
+
+    async def lookup(
+        self, host: str, port: int | None, transport: str | None, default_transport: str = "udp"
+    ) -> Resolution:
+        """`resolve` with the time the answer expires (the earliest TTL of the records it was
+        built from): a caller that keeps the answer (the dispatcher's destinations) asks again
+        then. Raises :class:`ResolveError` like `resolve`."""
         peer = self.cached(host, port, transport or default_transport)
         if peer is not None:
-            return [peer]
+            return Resolution([peer])
         name = host.strip("[]").lower().rstrip(".")
         if not name or len(name) > _MAX_NAME or any(c.isspace() for c in name):
             raise ResolveError(f"bad host name {host[:60]!r}")
         try:
+            answer = Resolution([])
             async with asyncio.timeout(self.timeout):
-                return await self._resolve(name, port, transport, default_transport)
+                answer.peers = await self._resolve(name, port, transport, default_transport, answer)
+                return answer
         except TimeoutError:
             self.failures += 1
             raise ResolveError(f"DNS timeout for {name[:60]}", 408) from None
@@ -194,28 +217,28 @@ class Resolver:
             raise
 
     async def _resolve(
-        self, name: str, port: int | None, transport: str | None, default: str
+        self, name: str, port: int | None, transport: str | None, default: str, seen: Resolution
     ) -> list[Peer]:
         if port is not None:  # §4.2: an explicit port means A/AAAA only
-            return await self._hosts(name, port, transport or default)
+            return await self._hosts(name, port, transport or default, seen)
         if transport is None:
             # §4.1: NAPTR picks the transport and names the SRV record.
-            for service, naptr_transport, srv in await self._naptr(name):
+            for service, naptr_transport, srv in await self._naptr(name, seen):
                 del service
-                peers = await self._srv(srv, naptr_transport)
+                peers = await self._srv(srv, naptr_transport, seen)
                 if peers:
                     return peers
         for t in (transport,) if transport else ("udp", "tcp"):
             # RFC 3263 §4.2: SIPS over TCP is "_sips._tcp".
             qname = f"_sips._tcp.{name}" if t == "tls" else f"_sip._{t}.{name}"
-            peers = await self._srv(qname, t)
+            peers = await self._srv(qname, t, seen)
             if peers:
                 return peers
         t = transport or default
-        return await self._hosts(name, _default_port(t), t)
+        return await self._hosts(name, _default_port(t), t, seen)
 
-    async def _naptr(self, name: str) -> list[tuple[str, str, str]]:
-        records = await self._query(name, "NAPTR")
+    async def _naptr(self, name: str, seen: Resolution) -> list[tuple[str, str, str]]:
+        records = await self._query(name, "NAPTR", seen)
         found = []
         for order, pref, flags, service, replacement in records:
             t = _NAPTR_SERVICES.get(str(service).upper())
@@ -224,8 +247,8 @@ class Resolver:
         found.sort()
         return [(s, t, r.rstrip(".")) for _, _, s, t, r in found]
 
-    async def _srv(self, qname: str, transport: str) -> list[Peer]:
-        records = await self._query(qname, "SRV")
+    async def _srv(self, qname: str, transport: str, seen: Resolution) -> list[Peer]:
+        records = await self._query(qname, "SRV", seen)
         # RFC 2782: lowest priority first; within one, heavier weight first (deterministic:
         # the dispatcher spreads load itself, a server only needs a working next hop).
         ordered = sorted(records, key=lambda r: (int(str(r[0])), -int(str(r[1]))))
@@ -235,23 +258,25 @@ class Resolver:
             if not host:  # "." target: the service is decidedly not available here
                 continue
             try:
-                peers.extend(await self._hosts(host, int(str(port)), transport))
+                peers.extend(await self._hosts(host, int(str(port)), transport, seen))
             except ResolveError:
                 continue
         return peers
 
-    async def _hosts(self, name: str, port: int, transport: str) -> list[Peer]:
+    async def _hosts(self, name: str, port: int, transport: str, seen: Resolution) -> list[Peer]:
         peer = self.cached(name, port, transport)
         if peer is not None:
             return [peer]
         t = transport if transport in TRANSPORTS else "udp"
         for rdtype in ("A", "AAAA"):
-            addresses = await self._query(name, rdtype)
+            addresses = await self._query(name, rdtype, seen)
             if addresses:
                 return [Peer(t, str(a[0]), port) for a in addresses[:_MAX_TARGETS]]
         raise ResolveError(f"no address for {name[:60]}")
 
-    async def _query(self, name: str, rdtype: str) -> tuple[tuple[object, ...], ...]:
+    async def _query(
+        self, name: str, rdtype: str, seen: Resolution
+    ) -> tuple[tuple[object, ...], ...]:
         key = (name, rdtype)
         loop = asyncio.get_running_loop()
         entry = self.cache.get(key, loop.time())
@@ -265,6 +290,7 @@ class Resolver:
                 task.add_done_callback(functools.partial(self._done, key))
             # Shielded: a caller giving up (its timeout) leaves the shared query to the others.
             entry = await asyncio.shield(task)
+        seen.note(entry.expires)
         return entry.records or ()
 
     def _done(self, key: tuple[str, str], task: asyncio.Task[_Entry]) -> None:
@@ -304,4 +330,4 @@ class Resolver:
                 )
         ttl = float(answer.rrset.ttl) if answer.rrset is not None else 0.0
         self.cache.put((name, rdtype), tuple(records), ttl, loop.time())
-        return _Entry(loop.time() + ttl, tuple(records))
+        return self.cache.get((name, rdtype), loop.time()) or _Entry(loop.time(), tuple(records))
