@@ -33,6 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from sipha.loadtest import protocol as p
 from sipha.loadtest.curve import AgentKeys, secure_client
 from sipha.loadtest.runner import AgentRunner
+from sipha.loadtest.scenario.agent_run import XmlAgentRunner
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.zmqrecv import recv_frames
 
@@ -76,7 +77,7 @@ class Agent:
         self.controller_timeout = controller_timeout
         self.version = version  # tests use another one to see the refusal
         self.plan: p.Plan | None = None
-        self.runner: AgentRunner | None = None
+        self.runner: AgentRunner | XmlAgentRunner | None = None
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._last_heard = time.monotonic()
 
@@ -167,7 +168,11 @@ class Agent:
             report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire())
             self._outbox.put_nowait(p.encode(report))
 
-        runner = AgentRunner(plan, plan.options, on_second=on_second)
+        runner: AgentRunner | XmlAgentRunner
+        if plan.xml is not None:  # a SIPp XML scenario shipped by the controller
+            runner = XmlAgentRunner(plan, on_second=on_second)
+        else:
+            runner = AgentRunner(plan, plan.options, on_second=on_second)
         self.runner = runner
         self._last_heard = time.monotonic()
         totals: IntervalStats | None = None
@@ -178,7 +183,9 @@ class Agent:
                 tg.create_task(self._receiver(sock, runner)),
             ]
             totals = await runner.run()
-            done = p.Done(agent_id=agent_id, totals=totals.to_wire())
+            done = p.Done(agent_id=agent_id, totals=totals.to_wire(),
+                          scenario=runner.snapshot() if isinstance(runner, XmlAgentRunner)
+                          else None)
             self._outbox.put_nowait(p.encode(done))
             await self._outbox.join()
             for task in helpers:
@@ -207,7 +214,8 @@ class Agent:
                     self.runner.stop()
             await asyncio.sleep(interval)
 
-    async def _receiver(self, sock: zmq.asyncio.Socket, runner: AgentRunner) -> None:
+    async def _receiver(self, sock: zmq.asyncio.Socket,
+                        runner: AgentRunner | XmlAgentRunner) -> None:
         while True:
             data = await sock.recv()
             self._last_heard = time.monotonic()

@@ -100,6 +100,7 @@ class AgentState:
     phase: AgentPhase = AgentPhase.JOINED
     lost_at: float | None = None
     totals: IntervalStats | None = None  # from its Done
+    scenario: p.ScenarioSnapshot | None = None  # XML scenarios: per-step totals, from Done
     reported: IntervalStats = dataclasses.field(default_factory=IntervalStats)
     # Counters its Done held beyond its merged reports, moved into a later second.
     reconciled: IntervalStats = dataclasses.field(default_factory=IntervalStats)
@@ -311,6 +312,7 @@ class Coordinator:
                 self._merge(out, state, msg.second, stats, now)
             elif effect is Effect.FINISH and stats is not None:
                 state.totals = stats
+                state.scenario = msg.scenario if isinstance(msg, p.Done) else None
                 self._reconcile(out, state, now)
                 out.append(Note(EventKind.AGENT_DONE, now, {"agent": agent}))
             elif effect is Effect.NOTE_MISSING:

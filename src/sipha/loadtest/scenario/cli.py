@@ -108,6 +108,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "default: number-pid@ip)")
     p.add_argument("--stat-period", type=_duration, default=1.0,
                    help="seconds between statistics rows (SIPp -fd; default 1s)")
+    p.add_argument("--agents", type=int, default=0, metavar="K",
+                   help="run a client scenario on K local agent processes under a controller: "
+                   "the files are shipped to them, the injection rows split between them, "
+                   "the statistics merged (default 0: in this process)")
+    p.add_argument("--agent-log", metavar="FILE", help="--agents: the agents' log output")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-step table at the end")
 

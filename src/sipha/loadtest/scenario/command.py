@@ -133,6 +133,10 @@ def run_command(args: argparse.Namespace) -> int:
     bounds = RunBounds(rate=args.rate, schedule=schedule, max_calls=args.max_calls,
                        limit=args.limit, duration=args.duration, timeout=args.timeout,
                        drain_timeout=args.drain_timeout)
+    if args.agents:
+        from sipha.loadtest.scenario.distributed import run_on_agents
+
+        return run_on_agents(args, scenario, config, bounds)
 
     traces: dict[str, TextIO] = {}
     try:
