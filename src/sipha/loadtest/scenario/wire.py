@@ -24,6 +24,7 @@ peer's input: :func:`from_snapshot` checks it against the scenario the controlle
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Annotated, Final
 
@@ -153,10 +154,10 @@ class StepCounts(msgspec.Struct, frozen=True, array_like=True):
 
 class RtdSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     count: NonNeg = 0
-    total: NonNegFloat = 0.0
-    sumsq: NonNegFloat = 0.0
-    low: NonNegFloat = float("inf")
-    high: NonNegFloat = 0.0
+    total: float = 0.0  # seconds (a sum of float differences: may be -0.0)
+    sumsq: float = 0.0
+    low: float = float("inf")
+    high: float = 0.0
     buckets: Annotated[list[NonNeg], msgspec.Meta(max_length=MAX_KEYS)] = (
         msgspec.field(default_factory=list))
     hist: str = ""  # HdrHistogram blob, microseconds ("" when empty)
@@ -208,6 +209,8 @@ def rtd_names(scenario: m.Scenario) -> set[str]:
 
 
 def _rtd_in(r: RtdSnapshot, repartition: tuple[float, ...], what: str) -> RtdStats:
+    if not all(math.isfinite(x) for x in (r.total, r.sumsq, r.high)) or math.isnan(r.low):
+        raise ValueError(f"{what}: a sum or an extreme is not a number")
     if r.buckets and len(r.buckets) != len(repartition) + 1:
         raise ValueError(f"{what}: {len(r.buckets)} repartition buckets, the scenario has "
                          f"{len(repartition) + 1}")
