@@ -113,6 +113,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the files are shipped to them, the injection rows split between them, "
                    "the statistics merged (default 0: in this process)")
     p.add_argument("--agent-log", metavar="FILE", help="--agents: the agents' log output")
+    p.add_argument("--expect", type=int, default=0, metavar="N",
+                   help="be the controller of N agents started elsewhere (`sipha load agent "
+                   "--controller --bind`); the rate, calls, users and rows are split among them")
+    p.add_argument("--bind", default="127.0.0.1:5555", metavar="HOST:PORT",
+                   help="--expect: the address the agents connect to (default 127.0.0.1:5555)")
+    p.add_argument("--keys", metavar="DIR",
+                   help="--expect: CurveZMQ keys from `sipha load keys DIR` (required unless "
+                   "--bind is loopback)")
+    p.add_argument("--join-timeout", type=_duration, default=60.0,
+                   help="--expect: how long to wait for the agents (default 60s)")
+    p.add_argument("--jsonl", metavar="FILE",
+                   help="--agents/--expect: the merged per-second rows as JSON lines")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-step table at the end")
 

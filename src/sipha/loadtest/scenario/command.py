@@ -133,7 +133,7 @@ def run_command(args: argparse.Namespace) -> int:
     bounds = RunBounds(rate=args.rate, schedule=schedule, max_calls=args.max_calls,
                        limit=args.limit, duration=args.duration, timeout=args.timeout,
                        drain_timeout=args.drain_timeout)
-    if args.agents:
+    if args.agents or args.expect:
         from sipha.loadtest.scenario.distributed import run_on_agents
 
         return run_on_agents(args, scenario, config, bounds)

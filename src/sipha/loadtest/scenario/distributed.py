@@ -1,4 +1,5 @@
-"""``sipha load scenario FILE.xml TARGET --agents K``: one scenario over K agent processes.
+"""``sipha load scenario FILE.xml TARGET --agents K``: one scenario over K agent processes
+(or, with ``--expect N --bind HOST:PORT --keys DIR``, over N agents started elsewhere).
 
 The command checks the scenario, the injection files and every agent's share of them here,
 before any agent starts; then the load tester's controller
@@ -22,7 +23,8 @@ from pathlib import Path
 import msgspec
 
 from sipha.common.loop import run as run_loop
-from sipha.loadtest.api import RunResult, run_distributed
+from sipha.loadtest.api import Controller, RunResult, run_distributed
+from sipha.loadtest.curve import load_controller_keys
 from sipha.loadtest.options import ScenarioOptions
 from sipha.loadtest.protocol import Plan
 from sipha.loadtest.scenario.agent_run import load_shipped
@@ -144,13 +146,24 @@ def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfi
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        if args.expect:  # agents started elsewhere join this controller
+            keys = load_controller_keys(args.keys) if args.keys else None
+            controller = Controller(plan, expect_agents=args.expect, bind=args.bind,
+                                    join_timeout=args.join_timeout, keys=keys,
+                                    jsonl_path=args.jsonl)
+            stopping = loop.create_task(stop.wait())
+            stopping.add_done_callback(lambda _: controller.stop())
+            try:
+                return await controller.run()
+            finally:
+                stopping.cancel()
         return await run_distributed(plan, agents=args.agents, stop=stop,
-                                     agent_log=args.agent_log)
+                                     agent_log=args.agent_log, jsonl_path=args.jsonl)
 
     started = time.time()
     try:
         result = run_loop(go())
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a bad key folder
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 1
     stats, problems = merge_agents(scenario, result)
