@@ -33,6 +33,7 @@ from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile, InjectionMode, parse_injection
 from sipha.loadtest.scenario.loader import load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.percall import SocketOptions
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
 from sipha.loadtest.scenario.schedule import RateSchedule
 from sipha.loadtest.scenario.wire import ScenarioSnapshot, XmlScenario, to_snapshot
@@ -46,7 +47,7 @@ _REASONS = {
     "unexpected": FailureReason.UNEXPECTED_MESSAGE.value,
     "max_udp_retrans": FailureReason.TIMEOUT_B.value,
     "recv_timeout": FailureReason.TIMEOUT_B.value,
-    "tcp_connect": FailureReason.TRANSPORT_ERROR.value,
+    "tcp_closed": FailureReason.TRANSPORT_ERROR.value,
 }
 
 
@@ -150,7 +151,12 @@ class XmlAgentRunner:
                     await self._stop.wait()
         if self._stop.is_set():
             return self.totals
+        o = self.xml.run
         self.engine = await run_scenario(
             self.scenario, self._config(), self._bounds(), files=self.files,
-            seed=self.plan.seed, stop=self._stop, on_period=self._on_period, period=1.0)
+            seed=self.plan.seed, stop=self._stop, on_period=self._on_period, period=1.0,
+            sockets=SocketOptions(per_call=o.per_call, local_ips=tuple(o.local_ips),
+                                  max_reconnect=o.max_reconnect,
+                                  reconnect_sleep=o.reconnect_sleep,
+                                  reconnect_close=o.reconnect_close))
         return self.totals

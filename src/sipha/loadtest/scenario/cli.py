@@ -33,12 +33,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scenario run for requests that belong to no call (SIPp -oocsf)")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="address to bind (SIPp's -i/-p; server scenarios answer here)")
-    p.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address (SIPp -i)")
+    p.add_argument("--local-ip", "-i", default="127.0.0.1",
+                   help="local address (SIPp -i); several, comma-separated, spread the calls "
+                   "over them in turn (a socket each, or a socket per call with -t un/tn)")
     p.add_argument("--local-port", "-p", type=int, default=0,
                    help="local port (SIPp -p; default: any free port)")
-    p.add_argument("--transport", "-t", choices=("u1", "t1", "udp", "tcp"), default="u1",
-                   help="u1/udp: one UDP socket; t1/tcp: TCP, one connection per peer "
-                   "(SIPp -t; default u1)")
+    p.add_argument("--transport", "-t", choices=("u1", "un", "t1", "tn", "udp", "tcp"),
+                   default="u1",
+                   help="u1/udp: one UDP socket; un: one UDP socket per call; t1/tcp: TCP, "
+                   "one connection per peer; tn: one TCP connection per call (SIPp -t; "
+                   "default u1)")
+    p.add_argument("--max-reconnect", type=int,
+                   help="TCP: reopen a lost connection at most this many times, failing the "
+                   "calls that were on it (SIPp -max_reconnect; default: reopened on the "
+                   "next message, calls kept)")
+    p.add_argument("--reconnect-sleep", type=_duration, default=1.0,
+                   help="TCP: wait this long before reconnecting (SIPp -reconnect_sleep; "
+                   "default 1s)")
+    p.add_argument("--reconnect-close", choices=("true", "false"), default="true",
+                   help="TCP, with --max-reconnect: fail the calls of a lost connection "
+                   "(SIPp -reconnect_close; default true)")
     p.add_argument("--rate", "-r", type=float, default=10.0, help="calls per second (SIPp -r)")
     p.add_argument("--max-calls", "-m", type=int, help="stop after this many calls (SIPp -m)")
     p.add_argument("--rate-period", type=_duration, default=1.0,

@@ -32,6 +32,7 @@ from sipha.loadtest.scenario.builtin import builtin_text
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.errors import ScenarioError
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.percall import SocketOptions
 from sipha.loadtest.scenario.runner import RunBounds
 from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
 from sipha.loadtest.scenario.stats import ScenarioStats, StepStats, format_screen
@@ -64,7 +65,8 @@ def _read(path: str) -> bytes:
         raise ScenarioError(f"cannot read: {exc.strerror}", file=path) from None
 
 
-def build_xml(args: argparse.Namespace, scenario: Scenario, config: RunConfig) -> XmlScenario:
+def build_xml(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
+              sockets: SocketOptions) -> XmlScenario:
     """The files and options every agent gets.  Raises :class:`ScenarioError` for an
     unreadable file, ``ValueError`` for files too big to ship."""
     data = builtin_text(args.sn) if args.sn else _read(scenario.file)
@@ -82,7 +84,10 @@ def build_xml(args: argparse.Namespace, scenario: Scenario, config: RunConfig) -
             behaviors=sorted(config.behaviors), auto_answer=config.auto_answer,
             cid_str=config.cid_str, rate_period=args.rate_period,
             rate_increase=args.rate_increase, rate_interval=args.rate_interval,
-            rate_max=args.rate_max, quit_at_max=not args.no_rate_quit, timeout=args.timeout),
+            rate_max=args.rate_max, quit_at_max=not args.no_rate_quit, timeout=args.timeout,
+            per_call=sockets.per_call, local_ips=list(sockets.local_ips),
+            max_reconnect=sockets.max_reconnect, reconnect_sleep=sockets.reconnect_sleep,
+            reconnect_close=sockets.reconnect_close),
     )
     check_size(xml)
     return xml
@@ -117,7 +122,7 @@ def _plan(args: argparse.Namespace, xml: XmlScenario, config: RunConfig,
 
 
 def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
-                  bounds: RunBounds) -> int:
+                  bounds: RunBounds, sockets: SocketOptions) -> int:
     """Run on ``args.agents`` local agent processes; the exit code as a local run's."""
     for name, why in _LOCAL_ONLY.items():
         if getattr(args, name):
@@ -128,7 +133,7 @@ def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfi
               "answers on one address)", file=sys.stderr)
         return 2
     try:
-        xml = build_xml(args, scenario, config)
+        xml = build_xml(args, scenario, config, sockets)
         for index in range(args.agents):  # every share is checked before any agent starts
             try:
                 load_shipped(share_xml(xml, agents=args.agents, index=index))

@@ -1,6 +1,7 @@
 """Running a scenario on real sockets: the thin asyncio service around the engine.
 
-One UDP socket (SIPp's ``-t u1``) or TCP connections (``-t t1``), see :mod:`.channels`.  A
+One UDP socket (SIPp's ``-t u1``) or TCP connections (``-t t1``), see :mod:`.channels`; or a
+socket per call (``-t un``/``tn``) and several local addresses, see :mod:`.percall`.  A
 tick task starts client calls on the rate schedule (up to ``max_calls``, with at most
 ``limit`` in progress, SIPp's ``-l``), fires the engine's timers and sends what it queued;
 the channel feeds every message received to the engine.  The run ends when its bound is
@@ -26,6 +27,7 @@ from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.percall import SocketOptions, TcpPerCall, UdpPool
 from sipha.loadtest.scenario.schedule import RateSchedule
 
 __all__ = ["PeriodCallback", "RunBounds", "run_scenario"]
@@ -56,7 +58,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                        period: float = 1.0, trace_msg: TextIO | None = None,
                        trace_err: TextIO | None = None,
                        out_of_call: Scenario | None = None,
-                       trace_rtt: TextIO | None = None) -> ScenarioEngine:
+                       trace_rtt: TextIO | None = None,
+                       sockets: SocketOptions | None = None) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
@@ -65,7 +68,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
     ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).  ``out_of_call``
     runs for requests that belong to no call of a client scenario (SIPp's -oocsf).
-    ``trace_rtt`` gets every rtd sample (SIPp's -trace_rtt with -rtt_freq 1).
+    ``trace_rtt`` gets every rtd sample (SIPp's -trace_rtt with -rtt_freq 1).  ``sockets``:
+    a socket per call, several local addresses, TCP reconnection (:mod:`.percall`).
     """
     stop = stop or asyncio.Event()
     holder: list[ScenarioEngine] = []
@@ -79,13 +83,31 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
         holder[0].receive(data, source, time.monotonic())
         flush()
 
-    channel: Channel = TcpChannel(deliver) if config.transport == "TCP" else UdpChannel(deliver)
-    port = await channel.open(config.local_ip, config.local_port)
+    opts = sockets or SocketOptions()
+    ips = list(opts.local_ips) or [config.local_ip]
+
+    def on_lost(dest: tuple[str, int]) -> None:  # a TCP connection we opened closed
+        if holder and opts.reconnect_close:
+            holder[0].fail_calls_to(dest, "tcp_closed", time.monotonic())
+            flush()
+
+    channel: Channel | UdpPool | TcpPerCall
+    if config.transport == "TCP":
+        tcp = TcpChannel(deliver, on_lost=on_lost, max_reconnect=opts.max_reconnect,
+                         reconnect_sleep=opts.reconnect_sleep)
+        channel = TcpPerCall(deliver, ips, tcp) if opts.per_call else tcp
+    elif opts.per_call or len(ips) > 1:
+        channel = UdpPool(deliver, ips, per_call=opts.per_call)
+    else:
+        channel = UdpChannel(deliver)
+    port = await channel.open(ips[0], config.local_port)
     now = time.monotonic()
-    config = replace(config, local_port=port, pid=config.pid or os.getpid(), start=now,
-                     wall_offset=time.time() - now)
+    config = replace(config, local_ip=ips[0], local_port=port, pid=config.pid or os.getpid(),
+                     start=now, wall_offset=time.time() - now)
     engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files,
                             out_of_call=out_of_call)
+    if isinstance(channel, UdpPool | TcpPerCall):
+        engine.bind_call = channel.bind_call
     holder.append(engine)
     if trace_rtt is not None:
         engine.record_rtt = True
@@ -93,7 +115,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
 
     def flush() -> None:
         for out in engine.take_outgoing():
-            channel.send(out.data, out.dest)
+            channel.send(out.data, out.dest, out.source)
             if trace_msg is not None:
                 _trace(trace_msg, f"{config.transport} message sent ({len(out.data)} bytes)",
                        out.data)
@@ -107,6 +129,11 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                 trace_rtt.write(f"{(at - config.start) * 1000:.3f};{int(rtt * 1000)};{name}\n")
             trace_rtt.flush()
         engine.rtt_samples.clear()
+        if engine.released:
+            if isinstance(channel, UdpPool | TcpPerCall):
+                for addr in engine.released:
+                    channel.release(addr)
+            engine.released.clear()
 
     if bound is not None and not bound.done():
         bound.set_result(port)

@@ -96,6 +96,13 @@ class XmlRunOptions(msgspec.Struct, frozen=True, kw_only=True):
     rate_max: NonNegFloat | None = None
     quit_at_max: bool = True
     timeout: NonNegFloat | None = None
+    # SIPp's -t un/tn, several -i addresses, -max_reconnect/-reconnect_sleep/-reconnect_close
+    per_call: bool = False
+    local_ips: Annotated[list[Annotated[str, msgspec.Meta(max_length=64)]],
+                         msgspec.Meta(max_length=256)] = msgspec.field(default_factory=list)
+    max_reconnect: NonNeg | None = None
+    reconnect_sleep: NonNegFloat = 1.0
+    reconnect_close: bool = True
 
 
 class XmlScenario(msgspec.Struct, frozen=True, kw_only=True, tag="xml"):
