@@ -54,8 +54,10 @@ class SippXml(Client):
                 *h.SIPP_FAST]
 
 
-def _read_jsonl(path: Path, run: Run) -> None:
-    """The controller's per-second rows: calls placed by the end of each second."""
+def _read_jsonl(path: Path, run: Run, rate: float) -> None:
+    """The controller's per-second rows: calls placed by the end of each second.  Within the
+    second of the last call, calls are taken as placed at ``rate`` (or faster, if that second
+    holds more): a few calls spilling into a new second do not count as a whole second."""
     if not path.exists():
         return
     placed = 0
@@ -66,7 +68,7 @@ def _read_jsonl(path: Path, run: Run) -> None:
         before = placed
         placed += rec["calls_attempted"]
         if placed >= run.planned > before:
-            frac = (run.planned - before) / max(1, placed - before)
+            frac = (run.planned - before) / max(1.0, rate, placed - before)
             run.place_seconds = max(1e-3, rec["second"] + frac)
         run.peak_concurrent = max(run.peak_concurrent, rec.get("concurrent_calls", 0))
 
@@ -93,7 +95,7 @@ class SiphaXml(SippXml):
             run = run_client(cmd, planned=calls, csv_path=stat, timeout=timeout)
             if self.agents:  # one final merged row: when the calls were placed is per second
                 run.place_seconds = float("inf")
-                _read_jsonl(stat.with_suffix(".jsonl"), run)
+                _read_jsonl(stat.with_suffix(".jsonl"), run, rate)
             return run
 
     def measure_overhead(self) -> None:
