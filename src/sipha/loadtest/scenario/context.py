@@ -173,7 +173,7 @@ class CallState:
     local: tuple[str, int] | None = None  # the call's own socket; None: the run's
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every template rendered, frozen init is slow
 class _Ctx:
     """What rendering one message knows beyond the call."""
 
@@ -267,7 +267,9 @@ class Renderer:
         if lit is not None:
             return lit
         ctx = _Ctx(now, step, length, method, uri, branch_txn)
-        return "".join(p if isinstance(p, str) else self.keyword(p, call, ctx) for p in t.parts)
+        keyword = self.keyword
+        return "".join([p if p.__class__ is str else keyword(p, call, ctx)  # type: ignore[arg-type]
+                        for p in t.parts])
 
     def keyword(self, k: Keyword, call: CallState, ctx: _Ctx) -> str:
         fn = _SIMPLE.get(k.name)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from sipha.loadtest.scenario.channels import Channel, TcpChannel, UdpChannel
+from sipha.loadtest.scenario.channels import TcpChannel
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
@@ -73,6 +73,12 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     """
     stop = stop or asyncio.Event()
     holder: list[ScenarioEngine] = []
+    loop = asyncio.get_running_loop()
+    flush_due = [False]
+
+    def flush_soon() -> None:
+        flush_due[0] = False
+        flush()
 
     def deliver(data: bytes, source: tuple[str, int]) -> None:
         if not holder:
@@ -81,7 +87,10 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
             _trace(trace_msg, f"{config.transport} message received [{len(data)}] bytes :",
                    data)
         holder[0].receive(data, source, time.monotonic())
-        flush()
+        # One flush after the batch of messages read together, not one per message.
+        if not flush_due[0]:
+            flush_due[0] = True
+            loop.call_soon(flush_soon)
 
     opts = sockets or SocketOptions()
     ips = list(opts.local_ips) or [config.local_ip]
@@ -91,15 +100,13 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
             holder[0].fail_calls_to(dest, "tcp_closed", time.monotonic())
             flush()
 
-    channel: Channel | UdpPool | TcpPerCall
+    channel: TcpChannel | UdpPool | TcpPerCall
     if config.transport == "TCP":
         tcp = TcpChannel(deliver, on_lost=on_lost, max_reconnect=opts.max_reconnect,
                          reconnect_sleep=opts.reconnect_sleep)
         channel = TcpPerCall(deliver, ips, tcp) if opts.per_call else tcp
-    elif opts.per_call or len(ips) > 1:
+    else:  # plain sockets drained in batches: cheaper per datagram than a DatagramProtocol
         channel = UdpPool(deliver, ips, per_call=opts.per_call)
-    else:
-        channel = UdpChannel(deliver)
     port = await channel.open(ips[0], config.local_port)
     now = time.monotonic()
     config = replace(config, local_ip=ips[0], local_port=port, pid=config.pid or os.getpid(),
@@ -208,8 +215,8 @@ async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: 
                 return
         deadline = engine.next_deadline()
         wait = _TICK if starting else min(0.05, max(0.0, (deadline or now + 0.05) - now))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.0005))
+        # A plain sleep (stop is looked at on every turn): wait_for would make a task a tick.
+        await asyncio.sleep(max(wait, 0.0005))
 
 
 def _stamp() -> str:
