@@ -165,7 +165,9 @@ class Agent:
         agent_id = self.agent_id
 
         def on_second(second: int, stats: IntervalStats) -> None:
-            report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire())
+            scenario = runner.snapshot() if isinstance(runner, XmlAgentRunner) else None
+            report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire(),
+                                   scenario=scenario)
             self._outbox.put_nowait(p.encode(report))
 
         runner: AgentRunner | XmlAgentRunner

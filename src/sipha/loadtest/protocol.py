@@ -193,6 +193,7 @@ class StatsReport(_Msg, frozen=True, tag="stats"):
     agent_id: AgentId
     second: Annotated[int, msgspec.Meta(ge=0, le=MAX_SECOND)]
     interval: IntervalSnapshot
+    scenario: ScenarioSnapshot | None = None  # an XML scenario's per-step statistics so far
 
 
 class Heartbeat(_Msg, frozen=True, tag="heartbeat"):

@@ -9,11 +9,15 @@ import msgspec
 import pytest
 
 from sipha.loadtest import protocol as p
+from sipha.loadtest.coordinator import Coordinator
+from sipha.loadtest.phases import AgentPhase
 from sipha.loadtest.scenario.builtin import builtin_text
+from sipha.loadtest.scenario.distributed import merge_agents
 from sipha.loadtest.scenario.stats import ScenarioStats, StepStats
 from sipha.loadtest.scenario.wire import (
     MAX_SHIPPED_BYTES,
     RtdSnapshot,
+    ScenarioSnapshot,
     ShippedFile,
     XmlRunOptions,
     XmlScenario,
@@ -23,7 +27,9 @@ from sipha.loadtest.scenario.wire import (
     to_snapshot,
 )
 from sipha.loadtest.stats import IntervalStats
+from tests.loadtest.helpers import make_plan
 from tests.loadtest.scenario.helpers import engine, pump, scenario
+from tests.loadtest.test_controller_agent_phases_virtual_time import T0, calls, hello
 
 UAC = builtin_text("uac").decode()
 
@@ -113,3 +119,29 @@ def test_files_too_big_for_one_frame_are_refused() -> None:
                       injections=[big, big])
     with pytest.raises(ValueError, match="PRINTF"):
         check_size(xml)
+
+
+def test_the_controller_keeps_each_agents_latest_statistics() -> None:
+    """Reports carry the per-step statistics so far; a late report never takes the place of
+    a newer one; a lost agent's last ones are merged, and the merge says they are partial."""
+    c = Coordinator(make_plan(5060, rate=100, duration=10.0), expect_agents=2, run_id="r",
+                    now=T0, start_delay=0.0, heartbeat_timeout=3.5)
+    for agent in ("a0", "a1"):
+        c.on_frame(agent.encode(), hello(agent), T0)
+    two, three = to_snapshot(_run(2, 1)), to_snapshot(_run(3, 2))
+
+    def report(agent: str, second: int, snap: ScenarioSnapshot) -> bytes:
+        return p.encode(p.StatsReport(agent_id=agent, second=second,
+                                      interval=calls(1).to_wire(), scenario=snap))
+
+    c.on_frame(b"a0", report("a0", 1, three), T0 + 2.1)
+    c.on_frame(b"a0", report("a0", 0, two), T0 + 2.2)  # late: a0's second 1 stands
+    c.on_frame(b"a1", report("a1", 0, two), T0 + 1.1)
+    assert c.agents["a0"].scenario == three
+    c.on_frame(b"a0", p.encode(p.Done(agent_id="a0", totals=calls(2).to_wire(),
+                                      scenario=three)), T0 + 2.3)
+    c.tick(T0 + 10.0)  # a1 silent: lost
+    assert c.agents["a1"].phase is AgentPhase.LOST
+    merged, problems = merge_agents(scenario(UAC), c.agents)
+    assert (merged.created, merged.successful) == (5, 5)
+    assert problems == ["agent a1 lost: its statistics up to second 0 only"]

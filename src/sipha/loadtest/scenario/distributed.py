@@ -18,19 +18,23 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
 from sipha.common.loop import run as run_loop
 from sipha.loadtest.api import Controller, RunResult, run_distributed
+from sipha.loadtest.controller import AgentState
 from sipha.loadtest.curve import load_controller_keys
 from sipha.loadtest.options import ScenarioOptions
+from sipha.loadtest.phases import AgentPhase
 from sipha.loadtest.protocol import Plan
 from sipha.loadtest.scenario.agent_run import load_shipped
 from sipha.loadtest.scenario.builtin import builtin_text
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.errors import ScenarioError
+from sipha.loadtest.scenario.live import LiveScreen
 from sipha.loadtest.scenario.model import Scenario
 from sipha.loadtest.scenario.percall import SocketOptions
 from sipha.loadtest.scenario.runner import RunBounds
@@ -44,6 +48,7 @@ from sipha.loadtest.scenario.wire import (
     from_snapshot,
     share_xml,
 )
+from sipha.loadtest.stats import IntervalStats
 
 __all__ = ["build_xml", "merge_agents", "run_on_agents"]
 
@@ -93,12 +98,17 @@ def build_xml(args: argparse.Namespace, scenario: Scenario, config: RunConfig,
     return xml
 
 
-def merge_agents(scenario: Scenario, result: RunResult) -> tuple[ScenarioStats, list[str]]:
-    """The agents' per-step statistics merged, and what could not be merged (agents lost
-    or whose statistics are not this scenario's), one line each."""
+def merge_agents(scenario: Scenario,
+                 agents: Mapping[str, AgentState]) -> tuple[ScenarioStats, list[str]]:
+    """The agents' per-step statistics merged (each agent's latest: its Done's, or its last
+    report's), and what could not be merged or is partial (an agent lost, statistics that
+    are not this scenario's), one line each."""
     merged = ScenarioStats(steps=[StepStats() for _ in scenario.steps])
     problems: list[str] = []
-    for agent_id, state in sorted(result.agents.items()):
+    for agent_id, state in sorted(agents.items()):
+        if state.phase is AgentPhase.LOST:
+            problems.append(f"agent {agent_id} lost: its statistics up to second "
+                            f"{state.last_second} only")
         if state.scenario is None:
             problems.append(f"agent {agent_id}: no per-step statistics ({state.phase.value})")
             continue
@@ -107,6 +117,28 @@ def merge_agents(scenario: Scenario, result: RunResult) -> tuple[ScenarioStats, 
         except ValueError as exc:
             problems.append(f"agent {agent_id}: statistics refused: {exc}")
     return merged, problems
+
+
+class _AgentsScreen:
+    """The live screen of a run over agents (a LiveView of the controller): each merged
+    second, the agents' latest per-step statistics merged, as SIPp's screen."""
+
+    def __init__(self, scenario: Scenario, screen: LiveScreen) -> None:
+        self.scenario = scenario
+        self.screen = screen
+        # Not "agents": a view with an agents() method is shown the agents by the controller.
+        self.states: Mapping[str, AgentState] = {}
+
+    def second(self, second: int, stats: IntervalStats, totals: IntervalStats,
+               target_rate: float) -> None:
+        merged, _ = merge_agents(self.scenario, self.states)
+        self.screen.update(merged, second + 1.0)
+
+    def event(self, text: str) -> None:
+        pass  # the agents' comings and goings are in the final lines
+
+    def close(self) -> None:
+        pass
 
 
 def _plan(args: argparse.Namespace, xml: XmlScenario, config: RunConfig,
@@ -145,6 +177,16 @@ def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfi
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 2
 
+    live: _AgentsScreen | None = None
+    if not args.quiet and sys.stdout.isatty():
+        count = args.agents or args.expect
+        live = _AgentsScreen(scenario, LiveScreen(scenario, pause_ms=config.pause_ms,
+                                                  target=f"{plan.target} ({count} agents)"))
+
+    def attach(controller: Controller) -> None:
+        if live is not None:
+            live.states = controller.agents
+
     async def go() -> RunResult:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -155,7 +197,8 @@ def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfi
             keys = load_controller_keys(args.keys) if args.keys else None
             controller = Controller(plan, expect_agents=args.expect, bind=args.bind,
                                     join_timeout=args.join_timeout, keys=keys,
-                                    jsonl_path=args.jsonl)
+                                    jsonl_path=args.jsonl, view=live)
+            attach(controller)
             stopping = loop.create_task(stop.wait())
             stopping.add_done_callback(lambda _: controller.stop())
             try:
@@ -163,15 +206,21 @@ def run_on_agents(args: argparse.Namespace, scenario: Scenario, config: RunConfi
             finally:
                 stopping.cancel()
         return await run_distributed(plan, agents=args.agents, stop=stop,
-                                     agent_log=args.agent_log, jsonl_path=args.jsonl)
+                                     agent_log=args.agent_log, jsonl_path=args.jsonl,
+                                     view=live, on_controller=attach)
 
     started = time.time()
+    if live is not None:
+        live.screen.start()
     try:
         result = run_loop(go())
     except (OSError, TimeoutError, ValueError) as exc:  # ValueError: a bad key folder
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 1
-    stats, problems = merge_agents(scenario, result)
+    finally:
+        if live is not None:
+            live.screen.stop()
+    stats, problems = merge_agents(scenario, result.agents)
     _write_files(args, scenario, stats, started)
     screen = format_screen(scenario, stats, pause_ms=config.pause_ms)
     if not args.quiet:
