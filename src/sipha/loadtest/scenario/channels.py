@@ -1,9 +1,9 @@
-"""The sockets a scenario run talks through: one UDP socket, or TCP connections.
+"""The TCP connections a scenario run talks through (UDP sockets: :mod:`.percall`).
 
 Theory of operation
 -------------------
-Both channels feed received messages to a ``deliver(data, source)`` callback and take
-``send(data, dest)``.  UDP (SIPp's ``-t u1``) is one socket.  TCP (SIPp's ``-t t1``) listens
+The channel feeds received messages to a ``deliver(data, source)`` callback and takes
+``send(data, dest)``.  TCP (SIPp's ``-t t1``) listens
 on the local port, and keeps one connection per remote address: the connection a request
 came on carries the answers back (RFC 3261 §18.2.2), and the first message to an address
 without one opens it (messages wait while it connects; if it cannot connect they are dropped
@@ -15,14 +15,13 @@ framed is closed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from sipha.sip import SipParseError, StreamParser
 
-__all__ = ["Channel", "TcpChannel", "UdpChannel"]
+__all__ = ["TcpChannel"]
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +32,6 @@ _MAX_PENDING = 10_000  # messages waiting for one connection to open
 
 def _address(value: Any) -> Address:
     return str(value[0]), int(value[1])
-
-
-class _Udp(asyncio.DatagramProtocol):
-    def __init__(self, deliver: Deliver) -> None:
-        self.deliver = deliver
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.deliver(data, _address(addr))
-
-
-class UdpChannel:
-    def __init__(self, deliver: Deliver) -> None:
-        self.deliver = deliver
-        self.transport: asyncio.DatagramTransport | None = None
-        self.connect_failures = 0
-
-    async def open(self, host: str, port: int) -> int:
-        loop = asyncio.get_running_loop()
-        self.transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Udp(lambda d, a: self.deliver(d, a)), local_addr=(host, port))
-        return int(self.transport.get_extra_info("sockname")[1])
-
-    def send(self, data: bytes, dest: Address, source: Address | None = None) -> None:
-        if self.transport is not None:
-            with contextlib.suppress(OSError):
-                self.transport.sendto(data, dest)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 class _Conn(asyncio.Protocol):
@@ -210,5 +179,3 @@ class TcpChannel:
         if self.server is not None:
             self.server.close()
 
-
-Channel = UdpChannel | TcpChannel

@@ -1,4 +1,5 @@
-"""Sockets of their own for calls: SIPp's ``-t un`` and ``-t tn``, and source-IP spreading.
+"""UDP sockets (SIPp's ``-t u1``), sockets of their own for calls (``-t un`` and ``-t tn``),
+and source-IP spreading.
 
 Theory of operation
 -------------------
@@ -9,7 +10,9 @@ calls in ``released``.  Binding is synchronous (a plain non-blocking socket), wh
 lets the engine stay sans-IO.
 
 * :class:`UdpPool` has one shared UDP socket per local address (calls take the addresses in
-  turn: several ``--local-ip`` spread the source addresses) and, with ``per_call``
+  turn: several ``--local-ip`` spread the source addresses; one address is SIPp's ``-t u1``),
+  plain non-blocking sockets drained in batches (cheaper per datagram than an asyncio
+  ``DatagramProtocol``), and, with ``per_call``
   (``-t un``), a socket of its own for each call, closed when the call ends.
 * :class:`TcpPerCall` (``-t tn``) keeps the run's :class:`~.channels.TcpChannel` (its listener
   and its connections) and opens one more connection per call, from a socket bound before the
