@@ -33,6 +33,7 @@ from zmq.utils.monitor import parse_monitor_message
 from sipha.loadtest import protocol as p
 from sipha.loadtest.curve import AgentKeys, secure_client
 from sipha.loadtest.runner import AgentRunner
+from sipha.loadtest.scenario.agent_run import XmlAgentRunner
 from sipha.loadtest.stats import IntervalStats
 from sipha.loadtest.zmqrecv import recv_frames
 
@@ -76,7 +77,7 @@ class Agent:
         self.controller_timeout = controller_timeout
         self.version = version  # tests use another one to see the refusal
         self.plan: p.Plan | None = None
-        self.runner: AgentRunner | None = None
+        self.runner: AgentRunner | XmlAgentRunner | None = None
         self._outbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._last_heard = time.monotonic()
 
@@ -164,10 +165,16 @@ class Agent:
         agent_id = self.agent_id
 
         def on_second(second: int, stats: IntervalStats) -> None:
-            report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire())
+            scenario = runner.snapshot() if isinstance(runner, XmlAgentRunner) else None
+            report = p.StatsReport(agent_id=agent_id, second=second, interval=stats.to_wire(),
+                                   scenario=scenario)
             self._outbox.put_nowait(p.encode(report))
 
-        runner = AgentRunner(plan, plan.options, on_second=on_second)
+        runner: AgentRunner | XmlAgentRunner
+        if plan.xml is not None:  # a SIPp XML scenario shipped by the controller
+            runner = XmlAgentRunner(plan, on_second=on_second)
+        else:
+            runner = AgentRunner(plan, plan.options, on_second=on_second)
         self.runner = runner
         self._last_heard = time.monotonic()
         totals: IntervalStats | None = None
@@ -178,7 +185,9 @@ class Agent:
                 tg.create_task(self._receiver(sock, runner)),
             ]
             totals = await runner.run()
-            done = p.Done(agent_id=agent_id, totals=totals.to_wire())
+            done = p.Done(agent_id=agent_id, totals=totals.to_wire(),
+                          scenario=runner.snapshot() if isinstance(runner, XmlAgentRunner)
+                          else None)
             self._outbox.put_nowait(p.encode(done))
             await self._outbox.join()
             for task in helpers:
@@ -207,7 +216,8 @@ class Agent:
                     self.runner.stop()
             await asyncio.sleep(interval)
 
-    async def _receiver(self, sock: zmq.asyncio.Socket, runner: AgentRunner) -> None:
+    async def _receiver(self, sock: zmq.asyncio.Socket,
+                        runner: AgentRunner | XmlAgentRunner) -> None:
         while True:
             data = await sock.recv()
             self._last_heard = time.monotonic()

@@ -100,6 +100,7 @@ class AgentState:
     phase: AgentPhase = AgentPhase.JOINED
     lost_at: float | None = None
     totals: IntervalStats | None = None  # from its Done
+    scenario: p.ScenarioSnapshot | None = None  # XML scenarios: per-step stats, latest
     reported: IntervalStats = dataclasses.field(default_factory=IntervalStats)
     # Counters its Done held beyond its merged reports, moved into a later second.
     reconciled: IntervalStats = dataclasses.field(default_factory=IntervalStats)
@@ -308,9 +309,13 @@ class Coordinator:
             elif effect is Effect.HEARD:
                 state.last_heard = now
             elif effect is Effect.MERGE and isinstance(msg, p.StatsReport) and stats:
+                if msg.scenario is not None and msg.second >= state.last_second:
+                    state.scenario = msg.scenario  # cumulative: the latest one stands
                 self._merge(out, state, msg.second, stats, now)
             elif effect is Effect.FINISH and stats is not None:
                 state.totals = stats
+                if isinstance(msg, p.Done) and msg.scenario is not None:
+                    state.scenario = msg.scenario
                 self._reconcile(out, state, now)
                 out.append(Note(EventKind.AGENT_DONE, now, {"agent": agent}))
             elif effect is Effect.NOTE_MISSING:

@@ -30,6 +30,7 @@ from typing import Annotated, Final, Literal
 import msgspec
 
 from sipha.loadtest.options import ScenarioOptions
+from sipha.loadtest.scenario.wire import ScenarioSnapshot, XmlScenario
 from sipha.loadtest.stats import IntervalSnapshot
 
 __all__ = [
@@ -43,11 +44,13 @@ __all__ = [
     "ProtocolError",
     "Ramp",
     "Refused",
+    "ScenarioSnapshot",
     "StatsReport",
     "Stop",
     "UserRange",
     "VersionMismatch",
     "Welcome",
+    "XmlScenario",
     "decode",
     "encode",
     "negotiate",
@@ -167,6 +170,8 @@ class Plan(_Msg, frozen=True, tag="plan"):
     users: UserRange | None = None
     # Scenario details (timers, answer mix, arrival process, ...): sipha.loadtest.options.
     options: ScenarioOptions = ScenarioOptions()
+    # A SIPp XML scenario and its injection files (scenario "xml"): sipha.loadtest.scenario.wire.
+    xml: XmlScenario | None = None
 
     @property
     def target(self) -> str:
@@ -188,6 +193,7 @@ class StatsReport(_Msg, frozen=True, tag="stats"):
     agent_id: AgentId
     second: Annotated[int, msgspec.Meta(ge=0, le=MAX_SECOND)]
     interval: IntervalSnapshot
+    scenario: ScenarioSnapshot | None = None  # an XML scenario's per-step statistics so far
 
 
 class Heartbeat(_Msg, frozen=True, tag="heartbeat"):
@@ -212,10 +218,12 @@ class SetRate(_Msg, frozen=True, tag="rate"):
 
 
 class Done(_Msg, frozen=True, tag="done"):
-    """Agent -> controller: finished; ``totals`` over its whole run."""
+    """Agent -> controller: finished; ``totals`` over its whole run (and, for an XML
+    scenario, its per-step statistics)."""
 
     agent_id: AgentId
     totals: IntervalSnapshot
+    scenario: ScenarioSnapshot | None = None
 
 
 Message = Hello | Welcome | Refused | Plan | StatsReport | Heartbeat | Stop | SetRate | Done

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from sipha.loadtest import protocol as p
+from sipha.loadtest.scenario.wire import share_xml
 
 __all__ = ["share_plan"]
 
@@ -16,7 +17,8 @@ def _split_int(total: int, k: int, index: int) -> int:
 
 def share_plan(plan: p.Plan, *, agents: int, index: int, start_at: float) -> p.Plan:
     """Agent ``index``'s share of ``plan`` among ``agents``: rates divided, bounds split so the
-    shares add up to the whole, users in disjoint ranges, a distinct seed, the common start."""
+    shares add up to the whole, users in disjoint ranges, a distinct seed, the common start;
+    an XML scenario's injection rows in disjoint slices."""
     k = agents
     ramp = plan.ramp
     if ramp is not None:
@@ -35,6 +37,7 @@ def share_plan(plan: p.Plan, *, agents: int, index: int, start_at: float) -> p.P
         max_concurrent=(None if plan.max_concurrent is None
                         else max(_split_int(plan.max_concurrent, k, index), 1)),
         users=users,
+        xml=None if plan.xml is None else share_xml(plan.xml, agents=k, index=index),
         seed=plan.seed + 7919 * index,
         start_at=start_at,
     )

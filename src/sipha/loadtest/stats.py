@@ -53,7 +53,9 @@ __all__ = [
     "LatencyKind",
     "RunStats",
     "StatsDecodeError",
+    "decode_histogram",
     "decode_slots",
+    "encode_histogram",
     "failures_by_reason",
     "is_reason_key",
     "merge_all",
@@ -235,6 +237,17 @@ def _decode_hist(blob: str, name: str) -> HdrHistogram | None:
             f"/{HIST_SIGNIFICANT_FIGURES}"
         )
     return hist
+
+
+def encode_histogram(hist: HdrHistogram | None) -> str:
+    """A histogram of :func:`new_histogram`'s shape as its wire blob ("" when empty)."""
+    return _encode_hist(hist)
+
+
+def decode_histogram(blob: str, name: str) -> HdrHistogram | None:
+    """A wire blob back to a histogram (None for ""); raises :class:`StatsDecodeError` for a
+    blob of another shape, checked before hdrh allocates (see :mod:`~sipha.loadtest.hdrblob`)."""
+    return _decode_hist(blob, name)
 
 
 class IntervalSnapshot(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,11 @@ from sipha.testbed.addresses import (
     AddressBlock,
 )
 from sipha.testbed.plan import Phase, Plan, Tester, dispatcher_names, server_names
+from sipha.testbed.scenario_testers import (
+    scenario_controller_argv,
+    sipha_scenario,
+    sipp_scenario_args,
+)
 
 __all__ = [
     "NodeCommand",
@@ -224,7 +229,8 @@ def sipp_command(
     host = block.tester(index)
     calls = _planned_calls(phase)
     argv = [
-        "sipp", "-sn", "uac", f"{block.service}:{SIP_PORT}", "-s", phase.call_user,
+        "sipp", *sipp_scenario_args(tester), f"{block.service}:{SIP_PORT}",
+        "-s", phase.call_user,
         "-i", host, "-p", str(SIP_PORT), "-t", "u1" if tester.transport == "udp" else "t1",
         "-r", f"{phase.rate:g}", "-rp", "1000", "-m", str(calls),
         "-d", str(round(phase.hold * 1000)), "-nostdin",
@@ -262,7 +268,17 @@ def sipha_controller_command(
 ) -> NodeCommand:
     """The load controller of the sipha-engine testers for one phase: it waits for ``agents``
     agents, gives each its share of the rate (``phase.rate`` per tester, so the total is
-    ``rate * agents``), merges their seconds exactly and writes JSON lines to ``jsonl``."""
+    ``rate * agents``), merges their seconds exactly and writes JSON lines to ``jsonl``.  When
+    the sipha testers name a scenario, it is ``sipha load scenario`` shipping it to them."""
+    xml = sipha_scenario(plan)
+    if xml is not None:
+        argv = sipha_argv(*scenario_controller_argv(
+            xml, agents, phase, target=f"{block.service}:{SIP_PORT}",
+            bind=controller_address(block), local_ip=block.tester(1),
+            transport=_sipha_transport(plan), jsonl=jsonl, drain=plan.drain))
+        if keys is not None:
+            argv += ["--keys", str(keys)]
+        return NodeCommand(name, "controller", argv, block.controller)
     argv = sipha_argv(
         "load", "controller", "call", f"{block.service}:{SIP_PORT}",
         "--bind", controller_address(block), "--expect", str(agents), "--join-timeout", "20s",

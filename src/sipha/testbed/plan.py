@@ -164,6 +164,10 @@ class Tester(_Section):
     name: str
     engine: Literal["sipha", "sipp"] = "sipha"
     transport: Literal["udp", "tcp"] = "udp"
+    # A SIPp XML scenario and its injection files instead of the built-in call, paths relative
+    # to the plan file (see sipha.testbed.scenario_testers).
+    scenario: str = ""
+    inf: list[str] = msgspec.field(default_factory=list)
 
 
 class Phase(_Section):
@@ -475,6 +479,9 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         else:
             _validate_network_fault(plan, i, f, err)
     _validate_expect(plan, err)
+    from sipha.testbed.scenario_testers import check_scenario_testers  # it imports this module
+
+    check_scenario_testers(plan, err)
     return plan
 
 
@@ -519,11 +526,13 @@ def parse_plan(data: dict[str, object], *, source: str = "plan") -> Plan:
 
 def load_plan(path: str | Path) -> Plan:
     """Read, decode and validate a plan file; raise ConfigError naming the field and the fix."""
+    from sipha.testbed.scenario_testers import with_scenario_paths
+
     try:
         plan = load_toml(path, Plan)
     except ConfigError as exc:
         raise _with_choices(exc) from None
-    return validate(plan, source=str(path))
+    return validate(with_scenario_paths(plan, Path(path).parent), source=str(path))
 
 
 IPVS_SCHEDULERS: Final = frozenset(

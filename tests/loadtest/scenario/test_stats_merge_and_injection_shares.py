@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sipha.loadtest.scenario.builtin import builtin_text
@@ -38,6 +38,8 @@ def test_two_agents_merge_to_the_sum() -> None:
     assert sum(total.rtd["1"].buckets) == 8
 
 
+# Each example builds three HDR histograms (17k buckets each): no deadline on a loaded host.
+@settings(deadline=None, max_examples=50)
 @given(st.lists(st.floats(0, 20), max_size=30), st.lists(st.floats(0, 20), max_size=30))
 def test_rtd_merge_equals_one_stream(xs: list[float], ys: list[float]) -> None:
     bounds = (10.0, 100.0, 1000.0)
@@ -52,6 +54,12 @@ def test_rtd_merge_equals_one_stream(xs: list[float], ys: list[float]) -> None:
     assert (a.count, a.low, a.high, a.buckets) == (both.count, both.low, both.high,
                                                    both.buckets)
     assert a.total == pytest.approx(both.total)
+    # The HDR histograms add: the merged one is the histogram of every sample.
+    assert (a.hist is None) == (both.hist is None)
+    if a.hist is not None and both.hist is not None:
+        assert a.hist.get_total_count() == both.hist.get_total_count() == len(xs) + len(ys)
+        for q in (0.0, 50.0, 99.0, 100.0):
+            assert a.hist.get_value_at_percentile(q) == both.hist.get_value_at_percentile(q)
 
 
 def test_different_scenarios_do_not_merge() -> None:

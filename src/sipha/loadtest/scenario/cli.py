@@ -33,12 +33,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="scenario run for requests that belong to no call (SIPp -oocsf)")
     p.add_argument("--listen", metavar="HOST:PORT",
                    help="address to bind (SIPp's -i/-p; server scenarios answer here)")
-    p.add_argument("--local-ip", "-i", default="127.0.0.1", help="local address (SIPp -i)")
+    p.add_argument("--local-ip", "-i", default="127.0.0.1",
+                   help="local address (SIPp -i); several, comma-separated, spread the calls "
+                   "over them in turn (a socket each, or a socket per call with -t un/tn)")
     p.add_argument("--local-port", "-p", type=int, default=0,
                    help="local port (SIPp -p; default: any free port)")
-    p.add_argument("--transport", "-t", choices=("u1", "t1", "udp", "tcp"), default="u1",
-                   help="u1/udp: one UDP socket; t1/tcp: TCP, one connection per peer "
-                   "(SIPp -t; default u1)")
+    p.add_argument("--transport", "-t", choices=("u1", "un", "t1", "tn", "udp", "tcp"),
+                   default="u1",
+                   help="u1/udp: one UDP socket; un: one UDP socket per call; t1/tcp: TCP, "
+                   "one connection per peer; tn: one TCP connection per call (SIPp -t; "
+                   "default u1)")
+    p.add_argument("--max-reconnect", type=int,
+                   help="TCP: reopen a lost connection at most this many times, failing the "
+                   "calls that were on it (SIPp -max_reconnect; default: reopened on the "
+                   "next message, calls kept)")
+    p.add_argument("--reconnect-sleep", type=_duration, default=1.0,
+                   help="TCP: wait this long before reconnecting (SIPp -reconnect_sleep; "
+                   "default 1s)")
+    p.add_argument("--reconnect-close", choices=("true", "false"), default="true",
+                   help="TCP, with --max-reconnect: fail the calls of a lost connection "
+                   "(SIPp -reconnect_close; default true)")
     p.add_argument("--rate", "-r", type=float, default=10.0, help="calls per second (SIPp -r)")
     p.add_argument("--max-calls", "-m", type=int, help="stop after this many calls (SIPp -m)")
     p.add_argument("--rate-period", type=_duration, default=1.0,
@@ -108,6 +122,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "default: number-pid@ip)")
     p.add_argument("--stat-period", type=_duration, default=1.0,
                    help="seconds between statistics rows (SIPp -fd; default 1s)")
+    p.add_argument("--agents", type=int, default=0, metavar="K",
+                   help="run a client scenario on K local agent processes under a controller: "
+                   "the files are shipped to them, the injection rows split between them, "
+                   "the statistics merged (default 0: in this process)")
+    p.add_argument("--agent-log", metavar="FILE", help="--agents: the agents' log output")
+    p.add_argument("--expect", type=int, default=0, metavar="N",
+                   help="be the controller of N agents started elsewhere (`sipha load agent "
+                   "--controller --bind`); the rate, calls, users and rows are split among them")
+    p.add_argument("--bind", default="127.0.0.1:5555", metavar="HOST:PORT",
+                   help="--expect: the address the agents connect to (default 127.0.0.1:5555)")
+    p.add_argument("--keys", metavar="DIR",
+                   help="--expect: CurveZMQ keys from `sipha load keys DIR` (required unless "
+                   "--bind is loopback)")
+    p.add_argument("--join-timeout", type=_duration, default=60.0,
+                   help="--expect: how long to wait for the agents (default 60s)")
+    p.add_argument("--jsonl", metavar="FILE",
+                   help="--agents/--expect: the merged per-second rows as JSON lines")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: from the OS)")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-step table at the end")
 

@@ -21,6 +21,7 @@ from sipha.loadtest.scenario.injection import InjectionFile, load_injection
 from sipha.loadtest.scenario.live import LiveScreen
 from sipha.loadtest.scenario.loader import load_scenario, load_scenario_text
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.percall import SocketOptions
 from sipha.loadtest.scenario.runner import RunBounds, run_scenario
 from sipha.loadtest.scenario.schedule import RateSchedule
 from sipha.loadtest.scenario.stat_files import TraceCountsWriter, TraceStatWriter
@@ -102,7 +103,22 @@ def run_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sipha load scenario: {exc}", file=sys.stderr)
         return 2
-    local_ip, local_port = args.local_ip, args.local_port
+    local_ips = tuple(ip.strip() for ip in args.local_ip.split(",") if ip.strip())
+    if not local_ips:
+        print("sipha load scenario: --local-ip names no address", file=sys.stderr)
+        return 2
+    if len(local_ips) > 1 and args.transport in ("t1", "tcp"):
+        print("sipha load scenario: several --local-ip addresses need -t u1, un or tn "
+              "(t1 is one connection)", file=sys.stderr)
+        return 2
+    if args.max_reconnect is not None and args.max_reconnect < 0:
+        print("sipha load scenario: --max-reconnect must be >= 0", file=sys.stderr)
+        return 2
+    sockets = SocketOptions(per_call=args.transport in ("un", "tn"), local_ips=local_ips,
+                            max_reconnect=args.max_reconnect,
+                            reconnect_sleep=args.reconnect_sleep,
+                            reconnect_close=args.reconnect_close == "true")
+    local_ip, local_port = local_ips[0], args.local_port
     if args.listen:
         local_ip, local_port = _hostport(args.listen)
     remote = ("127.0.0.1", 5060)
@@ -121,7 +137,7 @@ def run_command(args: argparse.Namespace) -> int:
         max_retrans=args.max_retrans, max_retrans_invite=args.max_invite_retrans,
         base_cseq=args.base_cseq, auth_username=args.auth_user,
         auth_password=args.auth_password, behaviors=behaviors, auto_answer=args.auto_answer,
-        cid_str=args.cid_str, transport="TCP" if args.transport in ("t1", "tcp") else "UDP",
+        cid_str=args.cid_str, transport="TCP" if args.transport in ("t1", "tn", "tcp") else "UDP",
     )
     try:
         schedule = RateSchedule(rate=args.rate, period=args.rate_period,
@@ -133,6 +149,10 @@ def run_command(args: argparse.Namespace) -> int:
     bounds = RunBounds(rate=args.rate, schedule=schedule, max_calls=args.max_calls,
                        limit=args.limit, duration=args.duration, timeout=args.timeout,
                        drain_timeout=args.drain_timeout)
+    if args.agents or args.expect:
+        from sipha.loadtest.scenario.distributed import run_on_agents
+
+        return run_on_agents(args, scenario, config, bounds, sockets)
 
     traces: dict[str, TextIO] = {}
     try:
@@ -172,7 +192,7 @@ def run_command(args: argparse.Namespace) -> int:
                                   on_period=on_period if writers or live else None,
                                   period=args.stat_period, trace_msg=traces.get("msg"),
                                   trace_err=traces.get("err"), out_of_call=ooc,
-                                  trace_rtt=traces.get("rtt"))
+                                  trace_rtt=traces.get("rtt"), sockets=sockets)
 
     if live is not None:
         live.start()

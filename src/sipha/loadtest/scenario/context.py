@@ -170,9 +170,10 @@ class CallState:
     next_url: str = ""
     cseq: int = 0
     txns: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (method, branch)
+    local: tuple[str, int] | None = None  # the call's own socket; None: the run's
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every template rendered, frozen init is slow
 class _Ctx:
     """What rendering one message knows beyond the call."""
 
@@ -206,10 +207,13 @@ _SIMPLE: dict[str, _KeywordFn] = {
     "remote_ip": lambda c, call, k, x: call.dest[0],
     "remote_host": lambda c, call, k, x: call.dest[0],
     "remote_port": lambda c, call, k, x: str(call.dest[1] + k.offset),
-    "local_ip": lambda c, call, k, x: c.local_ip,
-    "server_ip": lambda c, call, k, x: c.local_ip,
-    "local_ip_type": lambda c, call, k, x: _ip_type(c.local_ip),
-    "local_port": lambda c, call, k, x: str(c.local_port + k.offset),
+    # A call with its own socket (-t un/tn, several local addresses) has its own address.
+    "local_ip": lambda c, call, k, x: call.local[0] if call.local else c.local_ip,
+    "server_ip": lambda c, call, k, x: call.local[0] if call.local else c.local_ip,
+    "local_ip_type": lambda c, call, k, x: _ip_type(call.local[0] if call.local
+                                                    else c.local_ip),
+    "local_port": lambda c, call, k, x: str((call.local[1] if call.local else c.local_port)
+                                            + k.offset),
     "transport": lambda c, call, k, x: c.transport,
     "media_ip": lambda c, call, k, x: c.media_ip or c.local_ip,
     "media_ip_type": lambda c, call, k, x: _ip_type(c.media_ip or c.local_ip),
@@ -263,7 +267,9 @@ class Renderer:
         if lit is not None:
             return lit
         ctx = _Ctx(now, step, length, method, uri, branch_txn)
-        return "".join(p if isinstance(p, str) else self.keyword(p, call, ctx) for p in t.parts)
+        keyword = self.keyword
+        return "".join([p if p.__class__ is str else keyword(p, call, ctx)  # type: ignore[arg-type]
+                        for p in t.parts])
 
     def keyword(self, k: Keyword, call: CallState, ctx: _Ctx) -> str:
         fn = _SIMPLE.get(k.name)

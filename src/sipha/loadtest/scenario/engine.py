@@ -35,6 +35,7 @@ import hashlib
 import heapq
 import random
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -66,6 +67,7 @@ class CallPhase(Enum):
 class Outgoing:
     data: bytes
     dest: Address
+    source: Address | None = None  # the call's own socket (-t un/tn); None: the run's
 
 
 @dataclass(slots=True)
@@ -123,6 +125,10 @@ class ScenarioEngine:
         self.stop_requested = ""  # "", "gracefully", "now"
         self._next_number = 1
         self.free_users: deque[int] = deque(range(1, config.users + 1))
+        # -t un/tn, several local addresses: the runner gives each client call its socket
+        # (bind_call(call number) -> local address) and closes those of ended calls (released).
+        self.bind_call: Callable[[int], Address | None] | None = None
+        self.released: list[Address] = []
         self._jumped = False
 
     # --- the engine's surface ---
@@ -207,6 +213,8 @@ class ScenarioEngine:
                 out_of_call: bool = False) -> _Call:
         st = CallState(number=number, call_id=cid, userid=userid, dest=dest, started=now,
                        cseq=self.config.base_cseq - 1)
+        if self.bind_call is not None and self.scenario.client and not out_of_call:
+            st.local = self.bind_call(number)
         if out_of_call:
             assert self.ooc is not None
             assert self.ooc_stats is not None
@@ -244,10 +252,20 @@ class ScenarioEngine:
                                        call.scenario.call_length_repartition)
         if call.state.userid and self.config.users and call.stats is self.stats:
             self.free_users.append(call.state.userid)
+        if call.state.local is not None:
+            self.released.append(call.state.local)
+
+    def fail_calls_to(self, dest: Address, reason: str, now: float) -> int:
+        """End every call talking to ``dest`` as failed with ``reason`` (a TCP connection to
+        it was lost and SIPp's -reconnect_close is on); returns how many."""
+        doomed = [c for c in self.calls.values() if c.state.dest == dest]
+        for call in doomed:
+            self._end(call, now, reason)
+        return len(doomed)
 
     def _send(self, call: _Call, data: bytes) -> None:
         call.last_sent = data
-        self._out.append(Outgoing(data, call.state.dest))
+        self._out.append(Outgoing(data, call.state.dest, call.state.local))
 
     def _advance_from(self, call: _Call, step: m.Step) -> None:
         """Move past ``step``: its ``next`` (if ``test`` and ``chance`` allow) or the next."""
@@ -410,7 +428,7 @@ class ScenarioEngine:
                 return
             call.retrans_count += 1
             call.stats.steps[call.retrans_step].retrans += 1
-            self._out.append(Outgoing(call.retrans_msg, call.state.dest))
+            self._out.append(Outgoing(call.retrans_msg, call.state.dest, call.state.local))
             call.retrans_interval *= 2
             if not call.retrans_invite:
                 call.retrans_interval = min(call.retrans_interval, self.config.t2)
@@ -442,14 +460,15 @@ class ScenarioEngine:
         if digest == call.last_recv_hash and call.last_recv_index >= 0:
             call.stats.steps[call.last_recv_index].retrans += 1
             if call.last_sent:
-                self._out.append(Outgoing(call.last_sent, call.state.dest))
+                self._out.append(Outgoing(call.last_sent, call.state.dest, call.state.local))
             return
         where, found = locate(steps, call.idx, msg, call.state.txns)
         if where is Located.ACK_AGAIN:
             ack = steps[found]
             assert isinstance(ack, m.Send)
             call.stats.steps[found].retrans += 1
-            self._out.append(Outgoing(self._render(call, ack, now)[0], call.state.dest))
+            self._out.append(Outgoing(self._render(call, ack, now)[0], call.state.dest,
+                                      call.state.local))
             return
         if where is Located.UNEXPECTED:
             self._unexpected(call, msg, now)
@@ -487,12 +506,13 @@ class ScenarioEngine:
         else:
             self._arm(call)
 
-    def _answer_200(self, msg: Received, dest: Address, stats: ScenarioStats) -> None:
+    def _answer_200(self, msg: Received, dest: Address, stats: ScenarioStats,
+                    source: Address | None = None) -> None:
         lines = ["SIP/2.0 200 OK"]
         for name in ("via", "from", "to", "call-id", "cseq"):
             lines.extend(msg.lines(name))
         lines.append("Content-Length: 0")
-        self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(), dest))
+        self._out.append(Outgoing(("\r\n".join(lines) + "\r\n\r\n").encode(), dest, source))
         stats.auto_answered += 1
 
     def _unexpected(self, call: _Call, msg: Received, now: float) -> None:
@@ -500,7 +520,7 @@ class ScenarioEngine:
         behaviors = self.config.behaviors
         if (msg.method == "PING" and "pingreply" in behaviors) or (
                 self.config.auto_answer and msg.method in ("INFO", "NOTIFY", "UPDATE")):
-            self._answer_200(msg, call.state.dest, call.stats)  # and the call goes on
+            self._answer_200(msg, call.state.dest, call.stats, call.state.local)  # call goes on
             return
         call.stats.steps[min(call.idx, len(call.stats.steps) - 1)].unexpected += 1
         if "abortunexp" not in behaviors:
@@ -514,9 +534,9 @@ class ScenarioEngine:
                                f"'{call.state.call_id}': {expecting}, received "
                                f"'{msg.start_line}'")
         if msg.method in ("BYE", "CANCEL"):
-            self._answer_200(msg, call.state.dest, call.stats)
+            self._answer_200(msg, call.state.dest, call.stats, call.state.local)
         elif "bye" in behaviors and call.dialog is not None:
             branch = f"z9hG4bK-{self.config.pid}-{call.state.number}-abort"
             for data in abort_messages(call.dialog, unexpected=msg, new_branch=branch):
-                self._out.append(Outgoing(data, call.state.dest))
+                self._out.append(Outgoing(data, call.state.dest, call.state.local))
         self._end(call, now, "unexpected")

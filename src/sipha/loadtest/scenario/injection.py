@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sipha.loadtest.scenario.errors import ScenarioError
 
-__all__ = ["InjectionFile", "InjectionMode", "load_injection"]
+__all__ = ["InjectionFile", "InjectionMode", "load_injection", "parse_injection"]
 
 MAX_INJECTION_BYTES = 64 * 1024 * 1024
 MAX_VIRTUAL_LINES = 10_000_000
@@ -141,6 +141,12 @@ def load_injection(path: str | Path) -> InjectionFile:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ScenarioError(f"cannot read injection file: {exc.strerror}", file=name) from None
+    return parse_injection(name, data)
+
+
+def parse_injection(name: str, data: bytes) -> InjectionFile:
+    """An injection file from its bytes (as read by :func:`load_injection`, or shipped to an
+    agent by its controller).  Raises :class:`ScenarioError` naming ``name`` and the line."""
     if len(data) > MAX_INJECTION_BYTES:
         raise ScenarioError(f"injection file larger than {MAX_INJECTION_BYTES} bytes", file=name)
     lines = data.decode("utf-8", "replace").splitlines()

@@ -1,6 +1,7 @@
 """Running a scenario on real sockets: the thin asyncio service around the engine.
 
-One UDP socket (SIPp's ``-t u1``) or TCP connections (``-t t1``), see :mod:`.channels`.  A
+One UDP socket (SIPp's ``-t u1``) or TCP connections (``-t t1``), see :mod:`.channels`; or a
+socket per call (``-t un``/``tn``) and several local addresses, see :mod:`.percall`.  A
 tick task starts client calls on the rate schedule (up to ``max_calls``, with at most
 ``limit`` in progress, SIPp's ``-l``), fires the engine's timers and sends what it queued;
 the channel feeds every message received to the engine.  The run ends when its bound is
@@ -21,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from sipha.loadtest.scenario.channels import Channel, TcpChannel, UdpChannel
+from sipha.loadtest.scenario.channels import TcpChannel
 from sipha.loadtest.scenario.context import RunConfig
 from sipha.loadtest.scenario.engine import ScenarioEngine
 from sipha.loadtest.scenario.injection import InjectionFile
 from sipha.loadtest.scenario.model import Scenario
+from sipha.loadtest.scenario.percall import SocketOptions, TcpPerCall, UdpPool
 from sipha.loadtest.scenario.schedule import RateSchedule
 
 __all__ = ["PeriodCallback", "RunBounds", "run_scenario"]
@@ -56,7 +58,8 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                        period: float = 1.0, trace_msg: TextIO | None = None,
                        trace_err: TextIO | None = None,
                        out_of_call: Scenario | None = None,
-                       trace_rtt: TextIO | None = None) -> ScenarioEngine:
+                       trace_rtt: TextIO | None = None,
+                       sockets: SocketOptions | None = None) -> ScenarioEngine:
     """Run until bounded or stopped; returns the engine (its ``stats``).
 
     ``config.local_port`` 0 binds any free port; the engine is then configured with the
@@ -65,10 +68,17 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
     (the statistics files hang there).  ``trace_msg`` gets every message sent and received,
     ``trace_err`` every unexpected one (SIPp's -trace_msg and -trace_err).  ``out_of_call``
     runs for requests that belong to no call of a client scenario (SIPp's -oocsf).
-    ``trace_rtt`` gets every rtd sample (SIPp's -trace_rtt with -rtt_freq 1).
+    ``trace_rtt`` gets every rtd sample (SIPp's -trace_rtt with -rtt_freq 1).  ``sockets``:
+    a socket per call, several local addresses, TCP reconnection (:mod:`.percall`).
     """
     stop = stop or asyncio.Event()
     holder: list[ScenarioEngine] = []
+    loop = asyncio.get_running_loop()
+    flush_due = [False]
+
+    def flush_soon() -> None:
+        flush_due[0] = False
+        flush()
 
     def deliver(data: bytes, source: tuple[str, int]) -> None:
         if not holder:
@@ -77,15 +87,34 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
             _trace(trace_msg, f"{config.transport} message received [{len(data)}] bytes :",
                    data)
         holder[0].receive(data, source, time.monotonic())
-        flush()
+        # One flush after the batch of messages read together, not one per message.
+        if not flush_due[0]:
+            flush_due[0] = True
+            loop.call_soon(flush_soon)
 
-    channel: Channel = TcpChannel(deliver) if config.transport == "TCP" else UdpChannel(deliver)
-    port = await channel.open(config.local_ip, config.local_port)
+    opts = sockets or SocketOptions()
+    ips = list(opts.local_ips) or [config.local_ip]
+
+    def on_lost(dest: tuple[str, int]) -> None:  # a TCP connection we opened closed
+        if holder and opts.reconnect_close:
+            holder[0].fail_calls_to(dest, "tcp_closed", time.monotonic())
+            flush()
+
+    channel: TcpChannel | UdpPool | TcpPerCall
+    if config.transport == "TCP":
+        tcp = TcpChannel(deliver, on_lost=on_lost, max_reconnect=opts.max_reconnect,
+                         reconnect_sleep=opts.reconnect_sleep)
+        channel = TcpPerCall(deliver, ips, tcp) if opts.per_call else tcp
+    else:  # plain sockets drained in batches: cheaper per datagram than a DatagramProtocol
+        channel = UdpPool(deliver, ips, per_call=opts.per_call)
+    port = await channel.open(ips[0], config.local_port)
     now = time.monotonic()
-    config = replace(config, local_port=port, pid=config.pid or os.getpid(), start=now,
-                     wall_offset=time.time() - now)
+    config = replace(config, local_ip=ips[0], local_port=port, pid=config.pid or os.getpid(),
+                     start=now, wall_offset=time.time() - now)
     engine = ScenarioEngine(scenario, config, rng=random.Random(seed or None), files=files,
                             out_of_call=out_of_call)
+    if isinstance(channel, UdpPool | TcpPerCall):
+        engine.bind_call = channel.bind_call
     holder.append(engine)
     if trace_rtt is not None:
         engine.record_rtt = True
@@ -93,7 +122,7 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
 
     def flush() -> None:
         for out in engine.take_outgoing():
-            channel.send(out.data, out.dest)
+            channel.send(out.data, out.dest, out.source)
             if trace_msg is not None:
                 _trace(trace_msg, f"{config.transport} message sent ({len(out.data)} bytes)",
                        out.data)
@@ -107,6 +136,11 @@ async def run_scenario(scenario: Scenario, config: RunConfig, bounds: RunBounds,
                 trace_rtt.write(f"{(at - config.start) * 1000:.3f};{int(rtt * 1000)};{name}\n")
             trace_rtt.flush()
         engine.rtt_samples.clear()
+        if engine.released:
+            if isinstance(channel, UdpPool | TcpPerCall):
+                for addr in engine.released:
+                    channel.release(addr)
+            engine.released.clear()
 
     if bound is not None and not bound.done():
         bound.set_result(port)
@@ -181,8 +215,8 @@ async def _drive(engine: ScenarioEngine, bounds: RunBounds, client: bool, stop: 
                 return
         deadline = engine.next_deadline()
         wait = _TICK if starting else min(0.05, max(0.0, (deadline or now + 0.05) - now))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=max(wait, 0.0005))
+        # A plain sleep (stop is looked at on every turn): wait_for would make a task a tick.
+        await asyncio.sleep(max(wait, 0.0005))
 
 
 def _stamp() -> str:

@@ -86,6 +86,7 @@ def read_message(data: bytes) -> Received | None:
     else:
         return None
     headers: list[tuple[str, str, str]] = []
+    compact = _COMPACT
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 §7.3.1)
             n, shown, v = headers[-1]
@@ -95,7 +96,8 @@ def read_message(data: bytes) -> Received | None:
         if not colon:
             continue
         shown = name.strip()
-        headers.append((canonical(shown), shown, value.strip()))
+        low = shown.lower()  # canonical(), inlined: this loop runs for every header received
+        headers.append((compact.get(low, low), shown, value.strip()))
     msg = Received(text, start, method, status, uri, headers, body, "", -1, "")
     msg.call_id = msg.header("call-id")
     cseq = msg.header("cseq").split()

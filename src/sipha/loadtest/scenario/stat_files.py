@@ -9,8 +9,8 @@ a tool reading SIPp's files by column reads sipha's:
 * :class:`TraceStatWriter`: the ``-trace_stat`` file, all of SIPp's columns in SIPp's order:
   counters as ``(P)`` (this period) and ``(C)`` (cumulative), then for each ``rtd`` of the
   scenario its mean and standard deviation, the call length, and the repartition tables.
-  Failure reasons map to SIPp's columns (:data:`FAILURE_COLUMNS`); sipha has no watchdog, no
-  TCP and no 3PCC, so those columns stay 0.
+  Failure reasons map to SIPp's columns (:data:`FAILURE_COLUMNS`); sipha has no watchdog and
+  no 3PCC, so those columns stay 0.
 * :class:`TraceCountsWriter`: the ``-trace_counts`` file, per step ``N_NAME_Sent`` (or
   ``_Recv``), ``_Retrans``, ``_Timeout``, ``_Unexp``, ``_Lost`` and ``N_Pause_Sessions``.
 
@@ -38,6 +38,7 @@ FAILURE_COLUMNS: Final[dict[str, str]] = {
     "regexp_shouldnt_match": "FailedRegexpShouldntMatch",
     "regexp_hdr_not_found": "FailedRegexpHdrNotFound",
     "recv_timeout": "FailedTimeoutOnRecv",
+    "tcp_closed": "FailedTcpClosed",
 }
 _FAILED: Final = (
     "FailedCannotSendMessage", "FailedMaxUDPRetrans", "FailedTcpConnect", "FailedTcpClosed",

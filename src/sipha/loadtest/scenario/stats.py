@@ -1,7 +1,9 @@
 """Per-step and per-call statistics of a scenario run, and SIPp's screen of them.
 
-Every statistic is a counter, a sum or an extreme, so the statistics of several agents running
-the same scenario merge exactly (:meth:`ScenarioStats.merge`): never an average of averages.
+Every statistic is a counter, a sum, an extreme or an HDR histogram (each rtd keeps one, in
+microseconds, the load tester's shape), so the statistics of several agents running the same
+scenario merge exactly (:meth:`ScenarioStats.merge`): never an average of averages, and a
+percentile of the merged histogram is the percentile of every sample.
 ``peak`` merges as a sum (the agents' peaks may not coincide: an upper bound of the total's).
 """
 
@@ -10,7 +12,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from hdrh.histogram import HdrHistogram
+
+from sipha.loadtest.histmath import percentile_values
 from sipha.loadtest.scenario import model as m
+from sipha.loadtest.stats import HIST_HIGHEST_US, HIST_LOWEST_US, new_histogram
 
 __all__ = ["RtdStats", "ScenarioStats", "StepStats", "format_screen"]
 
@@ -41,8 +47,14 @@ class RtdStats:
     low: float = float("inf")
     high: float = 0.0
     buckets: list[int] = field(default_factory=list)
+    hist: HdrHistogram | None = None  # microseconds; created on the first sample
 
     def add(self, seconds: float, bounds_ms: tuple[float, ...]) -> None:
+        if self.hist is None:
+            self.hist = new_histogram()
+        # Clamped, never dropped: the histogram's count stays the rtd's count.
+        us = round(seconds * 1_000_000) if seconds == seconds else HIST_LOWEST_US
+        self.hist.record_value(min(max(us, HIST_LOWEST_US), HIST_HIGHEST_US))
         self.count += 1
         self.total += seconds
         self.sumsq += seconds * seconds
@@ -63,6 +75,10 @@ class RtdStats:
         self.sumsq += other.sumsq
         self.low = min(self.low, other.low)
         self.high = max(self.high, other.high)
+        if other.hist is not None:
+            if self.hist is None:
+                self.hist = new_histogram()
+            self.hist.add(other.hist)
         if other.buckets:
             if not self.buckets:
                 self.buckets = [0] * len(other.buckets)
@@ -169,8 +185,12 @@ def format_screen(scenario: m.Scenario, stats: ScenarioStats, *, pause_ms: float
                f"out-of-call messages {stats.out_of_call}")
     for name, r in sorted(stats.rtd.items()):
         if r.count:
+            tail = ""
+            if r.hist is not None:  # percentiles of every sample, merged or not
+                p = percentile_values(r.hist, [50.0, 99.0])
+                tail = f", p50 {p[50.0] / 1000:.1f} ms, p99 {p[99.0] / 1000:.1f} ms"
             out.append(f"RTD {name}: {r.count} samples, mean {1000 * r.total / r.count:.1f} ms, "
-                       f"min {1000 * r.low:.1f} ms, max {1000 * r.high:.1f} ms")
+                       f"min {1000 * r.low:.1f} ms, max {1000 * r.high:.1f} ms{tail}")
     for name, n in sorted(stats.counters.items()):
         out.append(f"counter {name}: {n}")
     return "\n".join(out)
