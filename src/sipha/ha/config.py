@@ -54,6 +54,9 @@ class HaConfig(msgspec.Struct, forbid_unknown_fields=True):
     # local mode: watch the peer's PID (a pidfd) so its death is noticed at once; false notices
     # it only by the heartbeat token, as a peer on another host would be (the paper's profile).
     watch_pid: bool = True
+    # Across hosts: the replication stream's loss plus this much heartbeat silence counts as
+    # the active's crash (its kernel closed the connection); 0 leaves it to the token alone.
+    crash_confirm: float = 0.02
 
     @property
     def address_mode(self) -> AddressMode:
@@ -84,6 +87,8 @@ def validate_ha(cfg: HaConfig, *, source: str = "ha config") -> None:
             raise ConfigError(source, name, str(exc), "HOST:PORT such as 127.0.0.1:7001") from None
     check(0 < cfg.heartbeat_interval < cfg.token, "token",
           "must be greater than heartbeat_interval (both > 0)", "e.g. 0.1 and 0.3")
+    check(0 <= cfg.crash_confirm < cfg.token, "crash_confirm",
+          "must be at least 0 and below the token", "e.g. 0.02 (0: the token alone judges)")
     check(0 < cfg.batch_interval <= 0.05, "batch_interval", "must be in (0, 0.05]", "e.g. 0.02")
     check(cfg.mode != "ip" or bool(cfg.interface), "interface", "is required in ip mode",
           'e.g. interface = "eth0"')
