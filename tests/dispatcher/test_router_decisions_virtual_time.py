@@ -343,3 +343,35 @@ def test_silence_is_due_only_when_a_failover_deadline_or_probe_timeout_came() ->
     r.on_timer(0.3)  # probes go out
     assert not r.silence_due(0.3 + r.settings.probe.timeout - 0.01)
     assert r.silence_due(0.3 + r.settings.probe.timeout)
+
+
+def test_a_provisional_overtaken_by_the_final_answer_is_dropped() -> None:
+    # Delay with jitter reorders datagrams: the 180 may arrive after the 200 it preceded.
+    # The transaction is over (RFC 6026's Accepted state, Kamailio's tm drop it too); SIPp's
+    # uac would abort the call on an unexpected 180.
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    [up] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.03)
+    assert up.peer == UAC
+    assert r.on_response(answer(forwarded(out), 180), out.peer, now=0.04) == []
+    assert r.on_response(answer(forwarded(out), 100), out.peer, now=0.04) == []
+    assert r.stats.late_provisionals_dropped == 2
+    [again] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.05)
+    assert again.peer == UAC  # a retransmitted 2xx still goes up: the caller ACKs it
+
+
+def test_when_every_server_is_suspect_a_suspect_takes_the_call_not_a_503() -> None:
+    # All failover deadlines fire together after our own stall: every server turns suspect
+    # at once. One silent transaction is weak evidence; a 503 would lose the next calls.
+    r = make_router(n=2, max_attempts=1)
+    r.on_request(invite(call="c1", branch="z9hG4bK1"), UAC, now=0.0)
+    r.on_request(invite(call="c2", branch="z9hG4bK2"), UAC, now=0.0)
+    r.on_timer(0.2)  # one late wake-up: both deadlines passed
+    assert [s.state for s in r.servers()] == [HealthState.SUSPECT] * 2
+    [out] = r.on_request(invite(call="c9", branch="z9hG4bK9"), UAC, now=0.21)
+    assert forwarded(out).method == "INVITE"
+    assert r.stats.no_server == 0
+    for server in r.servers():
+        r.set_state(server, HealthState.INACTIVE, now=0.2, cause="probe failed")
+    [refused] = r.on_request(invite(call="c10", branch="z9hG4bK10"), UAC, now=0.3)
+    assert parse_message(refused.data).status == 503  # confirmed down: nobody to try

@@ -227,6 +227,13 @@ class Router:
         if p is not None and msg.cseq.method == p.method:
             return self.forwarder.on_response(p, msg, branch, now)
         if msg.method == "INVITE" and msg.status < 300:
+            if msg.status < 200 and self.routing.answered(msg.call_id):
+                # A provisional overtaken by the final answer (reordered on the way, or a
+                # late retransmission): the transaction is over, as in RFC 6026's Accepted
+                # state and Kamailio's tm. Forwarded, it reaches a caller already past it
+                # (SIPp aborts the call on an unexpected 180).
+                self.stats.late_provisionals_dropped += 1
+                return []
             ghost = self.routing.learn_dialog(msg, token, now)
             if ghost:
                 return ghost
