@@ -47,7 +47,8 @@ class HaConfig(msgspec.Struct, forbid_unknown_fields=True):
     """0 = the token."""
     key: str = ""
     interface: str = ""
-    prefix: int = 32
+    prefix: int = 0
+    """ip mode: the address's prefix length; 0: a host address (/32, or /128 for IPv6)."""
     fence_command: str = ""
     batch_interval: float = 0.02
     replicate: bool = True  # false: the standby starts with no state (the paper's profile)
@@ -92,7 +93,9 @@ def validate_ha(cfg: HaConfig, *, source: str = "ha config") -> None:
     check(0 < cfg.batch_interval <= 0.05, "batch_interval", "must be in (0, 0.05]", "e.g. 0.02")
     check(cfg.mode != "ip" or bool(cfg.interface), "interface", "is required in ip mode",
           'e.g. interface = "eth0"')
-    check(1 <= cfg.prefix <= 32, "prefix", "must be 1..32", "usually 32")
+    v6 = ":" in cfg.vip
+    check(0 <= cfg.prefix <= (128 if v6 else 32), "prefix",
+          f"must be 0..{128 if v6 else 32}", "usually 0 (a host address)")
     # Across hosts the peer's PID names nothing here: fencing it by PID would report success
     # (or kill a stranger) and let two nodes hold the address. Make the operator choose.
     check(cfg.mode != "ip" or bool(cfg.fence_command), "fence_command",

@@ -30,8 +30,9 @@ so it does not take the address straight back. Two nodes that both believe they 
 any it has seen, and the older term releases.
 
 `TABLE` (in `ha.table`) maps every (role, input) pair to (actions, next role); a test walks
-all pairs. The pseudo-role `TAKE_OVER` resolves by what we last knew of the peer: lost while it might hold
-the address -> ``FENCING``; alive and holding it -> ``CLAIMING``; otherwise -> ``ACQUIRING``.
+all pairs. The pseudo-role `TAKE_OVER` resolves by what we last knew of the peer: lost while
+it might hold the address -> ``FENCING``; alive and holding it -> ``CLAIMING``; otherwise ->
+``ACQUIRING``.
 Peer loss is a level, not an edge: `handle_timer` feeds ``PEER_LOST`` to the roles that act on
 it for as long as the peer stays silent, so a node that just finished releasing still notices.
 
