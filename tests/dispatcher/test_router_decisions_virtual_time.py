@@ -375,3 +375,21 @@ def test_when_every_server_is_suspect_a_suspect_takes_the_call_not_a_503() -> No
         r.set_state(server, HealthState.INACTIVE, now=0.2, cause="probe failed")
     [refused] = r.on_request(invite(call="c10", branch="z9hG4bK10"), UAC, now=0.3)
     assert parse_message(refused.data).status == 503  # confirmed down: nobody to try
+
+
+def test_the_answer_of_a_rescued_dialog_is_acked_not_ended() -> None:
+    # A lossy link: two lost probes call a live server down, and the caller's ACK is rescued
+    # to another server. The first server, never ACKed, retransmits its 2xx: the same answer
+    # (same To tag), not a ghost. The dispatcher ACKs it; a BYE would end the live call.
+    r = make_router()
+    out = _confirmed_call(r)
+    first = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert first is not None
+    r.set_state(first, HealthState.INACTIVE, 0.5, "two probes lost")
+    [ack] = r.on_request(invite(method="ACK", branch="z9hG4bKk", to_tag="s1"), UAC, 0.6)
+    assert ack.peer != out.peer
+    sends = r.on_response(answer(forwarded(out), 200), out.peer, now=1.0)
+    assert [(forwarded(s).method, s.peer) for s in sends] == [("ACK", out.peer)]
+    assert r.stats.ghost_calls_ended == 0
+    [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 2.0)
+    assert bye.peer == ack.peer  # the call ends where its dialog went

@@ -30,11 +30,13 @@ from .state import DialogPhase, Server
 
 __all__ = ["DialogRouting"]
 
+_MOVED_MAX = 4096
+
 
 class DialogRouting:
     """In-dialog requests and responses (see the module docstring)."""
 
-    __slots__ = ("_peers", "registry", "settings", "stamp", "state", "stats")
+    __slots__ = ("_moved", "_peers", "registry", "settings", "stamp", "state", "stats")
 
     def __init__(
         self,
@@ -49,6 +51,9 @@ class DialogRouting:
         self.settings = settings
         self.stats = stats
         self._peers: dict[tuple[str, str, int], Peer] = {}
+        # Call-ID -> the server a rescued dialog left (the newest _MOVED_MAX): its 2xx
+        # retransmissions are the same answer, whose ACK went to the rescuer, not a ghost.
+        self._moved: dict[str, Server] = {}
 
     def in_dialog(self, msg: Request, source: Peer, now: float) -> list[Send]:
         """Route a request with a To tag (or an ACK/CANCEL-less stray). Raises SipParseError
@@ -93,6 +98,10 @@ class DialogRouting:
             alternative = registry.pick(msg, source, now, frozenset((target.id,)))
             if alternative is not None:
                 self.stats.dialogs_rescued += 1
+                self._moved.pop(msg.call_id, None)
+                self._moved[msg.call_id] = target
+                if len(self._moved) > _MOVED_MAX:
+                    del self._moved[next(iter(self._moved))]
                 self.state.dialog_move(msg.call_id, alternative, now)
                 target = alternative
         if msg.method == "BYE":
@@ -159,6 +168,11 @@ class DialogRouting:
         d = st.dialogs.get(msg.call_id)
         if msg.status >= 200:
             if d is not None and d.server is not server:
+                if self._moved.get(msg.call_id) is server:
+                    # The answer of a dialog we moved off this server (a probe called it down
+                    # while it lived: a lossy link): the caller's ACK went to the rescuer, so
+                    # it retransmits. ACK it; a BYE would end the caller's live call.
+                    return self.end_ghost(msg, server, bye=False)
                 return self.end_ghost(msg, server)  # the dialog went to its last attempt
             if d is None or d.phase is DialogPhase.EARLY:
                 st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
@@ -168,19 +182,22 @@ class DialogRouting:
             st.dialog_early(msg.call_id, server, now, self.settings.invite_timeout)
         return []
 
-    def end_ghost(self, msg: Response, server: Server) -> list[Send]:
-        """ACK and BYE a 2xx nobody wants (RFC 3261 §13.2.2.4); our own branches, token g."""
-        self.stats.ghost_calls_ended += 1
+    def end_ghost(self, msg: Response, server: Server, *, bye: bool = True) -> list[Send]:
+        """ACK and BYE a 2xx nobody wants (RFC 3261 §13.2.2.4); our own branches, token g.
+        ``bye=False``: only the ACK (the call itself lives on)."""
         secret = self.stamp.secret
         seed = f"{msg.call_id}\x00{msg.cseq.seq}".encode("utf-8", "surrogateescape")
         t = server.peer.transport
         ack_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"a", secret))
         bye_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"b", secret))
         try:
-            ack, bye = messages.end_ghost_dialog(msg, ack_via, bye_via)
+            ack, bye_msg = messages.end_ghost_dialog(msg, ack_via, bye_via)
         except ValueError:
             return []
-        return [Send(ack, server.peer), Send(bye, server.peer)]
+        if not bye:
+            return [Send(ack, server.peer)]
+        self.stats.ghost_calls_ended += 1
+        return [Send(ack, server.peer), Send(bye_msg, server.peer)]
 
 
 def _first_uri(route: str) -> str:
