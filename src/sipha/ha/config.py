@@ -12,6 +12,7 @@ Both nodes of a pair share everything but ``node_id``, ``priority``, ``listen`` 
     failback = "sticky"         # sticky | preempt
     heartbeat_interval = 0.1
     token = 0.3
+    crash_confirm = 0.02        # stream lost + this much heartbeat silence = crashed (0: off)
     key = "shared secret"       # authenticates heartbeats (recommended)
     # ip mode: interface = "eth0" and fence_command = "..." ({node}, {pid} substituted;
     # "none" takes the address without fencing, at the risk of a split brain)
