@@ -355,9 +355,23 @@ def test_a_provisional_overtaken_by_the_final_answer_is_dropped() -> None:
     assert up.peer == UAC
     assert r.on_response(answer(forwarded(out), 180), out.peer, now=0.04) == []
     assert r.on_response(answer(forwarded(out), 100), out.peer, now=0.04) == []
-    assert r.stats.late_provisionals_dropped == 2
+    assert r.stats.stale_responses_dropped == 2
     [again] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.05)
     assert again.peer == UAC  # a retransmitted 2xx still goes up: the caller ACKs it
+
+
+def test_a_failure_for_an_answered_call_never_reaches_the_caller() -> None:
+    # The 487 of an attempt cancelled because another server answered, arriving after its
+    # transaction left the table (a takeover in between): the caller has its 200.
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.03)
+    assert r.on_response(answer(forwarded(out), 487), out.peer, now=0.04) == []
+    assert r.stats.stale_responses_dropped == 1
+    # A failure of a call that never got a 2xx still goes up (the caller ACKs it).
+    [out2] = r.on_request(invite(call="c2", branch="z9hG4bK2"), UAC, now=1.0)
+    [up] = r.on_response(answer(forwarded(out2), 486), out2.peer, now=1.01)
+    assert up.peer == UAC
 
 
 def test_when_every_server_is_suspect_a_suspect_takes_the_call_not_a_503() -> None:

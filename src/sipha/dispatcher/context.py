@@ -68,7 +68,7 @@ class RouterStats:
     no_server: int = 0
     dialogs_rescued: int = 0
     rate_limited: int = 0
-    late_provisionals_dropped: int = 0
+    stale_responses_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -206,6 +206,14 @@ class Router:
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
+    def _stale(self, msg: Response) -> bool:
+        """An INVITE response with no open transaction that its caller must not see: a
+        provisional once the call was answered or ended, a failure once it was answered."""
+        phase = self.dialog_phase(msg.call_id)
+        if msg.status < 200:
+            return phase is DialogPhase.CONFIRMED or phase is DialogPhase.IDLE
+        return msg.status >= 300 and phase is DialogPhase.CONFIRMED
+
     def on_response(self, msg: Response, source: Peer, now: float) -> list[Send]:
         """Route one response. Raises SipParseError for a malformed one (then dropped)."""
         self.stats.responses += 1
@@ -226,14 +234,15 @@ class Router:
         p = self.state.transactions.get(branch)
         if p is not None and msg.cseq.method == p.method:
             return self.forwarder.on_response(p, msg, branch, now)
+        if msg.method == "INVITE" and self._stale(msg):
+            # A provisional overtaken by the final answer (reordered on the way, or late),
+            # or the 487 of an attempt cancelled because another server answered: the
+            # caller's transaction is over (RFC 6026's Accepted state; Kamailio's tm drops
+            # them too). Forwarded, it reaches a caller already past it (SIPp aborts the
+            # call on an unexpected 180 or 487).
+            self.stats.stale_responses_dropped += 1
+            return []
         if msg.method == "INVITE" and msg.status < 300:
-            if msg.status < 200 and self.routing.answered(msg.call_id):
-                # A provisional overtaken by the final answer (reordered on the way, or a
-                # late retransmission): the transaction is over, as in RFC 6026's Accepted
-                # state and Kamailio's tm. Forwarded, it reaches a caller already past it
-                # (SIPp aborts the call on an unexpected 180).
-                self.stats.late_provisionals_dropped += 1
-                return []
             ghost = self.routing.learn_dialog(msg, token, now)
             if ghost:
                 return ghost

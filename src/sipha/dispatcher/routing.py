@@ -150,12 +150,6 @@ class DialogRouting:
         self.stats.forwarded_responses += 1
         return Send(bytes(msg), peer)
 
-    def answered(self, call_id: str) -> bool:
-        """Whether the call's INVITE already had its final answer: the dialog is confirmed,
-        or over (idle). A provisional response for it is stale."""
-        d = self.state.dialogs.get(call_id)
-        return d is not None and d.phase is not DialogPhase.EARLY
-
     def learn_dialog(self, msg: Response, token: str, now: float) -> list[Send]:
         """An INVITE's 1xx/2xx with no open transaction here. Our signed branch names the
         server, so the affinity is learnt from the response: the caller's ACK and BYE (no
