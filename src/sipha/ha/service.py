@@ -421,6 +421,7 @@ class HaNode:
                 "deltas_sent": self.source.deltas_sent if self.source else 0,
                 "snapshots_applied": self.sink.snapshots_applied if self.sink else 0,
                 "deltas_applied": self.sink.deltas_applied if self.sink else 0,
+                "streams_lost": self.sink.streams_lost if self.sink else 0,
                 "peer_last_forward": max(
                     self.sink.peer_last_forward if self.sink else 0.0, self.peer_last_forward
                 ),
