@@ -176,6 +176,11 @@ class DialogRouting:
                     # it retransmits. ACK it; a BYE would end the caller's live call.
                     return self.end_ghost(msg, server, bye=False)
                 return self.end_ghost(msg, server)  # the dialog went to its last attempt
+            if d is not None and d.phase is DialogPhase.IDLE and msg.status < 300:
+                # Retransmitted after the caller's BYE went by (its ACKs were lost): the
+                # caller had the 2xx already, and one reaching it now, past its BYE, aborts
+                # a SIPp call. ACK it here, so the server stops retransmitting.
+                return self.end_ghost(msg, server, bye=False)
             if d is None or d.phase is DialogPhase.EARLY:
                 st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
             # CONFIRMED: a retransmitted 2xx; IDLE: one retransmitted after the BYE went by
