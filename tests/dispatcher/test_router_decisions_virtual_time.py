@@ -411,21 +411,3 @@ def test_the_answer_of_a_rescued_dialog_is_acked_not_ended() -> None:
     assert r.stats.ghost_calls_ended == 0
     [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 2.0)
     assert bye.peer == ack.peer  # the call ends where its dialog went
-
-
-def test_a_retransmitted_bye_stays_with_the_server_that_had_the_first() -> None:
-    # The BYE reached its server; its 200 was lost, and two lost probes then called the
-    # server down. The retransmission must go where the call was ended: another server
-    # would answer 481, and the caller would count a failed call.
-    r = make_router()
-    out = _confirmed_call(r)
-    bye = invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2)
-    [first] = r.on_request(bye, UAC, 1.0)
-    assert first.peer == out.peer
-    server = r.find(f"{out.peer.host}:{out.peer.port}")
-    assert server is not None
-    r.set_state(server, HealthState.INACTIVE, 1.2, "two probes lost")
-    again = invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2)
-    [retransmitted] = r.on_request(again, UAC, 1.5)
-    assert retransmitted.peer == out.peer
-    assert r.stats.dialogs_rescued == 0

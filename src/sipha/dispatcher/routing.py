@@ -89,7 +89,6 @@ class DialogRouting:
             peer is None
             and target.health.state is HealthState.INACTIVE
             and self.settings.dialog_aware
-            and not self._bye_went_by(msg.call_id)
         ):
             # The server holding this dialog is down. Any other server can take the call's
             # in-dialog requests (they route statelessly, and answered calls are in the shared
@@ -150,13 +149,6 @@ class DialogRouting:
             peer = self._peer(transport, host.strip("[]"), port)
         self.stats.forwarded_responses += 1
         return Send(bytes(msg), peer)
-
-    def _bye_went_by(self, call_id: str) -> bool:
-        """The dialog's BYE already reached its server: what follows is a retransmission
-        (its 200 was lost), which only that server's transaction can answer; another
-        server, finding the call gone, would answer 481."""
-        d = self.state.dialogs.get(call_id)
-        return d is not None and d.phase is DialogPhase.IDLE
 
     def learn_dialog(self, msg: Response, token: str, now: float) -> list[Send]:
         """An INVITE's 1xx/2xx with no open transaction here. Our signed branch names the
