@@ -411,3 +411,24 @@ def test_the_answer_of_a_rescued_dialog_is_acked_not_ended() -> None:
     assert r.stats.ghost_calls_ended == 0
     [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 2.0)
     assert bye.peer == ack.peer  # the call ends where its dialog went
+
+
+def test_a_retransmitted_bye_goes_to_its_server_and_a_rescuer() -> None:
+    # The first BYE went to the dialog's server, which was then called down. Either it got
+    # there and its 200 was lost (a lossy link: only it can answer, the call is gone from the
+    # store) or it did not (the server is cut off: another must answer). Both get it; the
+    # rescuer's 481 (call gone) does not reach the caller, a 200 does.
+    r = make_router()
+    out = _confirmed_call(r)
+    [first] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert first.peer == out.peer
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    r.set_state(server, HealthState.INACTIVE, 1.2, "two probes lost")
+    again = invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2)
+    rescuer, original = r.on_request(again, UAC, 1.5)
+    assert original.peer == out.peer
+    assert rescuer.peer != out.peer
+    assert r.on_response(answer(forwarded(rescuer), 481), rescuer.peer, now=1.51) == []
+    [ok] = r.on_response(answer(forwarded(original), 200), original.peer, now=1.52)
+    assert ok.peer == UAC

@@ -246,4 +246,8 @@ class Router:
             ghost = self.routing.learn_dialog(msg, token, now)
             if ghost:
                 return ghost
+        if msg.status == 481 and msg.method == "BYE" and self.routing.bye_forked(msg.call_id):
+            # The rescuer of a BYE sent to two servers: the call was ended by the other.
+            self.stats.stale_responses_dropped += 1
+            return []
         return [self.routing.upstream(msg)]

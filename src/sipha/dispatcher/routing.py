@@ -36,7 +36,8 @@ _MOVED_MAX = 4096
 class DialogRouting:
     """In-dialog requests and responses (see the module docstring)."""
 
-    __slots__ = ("_moved", "_peers", "registry", "settings", "stamp", "state", "stats")
+    __slots__ = ("_forked_byes", "_moved", "_peers", "registry", "settings", "stamp", "state",
+                 "stats")
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class DialogRouting:
         # Call-ID -> the server a rescued dialog left (the newest _MOVED_MAX): its 2xx
         # retransmissions are the same answer, whose ACK went to the rescuer, not a ghost.
         self._moved: dict[str, Server] = {}
+        self._forked_byes: dict[str, None] = {}  # Call-IDs, the newest _MOVED_MAX
 
     def in_dialog(self, msg: Request, source: Peer, now: float) -> list[Send]:
         """Route a request with a To tag (or an ACK/CANCEL-less stray). Raises SipParseError
@@ -62,6 +64,7 @@ class DialogRouting:
         from_server = registry.by_addr.get((source.host, source.port))
         target: Server | None = None
         peer: Peer | None = None
+        also: Server | None = None  # a second server for a retransmitted BYE (see below)
         route = msg.get("route")
         token = self.stamp.own_route(route)
         if token is not None:
@@ -96,6 +99,20 @@ class DialogRouting:
             # A suspect, draining or disabled server keeps its dialogs: it may well be alive,
             # and only it knows a call whose ACK has not reached it yet.
             alternative = registry.pick(msg, source, now, frozenset((target.id,)))
+            d = self.state.dialogs.get(msg.call_id)
+            if alternative is not None and msg.method == "BYE" and d is not None and (
+                d.phase is DialogPhase.IDLE
+            ):
+                # A retransmitted BYE: the first went to this server before it was called
+                # down. If it got there (a lossy link: its 200 was lost, and two lost probes
+                # made it "down"), only its transaction can answer, the call being gone from
+                # the store; if it did not (the server really is cut off), another must.
+                # Send it to both; the other's 481 (call gone) is dropped on its way back.
+                also = target
+                self._forked_byes.pop(msg.call_id, None)
+                self._forked_byes[msg.call_id] = None
+                if len(self._forked_byes) > _MOVED_MAX:
+                    del self._forked_byes[next(iter(self._forked_byes))]
             if alternative is not None:
                 self.stats.dialogs_rescued += 1
                 self._moved.pop(msg.call_id, None)
@@ -113,7 +130,17 @@ class DialogRouting:
         branch = make_branch(target.token, key + b"#0", self.stamp.secret)
         msg.push_via(self.stamp.via(peer.transport, branch))
         self.stats.forwarded_requests += 1
-        return [Send(bytes(msg), peer)]
+        sends = [Send(bytes(msg), peer)]
+        if also is not None:
+            msg.pop_via()
+            branch = make_branch(also.token, key + b"#0", self.stamp.secret)
+            msg.push_via(self.stamp.via(also.peer.transport, branch))
+            sends.append(Send(bytes(msg), also.peer))
+        return sends
+
+    def bye_forked(self, call_id: str) -> bool:
+        """Whether a retransmitted BYE of this call went to two servers (see `in_dialog`)."""
+        return call_id in self._forked_byes
 
     def _uri_peer(self, text: str) -> Peer:
         uri = parse_uri(text)
