@@ -4,7 +4,10 @@ active killed mid-run, repeated; prints min/median/max takeover time and failed 
 * ``local``: sipha's own HA, local mode (service address on loopback, four servers);
 * ``ip``: sipha's own HA, ip mode, between network namespaces on a bridge (`tests.ha.netns`;
   two servers, SIPp in a client namespace); the standby fences the dead node and moves the
-  address with ``ip addr`` + gratuitous ARP;
+  address with ``ip addr`` + gratuitous ARP. Fast detection (the default): the replication
+  stream's end plus 20 ms of heartbeat silence is the active's crash;
+* ``ip-token``: the same with fast detection off (``--crash-confirm 0``): the heartbeat token
+  (300 ms) alone judges, as across hosts before;
 * ``keepalived``: the same namespaces, keepalived (Debian's) moving the address by unicast
   VRRP (advert_int 0.1 s, VRRPv3) between two sipha dispatchers in ``external`` mode, with
   contrib/keepalived/sipha-notify.sh making the promote/demote call through
@@ -16,6 +19,10 @@ with it: stopped, then killed, so it sends no priority-0 goodbye). Takeover time
 new active's API: its first forwarded message minus the old active's last, as streamed to it.
 ``ip`` and ``keepalived`` need root. Usage: python bench/bench_failover.py [--runs 10]
 [--modes local,ip,keepalived]
+
+``--soak SECONDS`` instead runs the ip-mode pair (fast detection on, token 300 ms) under SIPp
+for that long with no fault and counts takeovers (there should be none); ``--soak-hog`` adds a
+CPU hog (stress-ng, one worker per core) on the machine for the whole soak.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,10 +45,11 @@ from tests.ha.netns import available, ns_pair, run_sipp, topology
 from tests.ha.pair import pair
 from tests.sipp import SippResult, run_uac
 
-MODES = ("local", "ip", "keepalived", "keepalived-curl")
+MODES = ("local", "ip", "ip-token", "keepalived", "keepalived-curl")
 LABELS = {
     "local": "sipha, local mode (loopback)",
-    "ip": "sipha, ip mode (namespaces)",
+    "ip": "sipha, ip mode + fast detection (namespaces)",
+    "ip-token": "sipha, ip mode, token only (namespaces, --crash-confirm 0)",
     "keepalived": "keepalived + sipha external mode (contrib notify via sipha dispatcher ctl)",
     "keepalived-curl": "keepalived + sipha external mode (contrib notify via curl, default)",
 }
@@ -71,7 +80,9 @@ def _run_local(tmp: Path, rate: int, seconds: int, kill_at: float) -> tuple[Any,
 def _run_ns(tmp: Path, mode: str, rate: int, seconds: int, kill_at: float) -> tuple[Any, Any]:
     ha_mode = "external" if mode.startswith("keepalived") else "ip"
     notify_by = "curl" if mode == "keepalived-curl" else "sipha"
-    with topology(tmp) as topo, ns_pair(topo, mode=ha_mode, notify_by=notify_by) as p:
+    extra = ["--crash-confirm", "0"] if mode == "ip-token" else []
+    with topology(tmp) as topo, ns_pair(topo, mode=ha_mode, notify_by=notify_by,
+                                        dispatcher_args=extra) as p:
         out: dict[str, SippResult] = {}
         t = threading.Thread(target=lambda: out.setdefault("r", run_sipp(
             topo, "c", p.target, rate=rate, calls=rate * seconds, hold_ms=1000,
@@ -95,6 +106,25 @@ def one_run(mode: str, rate: int, seconds: int, kill_at: float) -> tuple[float |
     return (None if ms is None else float(ms)), r
 
 
+def soak(seconds: int, rate: int, hog: bool) -> int:
+    """The ip-mode pair under load for ``seconds`` with no fault: any takeover is false."""
+    with tempfile.TemporaryDirectory(prefix="sipha-soak-") as tmp, \
+            topology(Path(tmp)) as topo, ns_pair(topo, mode="ip") as p:
+        hogger = None
+        if hog:
+            hogger = subprocess.Popen(["stress-ng", "--cpu", "0", "--timeout", f"{seconds}s",
+                                       "--quiet"], stdout=subprocess.DEVNULL)
+            topo.procs.append(hogger)  # killed with the topology whatever happens
+        r = run_sipp(topo, "c", p.target, rate=rate, calls=rate * seconds, hold_ms=1000,
+                     timeout=seconds + 60)
+        d1, d2 = p.ha("d1"), p.ha("d2")
+        takeovers = len(d1["takeovers"]) + len(d2["takeovers"])
+        print(f"soak {seconds} s at {rate} calls/s{' with a CPU hog' if hog else ''}: "
+              f"roles d1 {d1['role']} (term {d1['term']}), d2 {d2['role']} (term {d2['term']}); "
+              f"takeovers {takeovers}; failed calls {r.failed} of {r.created}")
+        return 0 if takeovers == 0 and d1["role"] == "active" else 1
+
+
 def summary(runs: Runs) -> str:
     t = runs.takeovers
     times = (f"{min(t):.1f} / {statistics.median(t):.1f} / {max(t):.1f} ms" if t else "n/a")
@@ -109,7 +139,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--kill-at", type=float, default=3.0)
     ap.add_argument("--modes", default=",".join(MODES), help="comma-separated: " + ", ".join(MODES))
+    ap.add_argument("--soak", type=int, default=0, metavar="SECONDS",
+                    help="instead: run the ip-mode pair this long with no fault, count takeovers")
+    ap.add_argument("--soak-hog", action="store_true", help="with --soak: a CPU hog throughout")
     args = ap.parse_args()
+    if args.soak:
+        why = available()
+        if why is not None:
+            print(f"cannot soak: {why}", file=sys.stderr)
+            return 2
+        return soak(args.soak, args.rate, args.soak_hog)
     modes = [m for m in args.modes.split(",") if m]
     if any(m not in MODES for m in modes):
         ap.error(f"--modes: choose among {', '.join(MODES)}")

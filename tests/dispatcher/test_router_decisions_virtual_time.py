@@ -324,7 +324,11 @@ def test_a_2xx_retransmitted_after_the_bye_is_not_a_new_call() -> None:
     r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
     assert (server.calls_total, server.dialogs) == (1, 0)
     [late] = r.on_response(answer(forwarded(out), 200), out.peer, now=1.1)
-    assert late.peer == UAC  # still relayed: the caller ACKs it
+    # ACKed here for the caller, who had its 2xx (it sent the BYE) and, past its BYE, would
+    # take another for an error (SIPp aborts the call); the server stops retransmitting.
+    assert late.peer == out.peer
+    assert forwarded(late).method == "ACK"
+    assert r.stats.ghost_calls_ended == 0
     assert (server.calls_total, server.dialogs) == (1, 0)
     assert r.dialog_phase("c1") is DialogPhase.IDLE
 
@@ -345,3 +349,88 @@ def test_silence_is_due_only_when_a_failover_deadline_or_probe_timeout_came() ->
     r.on_timer(0.3)  # probes go out
     assert not r.silence_due(0.3 + r.settings.probe.timeout - 0.01)
     assert r.silence_due(0.3 + r.settings.probe.timeout)
+
+
+def test_a_provisional_overtaken_by_the_final_answer_is_dropped() -> None:
+    # Delay with jitter reorders datagrams: the 180 may arrive after the 200 it preceded.
+    # The transaction is over (RFC 6026's Accepted state, Kamailio's tm drop it too); SIPp's
+    # uac would abort the call on an unexpected 180.
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    [up] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.03)
+    assert up.peer == UAC
+    assert r.on_response(answer(forwarded(out), 180), out.peer, now=0.04) == []
+    assert r.on_response(answer(forwarded(out), 100), out.peer, now=0.04) == []
+    assert r.stats.stale_responses_dropped == 2
+    [again] = r.on_response(answer(forwarded(out), 200), out.peer, now=0.05)
+    assert again.peer == UAC  # a retransmitted 2xx still goes up: the caller ACKs it
+
+
+def test_a_failure_for_an_answered_call_never_reaches_the_caller() -> None:
+    # The 487 of an attempt cancelled because another server answered, arriving after its
+    # transaction left the table (a takeover in between): the caller has its 200.
+    r = make_router()
+    [out] = r.on_request(invite(), UAC, now=0.0)
+    r.on_response(answer(forwarded(out), 200), out.peer, now=0.03)
+    assert r.on_response(answer(forwarded(out), 487), out.peer, now=0.04) == []
+    assert r.stats.stale_responses_dropped == 1
+    # A failure of a call that never got a 2xx still goes up (the caller ACKs it).
+    [out2] = r.on_request(invite(call="c2", branch="z9hG4bK2"), UAC, now=1.0)
+    [up] = r.on_response(answer(forwarded(out2), 486), out2.peer, now=1.01)
+    assert up.peer == UAC
+
+
+def test_when_every_server_is_suspect_a_suspect_takes_the_call_not_a_503() -> None:
+    # All failover deadlines fire together after our own stall: every server turns suspect
+    # at once. One silent transaction is weak evidence; a 503 would lose the next calls.
+    r = make_router(n=2, max_attempts=1)
+    r.on_request(invite(call="c1", branch="z9hG4bK1"), UAC, now=0.0)
+    r.on_request(invite(call="c2", branch="z9hG4bK2"), UAC, now=0.0)
+    r.on_timer(0.2)  # one late wake-up: both deadlines passed
+    assert [s.state for s in r.servers()] == [HealthState.SUSPECT] * 2
+    [out] = r.on_request(invite(call="c9", branch="z9hG4bK9"), UAC, now=0.21)
+    assert forwarded(out).method == "INVITE"
+    assert r.stats.no_server == 0
+    for server in r.servers():
+        r.set_state(server, HealthState.INACTIVE, now=0.2, cause="probe failed")
+    [refused] = r.on_request(invite(call="c10", branch="z9hG4bK10"), UAC, now=0.3)
+    assert parse_message(refused.data).status == 503  # confirmed down: nobody to try
+
+
+def test_the_answer_of_a_rescued_dialog_is_acked_not_ended() -> None:
+    # A lossy link: two lost probes call a live server down, and the caller's ACK is rescued
+    # to another server. The first server, never ACKed, retransmits its 2xx: the same answer
+    # (same To tag), not a ghost. The dispatcher ACKs it; a BYE would end the live call.
+    r = make_router()
+    out = _confirmed_call(r)
+    first = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert first is not None
+    r.set_state(first, HealthState.INACTIVE, 0.5, "two probes lost")
+    [ack] = r.on_request(invite(method="ACK", branch="z9hG4bKk", to_tag="s1"), UAC, 0.6)
+    assert ack.peer != out.peer
+    sends = r.on_response(answer(forwarded(out), 200), out.peer, now=1.0)
+    assert [(forwarded(s).method, s.peer) for s in sends] == [("ACK", out.peer)]
+    assert r.stats.ghost_calls_ended == 0
+    [bye] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 2.0)
+    assert bye.peer == ack.peer  # the call ends where its dialog went
+
+
+def test_a_retransmitted_bye_goes_to_its_server_and_a_rescuer() -> None:
+    # The first BYE went to the dialog's server, which was then called down. Either it got
+    # there and its 200 was lost (a lossy link: only it can answer, the call is gone from the
+    # store) or it did not (the server is cut off: another must answer). Both get it; the
+    # rescuer's 481 (call gone) does not reach the caller, a 200 does.
+    r = make_router()
+    out = _confirmed_call(r)
+    [first] = r.on_request(invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2), UAC, 1.0)
+    assert first.peer == out.peer
+    server = r.find(f"{out.peer.host}:{out.peer.port}")
+    assert server is not None
+    r.set_state(server, HealthState.INACTIVE, 1.2, "two probes lost")
+    again = invite(method="BYE", branch="z9hG4bKb", to_tag="s1", cseq=2)
+    rescuer, original = r.on_request(again, UAC, 1.5)
+    assert original.peer == out.peer
+    assert rescuer.peer != out.peer
+    assert r.on_response(answer(forwarded(rescuer), 481), rescuer.peer, now=1.51) == []
+    [ok] = r.on_response(answer(forwarded(original), 200), original.peer, now=1.52)
+    assert ok.peer == UAC

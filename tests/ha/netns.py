@@ -302,10 +302,12 @@ vrrp_instance SIPHA {{
 
 @contextlib.contextmanager
 def ns_pair(
-    topo: Topology, *, mode: str = "ip", n_servers: int = 2, notify_by: str = "sipha"
+    topo: Topology, *, mode: str = "ip", n_servers: int = 2, notify_by: str = "sipha",
+    dispatcher_args: Sequence[str] = (),
 ) -> Iterator[NsPair]:
     """sipha servers in ``s``, dispatchers d1 (priority 200) and d2 in ``mode`` (``ip``, or
-    ``external`` with keepalived moving the address), settled: d1 active, d2 caught up."""
+    ``external`` with keepalived moving the address), settled: d1 active, d2 caught up.
+    ``dispatcher_args`` go to both dispatchers (e.g. ``--crash-confirm 0``)."""
     tmp = topo.tmp
     p = NsPair(topo, mode)
     servers = []
@@ -321,8 +323,8 @@ def ns_pair(
     ha_mode = "external" if mode == "external" else "ip"
     for node, peer, prio in (("d1", "d2", 200), ("d2", "d1", 100)):
         log = p.logs[node] = tmp / f"{node}.log"
-        p.procs[node] = topo.spawn(node, _dispatcher_argv(node, peer, prio, ha_mode, topo,
-                                                          servers), log)
+        argv = [*_dispatcher_argv(node, peer, prio, ha_mode, topo, servers), *dispatcher_args]
+        p.procs[node] = topo.spawn(node, argv, log)
         # d1 first, so it is the one that starts active (whoever hears no peer takes over).
         wait_for(f"{node} API", lambda n=node: p.ha(n), 20, logs=p.all_logs())
         if node == "d1" and ha_mode == "ip":

@@ -1,7 +1,10 @@
 """A virtual-time world for two `Membership` machines: a lossy network, fencing, an address.
 
 Fencing kills the peer (SIGKILL), which also ends a stopped node; acquiring succeeds only when
-nobody holds the address (as binding or `ip addr add` of a held address does not).
+nobody holds the address (as binding or `ip addr add` of a held address does not). The
+replication stream is modelled by its end only: when an active node dies its kernel closes
+the stream, and the peer hears `replication_lost` one latency later; `cut_stream` breaks it
+while the active lives (a middlebox's reset), the false alarm fast detection must survive.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class World:
     now: float = 0.0
     nodes: dict[str, Node] = field(default_factory=dict)
     owner: str | None = None
-    queue: list[tuple[float, int, str, PeerStatus]] = field(default_factory=list)
+    queue: list[tuple[float, int, str, PeerStatus | None]] = field(default_factory=list)
+    """Heartbeats in flight; None: the end of the replication stream reaching ``dest``."""
     pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
     seq: itertools.count[int] = field(default_factory=itertools.count)
     violations: list[str] = field(default_factory=list)
@@ -101,10 +105,18 @@ class World:
 
     def kill(self, name: str) -> None:
         node = self.nodes[name]
+        if node.alive and node.m.role is Role.ACTIVE:
+            self.cut_stream(name)  # its kernel closes the standby's stream at once
         node.alive = False
         node.acquiring = False
         if self.owner == name:
             self.owner = None  # the kernel closes its sockets
+
+    def cut_stream(self, name: str) -> None:
+        """The replication stream from ``name`` (if active) to its peer ends."""
+        if len(self.nodes) == 2 and self.nodes[name].m.role is Role.ACTIVE:
+            heapq.heappush(self.queue, (self.now + LATENCY, next(self.seq),
+                                        self.other(name).name, None))
 
     def check(self) -> None:
         active = [n.name for n in self.nodes.values() if n.alive and n.m.role is Role.ACTIVE]
@@ -127,7 +139,9 @@ class World:
             if t_msg <= t_timer:
                 _, _, dest, status = heapq.heappop(self.queue)
                 node = self.nodes[dest]
-                if self.running(node):
+                if self.running(node) and status is None:
+                    self.run(node, node.m.replication_lost(self.now))
+                elif self.running(node) and status is not None:
                     self.run(node, node.m.heartbeat_received(status, self.now))
             else:
                 for n in running:

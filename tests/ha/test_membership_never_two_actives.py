@@ -14,7 +14,7 @@ NAMES = ("a", "b")
 op = st.one_of(
     st.tuples(st.just("tick"), st.floats(min_value=0.001, max_value=0.6)),
     st.tuples(st.sampled_from(["kill", "stop", "cont", "restart", "promote", "demote",
-                               "mute", "unmute"]), st.sampled_from(NAMES)),
+                               "mute", "unmute", "cut_stream"]), st.sampled_from(NAMES)),
 )
 
 
@@ -42,6 +42,8 @@ def apply(world: World, o: tuple[str, object]) -> None:
         node.drop_outgoing = True
     elif kind == "unmute":
         node.drop_outgoing = False
+    elif kind == "cut_stream" and world.running(node):
+        world.cut_stream(arg)
 
 
 def heal(world: World) -> None:
@@ -82,16 +84,42 @@ def test_higher_priority_starts_active() -> None:
     assert world.actives() == ["a"]
 
 
-def test_kill_of_the_active_is_taken_over_within_the_token() -> None:
+def test_kill_of_the_active_is_taken_over_well_within_the_token() -> None:
     world = World()
     world.start("a", 200)
     world.start("b", 100)
     world.advance(1.0)
     world.kill("a")
-    world.advance(0.19)  # the last heartbeat was at most one interval (0.1) before the kill
+    # The stream's end (one latency) plus crash_confirm (0.02), not the token (0.3).
+    world.advance(0.015)
     assert world.actives() == []
+    world.advance(0.01)
+    assert world.actives() == ["b"]
+
+
+def test_a_hung_active_is_still_judged_by_the_token() -> None:
+    world = World()
+    world.start("a", 200)
+    world.start("b", 100)
+    world.advance(1.0)
+    world.nodes["a"].stopped = True  # SIGSTOP: its connections stay open
+    world.advance(0.19)  # the last heartbeat was at most one interval (0.1) before the stop
+    assert world.nodes["b"].m.role is Role.STANDBY
+    assert world.nodes["a"].alive
     world.advance(0.12)
     assert world.actives() == ["b"]
+    assert not world.nodes["a"].alive  # fenced
+
+
+def test_a_broken_stream_of_a_live_active_never_makes_two_actives() -> None:
+    world = World()
+    world.start("a", 200)
+    world.start("b", 100)
+    world.advance(1.0)
+    world.cut_stream("a")  # a heartbeat may not come within crash_confirm: b fences a
+    world.advance(1.0)
+    assert world.violations == []
+    assert len(world.actives()) == 1
 
 
 def test_stopped_active_is_fenced_then_taken_over() -> None:

@@ -42,6 +42,7 @@ ANSWERS: dict[Role, dict[Input, tuple[tuple[Do, ...], Next]]] = {
     _R.STARTING: {
         _I.STARTUP_WAIT_ENDED: ((), TAKE_OVER),
         _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_CRASHED: ((), TAKE_OVER),
         _I.PEER_IDLE_WE_LEAD: ((), TAKE_OVER),
         _I.PROMOTE_REQUESTED: ((), TAKE_OVER),
         _I.PEER_IDLE_PEER_LEADS: ((), _R.STANDBY),
@@ -53,6 +54,7 @@ ANSWERS: dict[Role, dict[Input, tuple[tuple[Do, ...], Next]]] = {
     },
     _R.STANDBY: {
         _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_CRASHED: ((), TAKE_OVER),  # stream gone, heartbeat silent: fence at once
         _I.PEER_IDLE_WE_LEAD: ((), TAKE_OVER),
         _I.PEER_HOLDING_PREEMPTIBLE: ((), TAKE_OVER),
         _I.PROMOTE_REQUESTED: ((), TAKE_OVER),
@@ -63,6 +65,7 @@ ANSWERS: dict[Role, dict[Input, tuple[tuple[Do, ...], Next]]] = {
     },
     _R.CLAIMING: {
         _I.PEER_LOST: ((), TAKE_OVER),
+        _I.PEER_CRASHED: ((), TAKE_OVER),
         _I.PEER_IDLE_WE_LEAD: ((Do.ACQUIRE,), _R.ACQUIRING),
         _I.PEER_IDLE_PEER_LEADS: ((Do.ACQUIRE,), _R.ACQUIRING),
         _I.PEER_CLAIMING: ((), _R.STANDBY),
@@ -303,3 +306,50 @@ def test_heartbeat_from_our_own_id_is_refused() -> None:
     m = Membership(settings(), now=0.0)
     with pytest.raises(ValueError, match="own node id"):
         m.heartbeat_received(peer(Role.STANDBY, node_id="a"), 0.0)
+
+
+# -- fast detection: the replication stream's loss plus heartbeat silence ---------------------
+
+
+def test_lost_stream_and_silence_fence_the_active_well_before_the_token() -> None:
+    m = _standby_with_active_peer()
+    assert m.replication_lost(0.06) == []
+    assert m.next_deadline() <= 0.06 + 0.02
+    assert not any(isinstance(a, Fence) for a in m.handle_timer(0.079))
+    assert m.role is Role.STANDBY
+    actions = m.handle_timer(0.08)
+    assert m.role is Role.FENCING  # 0.03 s after the last heartbeat; the token is 0.3 s
+    assert Fence("b", 4242) in actions
+    assert m.changes[-1].cause.startswith(Input.PEER_CRASHED.value)
+    assert Acquire(term=4) in m.fence_done(True, 0.09)
+
+
+def test_a_heartbeat_after_the_loss_means_the_peer_lives() -> None:
+    m = _standby_with_active_peer()
+    m.replication_lost(0.06)
+    m.heartbeat_received(peer(Role.ACTIVE, priority=300, term=3), 0.07)
+    m.handle_timer(0.2)
+    assert m.role is Role.STANDBY
+    assert m.next_deadline() <= 0.07 + 0.3  # the token still runs
+
+
+def test_a_releasing_peer_closing_its_stream_is_no_crash() -> None:
+    m = _standby_with_active_peer()
+    m.heartbeat_received(peer(Role.RELEASING, priority=300, term=3), 0.06)
+    m.replication_lost(0.061)
+    m.handle_timer(0.2)
+    assert m.role is Role.STANDBY
+
+
+def test_without_fast_detection_only_the_token_judges() -> None:
+    m = _standby_with_active_peer(crash_confirm=0.0)
+    m.replication_lost(0.06)
+    m.handle_timer(0.2)
+    assert m.role is Role.STANDBY
+    m.handle_timer(0.36)
+    assert m.role is Role.FENCING
+
+
+def test_crash_confirm_must_stay_below_the_token() -> None:
+    with pytest.raises(ValueError, match="crash_confirm"):
+        settings(crash_confirm=0.3)

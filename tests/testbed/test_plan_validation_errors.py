@@ -56,6 +56,8 @@ def test_good_plan_loads_with_defaults(tmp_path: Path) -> None:
         (('name = "ok"', 'name = "ok"\n[dispatchers]\ntoken = 0.05'), "dispatchers.token",
          "heartbeat"),
         (("rate = 5", "rate = 5\nramp_step = 1"), "phases[0].ramp_max", "set ramp_max"),
+        (('name = "ok"', 'name = "ok"\n[dispatchers]\nha = "keepalived"'), "dispatchers.ha",
+         'mode = "netns"'),
     ],
 )
 def test_broken_plan_names_field_and_fix(

@@ -80,6 +80,7 @@ class RouterStats:
     """Requests for a phone whose flow is gone (its connection closed): answered 430."""
     amplification_suppressed: int = 0
     """Repeats not relayed to a caller that never proved it exists (`amplification`)."""
+    stale_responses_dropped: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

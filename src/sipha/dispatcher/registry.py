@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from collections.abc import Mapping
 
 from sipha.sip import Request
@@ -83,9 +84,22 @@ class ServerRegistry:
     def pick(
         self, msg: Request, source: Peer, now: float, exclude: frozenset[str] = frozenset()
     ) -> Server | None:
-        """The scheduler's choice for ``msg``, or None when no server is eligible."""
+        """The scheduler's choice for ``msg``; when no server is eligible, a suspect one;
+        None when there is none of either."""
         dest = self.scheduler.pick(key=self.request_key(msg, source), now=now, exclude=exclude)
-        return None if dest is None else self._by_dest.get(id(dest))
+        if dest is not None:
+            return self._by_dest.get(id(dest))
+        # Every server suspect at once is mostly our own stall (all failover deadlines fire
+        # together when the loop wakes) or a lossy network, and one silent transaction is
+        # weak evidence: a suspect server is a better answer than a 503. Inactive (a failed
+        # probe confirmed it), disabled and draining servers stay out.
+        suspects = [s for s in self.servers()
+                    if s.state is HealthState.SUSPECT and s.dest.weight > 0
+                    and s.id not in exclude]
+        if not suspects:
+            return None
+        return suspects[zlib.crc32(msg.call_id.encode("utf-8", "surrogateescape"))
+                        % len(suspects)]
 
     def request_key(self, msg: Request, source: Peer) -> RequestKey:
         call_id = msg.call_id

@@ -255,6 +255,14 @@ class Router:
         return self.routing.in_dialog(msg, source, now)
 
     # -- responses --------------------------------------------------------------------------
+    def _stale(self, msg: Response) -> bool:
+        """An INVITE response with no open transaction that its caller must not see: a
+        provisional once the call was answered or ended, a failure once it was answered."""
+        phase = self.dialog_phase(msg.call_id)
+        if msg.status < 200:
+            return phase is DialogPhase.CONFIRMED or phase is DialogPhase.IDLE
+        return msg.status >= 300 and phase is DialogPhase.CONFIRMED
+
     def on_response(self, msg: Response, source: Peer, now: float) -> list[Send]:
         """Route one response. Raises SipParseError for a malformed one (then dropped)."""
         self.stats.responses += 1
@@ -292,10 +300,22 @@ class Router:
         if p is not None and msg.cseq.method == p.method:
             out = self.forwarder.on_response(p, msg, branch, now)
         else:
+            if msg.method == "INVITE" and self._stale(msg):
+                # A provisional overtaken by the final answer (reordered on the way, or late),
+                # or the 487 of an attempt cancelled because another server answered: the
+                # caller's transaction is over (RFC 6026's Accepted state; Kamailio's tm drops
+                # them too). Forwarded, it reaches a caller already past it (SIPp aborts the
+                # call on an unexpected 180 or 487).
+                self.stats.stale_responses_dropped += 1
+                return []
             if msg.method == "INVITE" and msg.status < 300:
                 ghost = self.routing.learn_dialog(msg, token, now)
                 if ghost:
                     return ghost
+            if msg.status == 481 and msg.method == "BYE" and self.routing.bye_forked(msg.call_id):
+                # The rescuer of a BYE sent to two servers: the call was ended by the other.
+                self.stats.stale_responses_dropped += 1
+                return []
             out = [self.routing.upstream(msg)]
         if guard is None or msg.status < 200:
             return out

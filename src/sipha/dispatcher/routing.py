@@ -32,11 +32,14 @@ from .state import DialogPhase, Server
 
 __all__ = ["DialogRouting"]
 
+_MOVED_MAX = 4096
+
 
 class DialogRouting:
     """In-dialog requests and responses (see the module docstring)."""
 
-    __slots__ = ("_peers", "edge", "registry", "settings", "stamp", "state", "stats")
+    __slots__ = ("_forked_byes", "_moved", "_peers", "edge", "registry", "settings", "stamp",
+                 "state", "stats")
 
     def __init__(
         self,
@@ -53,6 +56,10 @@ class DialogRouting:
         self.settings = settings
         self.stats = stats
         self._peers: dict[tuple[str, str, int], Peer] = {}
+        # Call-ID -> the server a rescued dialog left (the newest _MOVED_MAX): its 2xx
+        # retransmissions are the same answer, whose ACK went to the rescuer, not a ghost.
+        self._moved: dict[str, Server] = {}
+        self._forked_byes: dict[str, None] = {}  # Call-IDs, the newest _MOVED_MAX
 
     def in_dialog(self, msg: Request, source: Peer, now: float) -> list[Send]:
         """Route a request with a To tag, an ACK/CANCEL-less stray, or a request a server
@@ -62,6 +69,7 @@ class DialogRouting:
         from_server = registry.by_addr.get((source.host, source.port))
         target: Server | None = None
         peer: Peer | None = None
+        also: Server | None = None  # a second server for a retransmitted BYE (see below)
         route = msg.get("route")
         own = self.stamp.own_route(route)
         if own is not None:
@@ -116,8 +124,26 @@ class DialogRouting:
             # A suspect, draining or disabled server keeps its dialogs: it may well be alive,
             # and only it knows a call whose ACK has not reached it yet.
             alternative = registry.pick(msg, source, now, frozenset((target.id,)))
+            d = self.state.dialogs.get(msg.call_id)
+            if alternative is not None and msg.method == "BYE" and d is not None and (
+                d.phase is DialogPhase.IDLE
+            ):
+                # A retransmitted BYE: the first went to this server before it was called
+                # down. If it got there (a lossy link: its 200 was lost, and two lost probes
+                # made it "down"), only its transaction can answer, the call being gone from
+                # the store; if it did not (the server really is cut off), another must.
+                # Send it to both; the other's 481 (call gone) is dropped on its way back.
+                also = target
+                self._forked_byes.pop(msg.call_id, None)
+                self._forked_byes[msg.call_id] = None
+                if len(self._forked_byes) > _MOVED_MAX:
+                    del self._forked_byes[next(iter(self._forked_byes))]
             if alternative is not None:
                 self.stats.dialogs_rescued += 1
+                self._moved.pop(msg.call_id, None)
+                self._moved[msg.call_id] = target
+                if len(self._moved) > _MOVED_MAX:
+                    del self._moved[next(iter(self._moved))]
                 self.state.dialog_move(msg.call_id, alternative, now)
                 # The dead server's Record-Route, next in the Route set, now names the
                 # alternative (a proxied call between two phones).
@@ -135,7 +161,17 @@ class DialogRouting:
         branch = make_branch(token, key + b"#0", self.stamp.secret)
         msg.push_via(self.stamp.via(peer.transport, branch))
         self.stats.forwarded_requests += 1
-        return [Send(bytes(msg), peer)]
+        sends = [Send(bytes(msg), peer)]
+        if also is not None:
+            msg.pop_via()
+            branch = make_branch(also.token, key + b"#0", self.stamp.secret)
+            msg.push_via(self.stamp.via(also.peer.transport, branch))
+            sends.append(Send(bytes(msg), also.peer))
+        return sends
+
+    def bye_forked(self, call_id: str) -> bool:
+        """Whether a retransmitted BYE of this call went to two servers (see `in_dialog`)."""
+        return call_id in self._forked_byes
 
     def _uri_peer(self, text: str) -> Peer:
         uri = parse_uri(text)
@@ -188,7 +224,17 @@ class DialogRouting:
         d = st.dialogs.get(msg.call_id)
         if msg.status >= 200:
             if d is not None and d.server is not server:
+                if self._moved.get(msg.call_id) is server:
+                    # The answer of a dialog we moved off this server (a probe called it down
+                    # while it lived: a lossy link): the caller's ACK went to the rescuer, so
+                    # it retransmits. ACK it; a BYE would end the caller's live call.
+                    return self.end_ghost(msg, server, bye=False)
                 return self.end_ghost(msg, server)  # the dialog went to its last attempt
+            if d is not None and d.phase is DialogPhase.IDLE and msg.status < 300:
+                # Retransmitted after the caller's BYE went by (its ACKs were lost): the
+                # caller had the 2xx already, and one reaching it now, past its BYE, aborts
+                # a SIPp call. ACK it here, so the server stops retransmitting.
+                return self.end_ghost(msg, server, bye=False)
             if d is None or d.phase is DialogPhase.EARLY:
                 st.dialog_confirmed(msg.call_id, server, now, self.settings.dialog_timeout)
             # CONFIRMED: a retransmitted 2xx; IDLE: one retransmitted after the BYE went by
@@ -197,19 +243,22 @@ class DialogRouting:
             st.dialog_early(msg.call_id, server, now, self.settings.invite_timeout)
         return []
 
-    def end_ghost(self, msg: Response, server: Server) -> list[Send]:
-        """ACK and BYE a 2xx nobody wants (RFC 3261 §13.2.2.4); our own branches, token g."""
-        self.stats.ghost_calls_ended += 1
+    def end_ghost(self, msg: Response, server: Server, *, bye: bool = True) -> list[Send]:
+        """ACK and BYE a 2xx nobody wants (RFC 3261 §13.2.2.4); our own branches, token g.
+        ``bye=False``: only the ACK (the call itself lives on)."""
         secret = self.stamp.secret
         seed = f"{msg.call_id}\x00{msg.cseq.seq}".encode("utf-8", "surrogateescape")
         t = server.peer.transport
         ack_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"a", secret))
         bye_via = self.stamp.via(t, make_branch(f"g{server.token}", seed + b"b", secret))
         try:
-            ack, bye = messages.end_ghost_dialog(msg, ack_via, bye_via)
+            ack, bye_msg = messages.end_ghost_dialog(msg, ack_via, bye_via)
         except ValueError:
             return []
-        return [Send(ack, server.peer), Send(bye, server.peer)]
+        if not bye:
+            return [Send(ack, server.peer)]
+        self.stats.ghost_calls_ended += 1
+        return [Send(ack, server.peer), Send(bye_msg, server.peer)]
 
 
 def _first_uri(route: str) -> str:

@@ -9,7 +9,11 @@
 * ``ip`` (several hosts, or network namespaces): ``ip addr add ADDR/32 dev IF`` on promotion,
   then gratuitous ARP so the neighbours' caches move at once (RFC 5227 §3 ARP Announcement,
   sent as both request and reply, as ``arping -U``/``-A`` do), ``ip addr del`` on demotion.
-  The dispatcher's sockets are bound from the start with IP_FREEBIND.
+  An IPv6 address is added ``/128 nodad`` (Duplicate Address Detection would keep it
+  tentative, unusable, for a second: the fence already made sure nobody else has it) and
+  announced with unsolicited Neighbour Advertisements to all nodes (RFC 4861 §7.2.6, Override
+  set, as keepalived does). The dispatcher's sockets are bound from the start with
+  IP_FREEBIND.
 * ``external``: keepalived or Pacemaker moves the address; sipha follows ``ctl promote``.
 
 Every owner has the same two coroutines; ``acquire`` retries until it succeeds or is cancelled,
@@ -39,6 +43,7 @@ __all__ = [
     "LocalAddress",
     "garp_frames",
     "port_free",
+    "unsolicited_na",
 ]
 
 log = logging.getLogger("sipha.ha.address")
@@ -143,16 +148,52 @@ def send_garp(device: str, address: str, count: int = 2) -> int:
     return sent
 
 
+_ICMPV6_NA = 136
+_NA_OVERRIDE = 0x20000000
+_OPT_TARGET_LLA = 2
+
+
+def unsolicited_na(mac: bytes, address: str) -> bytes:
+    """The ICMPv6 body of an unsolicited Neighbour Advertisement of ``address`` at ``mac``:
+    Router and Solicited clear, Override set (RFC 4861 §4.4, §7.2.6), with the Target
+    Link-Layer Address option. The checksum is left 0: the kernel fills it in for an ICMPv6
+    raw socket (RFC 3542 §3.1)."""
+    target = ipaddress.IPv6Address(address).packed
+    return struct.pack("!BBHI16sBB6s", _ICMPV6_NA, 0, 0, _NA_OVERRIDE, target,
+                       _OPT_TARGET_LLA, 1, mac)
+
+
+def send_unsolicited_na(device: str, address: str, count: int = 2) -> int:
+    """Send unsolicited Neighbour Advertisements for ``address`` to ff02::1 on ``device``
+    (needs CAP_NET_RAW and the address already on the device); messages sent."""
+    mac_text = Path(f"/sys/class/net/{device}/address").read_text().strip()
+    body = unsolicited_na(bytes.fromhex(mac_text.replace(":", "")), address)
+    index = socket.if_nametoindex(device)
+    sent = 0
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as s:
+        # RFC 4861 §7.1.2: a receiver drops an NA whose hop limit is not 255.
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        s.bind((address, 0, 0, index))
+        for _ in range(count):
+            s.sendto(body, ("ff02::1", 0, 0, index))
+            sent += 1
+    return sent
+
+
 class IpAddress:
-    """``ip addr add/del`` of ``address/prefix`` on ``device``, with gratuitous ARP."""
+    """``ip addr add/del`` of ``address/prefix`` on ``device``, announced with gratuitous ARP
+    (IPv4) or unsolicited Neighbour Advertisements (IPv6). ``prefix`` 0: a host address (32
+    or 128)."""
 
     def __init__(
-        self, address: str, device: str, *, prefix: int = 32, retry: float = 0.05,
+        self, address: str, device: str, *, prefix: int = 0, retry: float = 0.05,
         garp_count: int = 2,
     ) -> None:
         self.address = address
         self.device = device
-        self.prefix = prefix
+        self.v6 = ipaddress.ip_address(address).version == 6
+        self.prefix = prefix or (128 if self.v6 else 32)
         self.retry = retry
         self.garp_count = garp_count
         self.garps_sent = 0
@@ -161,17 +202,19 @@ class IpAddress:
         cidr = f"{self.address}/{self.prefix}"
         while True:
             # `replace` succeeds whether or not the address is already there.
-            rc, out = await _run("ip", "addr", "replace", cidr, "dev", self.device)
+            extra = ("nodad",) if self.v6 else ()
+            rc, out = await _run("ip", "addr", "replace", cidr, "dev", self.device, *extra)
             if rc == 0:
                 break
             log.warning("ip addr replace %s dev %s failed: %s; retrying", cidr, self.device, out)
             await asyncio.sleep(self.retry)
+        announce = send_unsolicited_na if self.v6 else send_garp
         try:
             self.garps_sent += await asyncio.to_thread(
-                send_garp, self.device, self.address, self.garp_count
+                announce, self.device, self.address, self.garp_count
             )
         except OSError as exc:
-            log.warning("gratuitous ARP for %s on %s failed: %s", self.address, self.device, exc)
+            log.warning("announcing %s on %s failed: %s", self.address, self.device, exc)
 
     async def release(self) -> None:
         rc, out = await _run("ip", "addr", "del", f"{self.address}/{self.prefix}",

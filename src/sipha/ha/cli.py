@@ -39,7 +39,7 @@ _FLAGS = {
     "ha_listen": "listen", "peer": "peer", "failback": "failback",
     "heartbeat_interval": "heartbeat_interval", "ha_token": "token", "ha_key": "key",
     "interface": "interface", "fence_command": "fence_command", "ha_cluster": "cluster",
-    "replicate": "replicate", "watch_pid": "watch_pid",
+    "replicate": "replicate", "watch_pid": "watch_pid", "crash_confirm": "crash_confirm",
 }
 
 
@@ -84,6 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="local mode: notice the peer's death at once through its PID "
                    "(default on; --no-watch-pid: only when its heartbeats stop, as for a peer "
                    "on another host)")
+    g.add_argument("--crash-confirm", type=float, metavar="SECONDS",
+                   help="the active counts as crashed when its replication stream ends and "
+                   "its heartbeat stays silent this long (default 0.02; 0: only the token)")
     g.add_argument("--fence-command", metavar="CMD",
                    help="fence the peer before taking the address: a command with {node} and "
                    "{pid} substituted, exit 0 = fenced (required in ip mode; \"none\" = no "

@@ -12,6 +12,7 @@ Both nodes of a pair share everything but ``node_id``, ``priority``, ``listen`` 
     failback = "sticky"         # sticky | preempt
     heartbeat_interval = 0.1
     token = 0.3
+    crash_confirm = 0.02        # stream lost + this much heartbeat silence = crashed (0: off)
     key = "shared secret"       # authenticates heartbeats (recommended)
     # ip mode: interface = "eth0" and fence_command = "..." ({node}, {pid} substituted;
     # "none" takes the address without fencing, at the risk of a split brain)
@@ -47,13 +48,17 @@ class HaConfig(msgspec.Struct, forbid_unknown_fields=True):
     """0 = the token."""
     key: str = ""
     interface: str = ""
-    prefix: int = 32
+    prefix: int = 0
+    """ip mode: the address's prefix length; 0: a host address (/32, or /128 for IPv6)."""
     fence_command: str = ""
     batch_interval: float = 0.02
     replicate: bool = True  # false: the standby starts with no state (the paper's profile)
     # local mode: watch the peer's PID (a pidfd) so its death is noticed at once; false notices
     # it only by the heartbeat token, as a peer on another host would be (the paper's profile).
     watch_pid: bool = True
+    # Across hosts: the replication stream's loss plus this much heartbeat silence counts as
+    # the active's crash (its kernel closed the connection); 0 leaves it to the token alone.
+    crash_confirm: float = 0.02
 
     @property
     def address_mode(self) -> AddressMode:
@@ -84,10 +89,14 @@ def validate_ha(cfg: HaConfig, *, source: str = "ha config") -> None:
             raise ConfigError(source, name, str(exc), "HOST:PORT such as 127.0.0.1:7001") from None
     check(0 < cfg.heartbeat_interval < cfg.token, "token",
           "must be greater than heartbeat_interval (both > 0)", "e.g. 0.1 and 0.3")
+    check(0 <= cfg.crash_confirm < cfg.token, "crash_confirm",
+          "must be at least 0 and below the token", "e.g. 0.02 (0: the token alone judges)")
     check(0 < cfg.batch_interval <= 0.05, "batch_interval", "must be in (0, 0.05]", "e.g. 0.02")
     check(cfg.mode != "ip" or bool(cfg.interface), "interface", "is required in ip mode",
           'e.g. interface = "eth0"')
-    check(1 <= cfg.prefix <= 32, "prefix", "must be 1..32", "usually 32")
+    v6 = ":" in cfg.vip
+    check(0 <= cfg.prefix <= (128 if v6 else 32), "prefix",
+          f"must be 0..{128 if v6 else 32}", "usually 0 (a host address)")
     # Across hosts the peer's PID names nothing here: fencing it by PID would report success
     # (or kill a stranger) and let two nodes hold the address. Make the operator choose.
     check(cfg.mode != "ip" or bool(cfg.fence_command), "fence_command",

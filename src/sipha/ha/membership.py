@@ -29,27 +29,54 @@ so it does not take the address straight back. Two nodes that both believe they 
 (possible only if a fence lied) settle by ``(term, rank)``: every promotion takes a term above
 any it has seen, and the older term releases.
 
-`TABLE` maps every (role, input) pair to (actions, next role); a test walks all pairs. The
-pseudo-role `TAKE_OVER` resolves by what we last knew of the peer: lost while it might hold
-the address -> ``FENCING``; alive and holding it -> ``CLAIMING``; otherwise -> ``ACQUIRING``.
+`TABLE` (in `ha.table`) maps every (role, input) pair to (actions, next role); a test walks
+all pairs. The pseudo-role `TAKE_OVER` resolves by what we last knew of the peer: lost while
+it might hold the address -> ``FENCING``; alive and holding it -> ``CLAIMING``; otherwise ->
+``ACQUIRING``.
 Peer loss is a level, not an edge: `handle_timer` feeds ``PEER_LOST`` to the roles that act on
 it for as long as the peer stays silent, so a node that just finished releasing still notices.
+
+Fast detection across hosts: a crashed process's kernel closes its TCP connections at once,
+and the standby keeps one to the active (the replication stream). `replication_lost` reports
+that the active's side ended it (EOF, reset, or a refused reconnect: nobody listens there any
+more). That alone is no proof (a releasing active closes the stream too, after announcing
+``RELEASING``), so the loss becomes ``PEER_CRASHED`` only if the peer's heartbeat then stays
+silent for ``crash_confirm`` (a heartbeat from a live peer cancels the suspicion). A hung
+(SIGSTOPped) or cut-off host keeps its connection open or silent: the token still judges it.
+``PEER_CRASHED`` leads where ``PEER_LOST`` does, through fencing: a wrong suspicion costs a
+fenced active, never two actives.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from .table import (
+    HOLDING_ROLES,
+    IDLE_ROLES,
+    SAME,
+    TABLE,
+    TAKE_OVER,
+    Do,
+    Failback,
+    Input,
+    Next,
+    Role,
+)
+
 __all__ = [
+    "SAME",
     "TABLE",
+    "TAKE_OVER",
     "Acquire",
     "Action",
+    "Do",
     "Failback",
     "Fence",
     "Input",
     "Membership",
     "MembershipSettings",
+    "Next",
     "PeerStatus",
     "Release",
     "Role",
@@ -58,130 +85,6 @@ __all__ = [
     "outranks",
 ]
 
-
-class Role(enum.Enum):
-    STARTING = "starting"
-    STANDBY = "standby"
-    FENCING = "fencing"
-    CLAIMING = "claiming"
-    ACQUIRING = "acquiring"
-    ACTIVE = "active"
-    RELEASING = "releasing"
-
-
-HOLDING_ROLES = frozenset({Role.ACTIVE, Role.RELEASING, Role.ACQUIRING})
-"""Roles in which a node may have the address (bound, added or half-way)."""
-IDLE_ROLES = frozenset({Role.STARTING, Role.STANDBY})
-"""Roles in which a node certainly holds nothing."""
-
-
-class Failback(enum.Enum):
-    STICKY = "sticky"
-    """A recovered node joins as standby (Pacemaker's resource-stickiness)."""
-    PREEMPT = "preempt"
-    """A recovered node of higher priority takes the address back once it is in sync."""
-
-
-class Input(enum.Enum):
-    STARTUP_WAIT_ENDED = "startup wait ended without a word from the peer"
-    PEER_LOST = "peer lost"
-    PEER_IDLE_WE_LEAD = "peer idle and we outrank it"
-    PEER_IDLE_PEER_LEADS = "peer idle and it outranks us"
-    PEER_HOLDING = "peer holds the address"
-    PEER_HOLDING_PREEMPTIBLE = "peer holds the address, we outrank it and are in sync (preempt)"
-    PEER_HOLDING_LOSES = "peer also active but its term/rank loses to ours"
-    PEER_CLAIMING = "peer claims the address"
-    FENCE_SUCCEEDED = "fence succeeded"
-    FENCE_FAILED = "fence failed"
-    ADDRESS_ACQUIRED = "address acquired"
-    ADDRESS_RELEASED = "address released"
-    PROMOTE_REQUESTED = "operator promote"
-    DEMOTE_REQUESTED = "operator demote"
-    CLAIM_TIMED_OUT = "peer did not release the address in time"
-
-
-class Do(enum.Enum):
-    """The imperative kinds used in the table; `Membership` turns them into `Action` values."""
-
-    FENCE = "fence the peer"
-    ACQUIRE = "acquire the address"
-    RELEASE = "release the address"
-
-
-class _Pseudo(enum.Enum):
-    TAKE_OVER = "take over"
-    SAME = "same"
-
-
-TAKE_OVER = _Pseudo.TAKE_OVER
-SAME = _Pseudo.SAME
-
-Next = Role | _Pseudo
-Entry = tuple[tuple[Do, ...], Next]
-
-_R = Role
-_I = Input
-
-
-def _build_table() -> dict[tuple[Role, Input], Entry]:
-    t: dict[tuple[Role, Input], Entry] = {}
-    # Defaults, overridden below: every pair has an answer. Stray completions are ignored,
-    # except a late ADDRESS_ACQUIRED, which must be undone (we no longer want the address).
-    for r in Role:
-        for i in Input:
-            t[(r, i)] = ((), SAME)
-        t[(r, _I.ADDRESS_ACQUIRED)] = ((Do.RELEASE,), SAME)
-    none: tuple[Do, ...] = ()
-
-    # STARTING: the first heartbeat (or the end of the wait) decides.
-    t[(_R.STARTING, _I.STARTUP_WAIT_ENDED)] = (none, TAKE_OVER)
-    t[(_R.STARTING, _I.PEER_LOST)] = (none, TAKE_OVER)
-    t[(_R.STARTING, _I.PEER_IDLE_WE_LEAD)] = (none, TAKE_OVER)
-    for i in (_I.PEER_IDLE_PEER_LEADS, _I.PEER_HOLDING, _I.PEER_HOLDING_PREEMPTIBLE,
-              _I.PEER_HOLDING_LOSES, _I.PEER_CLAIMING, _I.DEMOTE_REQUESTED):
-        t[(_R.STARTING, i)] = (none, _R.STANDBY)
-    t[(_R.STARTING, _I.PROMOTE_REQUESTED)] = (none, TAKE_OVER)
-
-    # STANDBY
-    for i in (_I.PEER_LOST, _I.PEER_IDLE_WE_LEAD, _I.PEER_HOLDING_PREEMPTIBLE,
-              _I.PROMOTE_REQUESTED):
-        t[(_R.STANDBY, i)] = (none, TAKE_OVER)
-
-    # FENCING: once ordered, the fence's outcome decides; peer words are not trusted.
-    t[(_R.FENCING, _I.FENCE_SUCCEEDED)] = ((Do.ACQUIRE,), _R.ACQUIRING)
-    t[(_R.FENCING, _I.FENCE_FAILED)] = (none, SAME)  # retried by the timer (fence_retry)
-    t[(_R.FENCING, _I.DEMOTE_REQUESTED)] = (none, _R.STANDBY)
-
-    # CLAIMING: wait for the holder to turn idle.
-    t[(_R.CLAIMING, _I.PEER_IDLE_WE_LEAD)] = ((Do.ACQUIRE,), _R.ACQUIRING)
-    t[(_R.CLAIMING, _I.PEER_IDLE_PEER_LEADS)] = ((Do.ACQUIRE,), _R.ACQUIRING)
-    t[(_R.CLAIMING, _I.PEER_LOST)] = (none, TAKE_OVER)
-    t[(_R.CLAIMING, _I.PEER_CLAIMING)] = (none, _R.STANDBY)  # both claim: back off, rank decides
-    t[(_R.CLAIMING, _I.CLAIM_TIMED_OUT)] = (none, _R.STANDBY)
-    t[(_R.CLAIMING, _I.DEMOTE_REQUESTED)] = (none, _R.STANDBY)
-
-    # ACQUIRING
-    t[(_R.ACQUIRING, _I.ADDRESS_ACQUIRED)] = (none, _R.ACTIVE)
-    t[(_R.ACQUIRING, _I.PEER_HOLDING)] = ((Do.RELEASE,), _R.RELEASING)
-    t[(_R.ACQUIRING, _I.PEER_HOLDING_PREEMPTIBLE)] = ((Do.RELEASE,), _R.RELEASING)
-    t[(_R.ACQUIRING, _I.DEMOTE_REQUESTED)] = ((Do.RELEASE,), _R.RELEASING)
-
-    # ACTIVE
-    t[(_R.ACTIVE, _I.ADDRESS_ACQUIRED)] = (none, SAME)
-    t[(_R.ACTIVE, _I.PEER_HOLDING)] = ((Do.RELEASE,), _R.RELEASING)
-    t[(_R.ACTIVE, _I.PEER_CLAIMING)] = ((Do.RELEASE,), _R.RELEASING)
-    t[(_R.ACTIVE, _I.DEMOTE_REQUESTED)] = ((Do.RELEASE,), _R.RELEASING)
-    # The address vanished under us (removed by hand): take it again.
-    t[(_R.ACTIVE, _I.ADDRESS_RELEASED)] = ((Do.ACQUIRE,), _R.ACQUIRING)
-
-    # RELEASING: finish the release whatever happens; STANDBY then re-decides.
-    t[(_R.RELEASING, _I.ADDRESS_RELEASED)] = (none, _R.STANDBY)
-    t[(_R.RELEASING, _I.ADDRESS_ACQUIRED)] = (none, SAME)  # the pending release covers it
-    return t
-
-
-TABLE: dict[tuple[Role, Input], Entry] = _build_table()
-"""(role, input) -> (actions, next role); complete over all pairs."""
 
 
 # --- events in, actions out -------------------------------------------------------------------
@@ -258,10 +161,15 @@ class MembershipSettings:
     replicated: bool = True
     """False when the pair shares no state (the paper's Pacemaker): nothing to catch up with
     before preempting."""
+    crash_confirm: float = 0.02
+    """After the replication stream was lost, how long the peer's heartbeat must stay silent
+    for the peer to count as crashed (0: off, only the token judges)."""
 
     def __post_init__(self) -> None:
         if self.heartbeat_interval <= 0 or self.token <= self.heartbeat_interval:
             raise ValueError("need 0 < heartbeat_interval < token")
+        if not 0 <= self.crash_confirm < self.token:
+            raise ValueError("need 0 <= crash_confirm < token")
 
 
 def outranks(a: tuple[bool, int, str], b: tuple[bool, int, str]) -> bool:
@@ -281,6 +189,7 @@ class Membership:
         "_next_heartbeat",
         "_peer_heard",
         "_startup_until",
+        "_stream_lost_at",
         "caught_up",
         "changes",
         "held",
@@ -307,6 +216,7 @@ class Membership:
         self._next_heartbeat = now
         self._fence_retry_at = float("inf")
         self._claim_deadline = float("inf")
+        self._stream_lost_at = float("inf")
         if not settings.automatic:
             self.role = Role.STANDBY
             self._startup_until = float("inf")
@@ -334,6 +244,7 @@ class Membership:
             deadlines.append(self._startup_until)
         if self.peer is not None and not self.peer_lost and self.settings.automatic:
             deadlines.append(self._peer_heard + self.settings.token)
+            deadlines.append(self._stream_lost_at + self.settings.crash_confirm)
         return min(deadlines)
 
     # -- inputs -------------------------------------------------------------------------------
@@ -346,6 +257,7 @@ class Membership:
             self.caught_up = False  # a restarted peer: our replica link restarts too
         self.peer = peer
         self._peer_heard = now
+        self._stream_lost_at = float("inf")  # it spoke: alive, whatever its stream did
         if self.peer_lost:
             self.peer_lost = False
         self.term = max(self.term, peer.term) if self.role is not Role.ACTIVE else self.term
@@ -357,6 +269,23 @@ class Membership:
             return []
         self.peer_lost = True
         return self._apply(Input.PEER_LOST, now, "peer process exited")
+
+    def replication_lost(self, now: float) -> list[Action]:
+        """The peer's side ended our replication stream (EOF, reset, refused reconnect).
+
+        Counts only while the peer was last heard active (a releasing one closes it on
+        purpose) and fast detection is on; the timer then waits ``crash_confirm`` for a
+        heartbeat before feeding ``PEER_CRASHED`` (see the module docstring)."""
+        peer = self.peer
+        if (
+            self.settings.crash_confirm > 0
+            and peer is not None
+            and peer.role is Role.ACTIVE
+            and not self.peer_lost
+            and self._stream_lost_at == float("inf")
+        ):
+            self._stream_lost_at = now
+        return []
 
     def fence_done(self, ok: bool, now: float, detail: str = "") -> list[Action]:
         if ok:
@@ -386,6 +315,14 @@ class Membership:
         auto = self.settings.automatic
         if auto and self.peer is not None and not self.peer_lost and not self.peer_alive(now):
             self.peer_lost = True
+        if (
+            auto and not self.peer_lost
+            and now >= self._stream_lost_at + self.settings.crash_confirm
+        ):
+            self._stream_lost_at = float("inf")
+            self.peer_lost = True
+            if self.role in _CRASH_ROLES:
+                out += self._apply(Input.PEER_CRASHED, now, "no heartbeat since the stream ended")
         if auto and self.role is Role.STARTING and now >= self._startup_until:
             out += self._apply(
                 Input.PEER_LOST if self.peer_lost else Input.STARTUP_WAIT_ENDED, now
@@ -432,7 +369,7 @@ class Membership:
         if not self.settings.automatic and event not in _EXTERNAL_INPUTS:
             return []
         dos, nxt = TABLE[(self.role, event)]
-        if event is Input.PEER_LOST and self.held:
+        if event in (Input.PEER_LOST, Input.PEER_CRASHED) and self.held:
             self.held = False  # nobody else is left to hold the address
         target = self._resolve(nxt)
         out: list[Action] = []
@@ -486,6 +423,9 @@ class Membership:
         assert peer is not None, "fencing needs a peer"
         return Fence(peer.node_id, peer.pid)
 
+
+_CRASH_ROLES = frozenset({Role.STARTING, Role.STANDBY, Role.CLAIMING})
+"""Roles whose table acts on ``PEER_CRASHED`` (the others already act or hold)."""
 
 _EXTERNAL_INPUTS = frozenset(
     {

@@ -275,12 +275,18 @@ class ReplicationSink:
         clock: Callable[[], float],
         on_caught_up: Callable[[], None],
         retry: float = 0.05,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.state = state
         self.cluster = cluster
         self.clock = clock
         self.on_caught_up = on_caught_up
         self.retry = retry
+        self.on_lost = on_lost
+        """Called when the active's side ended the stream or refused it: its EOF, a reset, a
+        refused connection (nobody listens: the process is gone). Not for a timeout or an
+        unreachable host (a cut link is judged by the heartbeat token)."""
+        self.streams_lost = 0
         self.snapshots_applied = 0
         self.deltas_applied = 0
         self.last_seq = 0
@@ -307,10 +313,19 @@ class ReplicationSink:
 
     async def _run(self, host: str, port: int) -> None:
         while True:
+            lost = False
             try:
                 await self._stream(host, port)
+                lost = True  # EOF: the active closed it (released, or its process is gone)
+            except (ConnectionRefusedError, ConnectionResetError, BrokenPipeError) as exc:
+                lost = True
+                log.debug("replication stream from %s:%d: %s", host, port, exc)
             except (OSError, ReplicationError, TimeoutError) as exc:
                 log.debug("replication stream from %s:%d: %s", host, port, exc)
+            if lost:
+                self.streams_lost += 1
+                if self.on_lost is not None:
+                    self.on_lost()
             await asyncio.sleep(self.retry)
 
     async def _stream(self, host: str, port: int) -> None:

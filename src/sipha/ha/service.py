@@ -126,6 +126,7 @@ class HaNode:
             failback=cfg.failback_policy,
             automatic=self.mode is not AddressMode.EXTERNAL,
             replicated=cfg.replicate,
+            crash_confirm=cfg.crash_confirm,
         )
         self.membership = Membership(settings, loop.time())
         state = self.forwarder.state
@@ -135,7 +136,8 @@ class HaNode:
         )
         await self.source.start()
         self.sink = ReplicationSink(
-            state, cluster=cfg.cluster, clock=loop.time, on_caught_up=self._caught_up
+            state, cluster=cfg.cluster, clock=loop.time, on_caught_up=self._caught_up,
+            on_lost=self._replication_lost,
         )
         # A plain socket read by add_reader, not a DatagramProtocol: the timer drains it before
         # judging the peer, so our own stall (libuv runs timers before polling I/O) is never
@@ -216,6 +218,11 @@ class HaNode:
         if m is not None and not self._closed:
             log.warning("peer process %s exited", m.peer.pid if m.peer else "?")
             self._run(m.peer_exited(self._now()))
+
+    def _replication_lost(self) -> None:
+        m = self.membership
+        if m is not None and not self._closed:
+            self._run(m.replication_lost(self._now()))
 
     def _caught_up(self) -> None:
         if self.membership is not None:
@@ -414,6 +421,7 @@ class HaNode:
                 "deltas_sent": self.source.deltas_sent if self.source else 0,
                 "snapshots_applied": self.sink.snapshots_applied if self.sink else 0,
                 "deltas_applied": self.sink.deltas_applied if self.sink else 0,
+                "streams_lost": self.sink.streams_lost if self.sink else 0,
                 "peer_last_forward": max(
                     self.sink.peer_last_forward if self.sink else 0.0, self.peer_last_forward
                 ),

@@ -21,6 +21,7 @@ from sipha.testbed.addresses import (
     SIP_PORT,
     AddressBlock,
 )
+from sipha.testbed.keepalived import keepalived_conf, wrap_with_keepalived
 from sipha.testbed.plan import Phase, Plan, Tester, dispatcher_names, server_names
 from sipha.testbed.scenario_testers import (
     scenario_controller_argv,
@@ -205,8 +206,10 @@ def dispatcher_command(
             "watch_pid": plan.profile != "paper",
         }
         if fence_command:
-            # Across hosts a PID cannot be watched: the heartbeat token decides.
-            ha.update({"mode": "ip", "interface": "eth0", "fence_command": fence_command,
+            # Across hosts a PID cannot be watched: the replication stream's end or the
+            # heartbeat token decides (or keepalived, which then moves the address).
+            ha.update({"mode": "external" if d.ha == "keepalived" else "ip",
+                       "interface": "eth0", "fence_command": fence_command,
                        "watch_pid": False})
         ha_path = config_dir / f"{name}-ha.toml"
         ha_path.write_text(to_toml(ha), encoding="utf-8")
@@ -215,6 +218,13 @@ def dispatcher_command(
     path.write_text(to_toml(cfg), encoding="utf-8")
     argv = sipha_argv("dispatcher", "--config", str(path), "--log-level", "WARNING",
                       *extra, *d.extra_args)
+    if fence_command and d.count == 2 and d.ha == "keepalived":
+        peer_address = block.dispatcher(2 if index == 1 else 1)
+        conf = keepalived_conf(
+            config_dir, node=name, own=own, peer=peer_address,
+            priority=200 if index == 1 else 100, vip=service, http=f"{own}:{HTTP_PORT}",
+            token=token, advert_int=d.heartbeat_interval, preempt=d.failback == "preempt")
+        argv = wrap_with_keepalived(argv, conf, config_dir, name, f"{own}:{HTTP_PORT}")
     return NodeCommand(name, "dispatcher", argv, own, None, f"{own}:{HTTP_PORT}")
 
 

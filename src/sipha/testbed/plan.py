@@ -149,6 +149,8 @@ class DispatcherPair(_Section):
     count: Annotated[int, msgspec.Meta(ge=1, le=2)] = 2
     scheduler: str = "wlc"
     ha_mode: Literal["local"] = "local"
+    ha: Literal["ip", "keepalived"] = "ip"
+    """netns mode: the pair moves the address itself (ip) or Debian's keepalived does."""
     failback: Literal["sticky", "preempt"] = "sticky"
     heartbeat_interval: PosFloat = 0.1
     token: PosFloat = 0.3
@@ -458,6 +460,9 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         if p.ramp_step > 0 and p.ramp_max is None:
             raise err(f"phases[{i}].ramp_max", "a ramp needs a ceiling", "set ramp_max")
     d = plan.dispatchers
+    if d.ha == "keepalived" and (plan.hosts.mode != "netns" or d.count != 2):
+        raise err("dispatchers.ha", "keepalived moves the address between hosts of a pair",
+                  'use it with count = 2 and [hosts] mode = "netns" (or --hosts netns)')
     if d.token <= d.heartbeat_interval:
         raise err(
             "dispatchers.token",
@@ -498,6 +503,7 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "scenario": ("call",),
     "on_node_crash": ("abort", "continue"),
     "ha_mode": ("local",),
+    "ha": ("ip", "keepalived"),
 }
 
 

@@ -360,7 +360,8 @@ class Runner(PageControls):
             wait_sip_options, block.service, SIP_PORT, _START_TIMEOUT, local=self._local))
         where = f"{block.first}.{block.a}.{block.b}.0/24"
         if self.hosts is not None:
-            where += f" (netns hosts {self.hosts.prefix}-*, pair in ip mode)"
+            ha = "keepalived" if plan.dispatchers.ha == "keepalived" else "ip mode"
+            where += f" (netns hosts {self.hosts.prefix}-*, pair in {ha})"
         self.progress.log(f"cluster up on {where}; results in {self.out}")
 
     async def _provision(self, url: str) -> None:
