@@ -72,6 +72,7 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _RETRY_PAUSE = 0.05
 _RETRY_PAUSE_MAX = 0.5
 _CONNECT_TIMEOUT = 0.5  # loopback or LAN; a dead host must not stall a read for long
+_MAX_CONNECTIONS = 2000  # per pool (master, replicas) of one server process
 
 
 class SentinelStore(RedisStore):
@@ -91,6 +92,10 @@ class SentinelStore(RedisStore):
             "socket_connect_timeout": _CONNECT_TIMEOUT,
             # No retries inside redis-py: a retried script is the hold loop's decision.
             "retry": Retry(NoBackoff(), 0),
+            # redis-py's pool refuses a 101st connection ("Too many connections"); during an
+            # election every held write and every read waiting for a refused master holds one,
+            # and at 100 calls/s a server has hundreds in flight.  Redis's own limit is 10000.
+            "max_connections": _MAX_CONNECTIONS,
         }
         self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(settings.sentinels),

@@ -64,6 +64,7 @@ __all__ = [
     "parse_plan",
     "plan_to_dict",
     "server_names",
+    "store_node_names",
     "validate",
     "with_hosts",
 ]
@@ -104,10 +105,16 @@ class Store(_Section):
 
     ``sqlite``: one file in the results folder.  ``redis``: the test bed starts its own
     ``redis-server`` on a loopback address, unless ``url`` names one already running.
+    ``redis-sentinel``: a master (node ``redis``), ``replicas`` replicas (``redis-r1``..) and
+    three Sentinels (``sentinel1``..``sentinel3``, quorum 2) as nodes of the run (see
+    :mod:`.redisnodes`); ``options`` is the query of the servers' ``redis-sentinel://`` URL.
     """
 
-    kind: Literal["sqlite", "redis"] = "sqlite"
+    kind: Literal["sqlite", "redis", "redis-sentinel"] = "sqlite"
     url: str = ""
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=4)] = 2
+    down_after_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 500
+    options: str = ""
 
 
 class Users(_Section):
@@ -173,7 +180,10 @@ class Phase(_Section):
 
     duration: PosFloat
     rate: NonNegFloat
-    scenario: Literal["call"] = "call"
+    # register+call (sipha testers): each agent's UAS registers its share of the plan's users
+    # (``expires`` asked, refreshed at 90 %) and its UAC calls them in turn, through the pair.
+    scenario: Literal["call", "register+call"] = "call"
+    expires: PosInt = 3600
     hold: NonNegFloat = 1.0
     ramp_step: NonNegFloat = 0.0
     ramp_interval: PosFloat = 10.0
@@ -262,7 +272,15 @@ def node_names(plan: Plan) -> list[str]:
     names = server_names(plan) + dispatcher_names(plan)
     if plan.store.kind == "redis" and not plan.store.url:
         names.append("redis")
-    return names
+    return names + store_node_names(plan)
+
+
+def store_node_names(plan: Plan) -> list[str]:
+    """The Sentinel store's nodes the test bed starts (none for the other stores)."""
+    if plan.store.kind != "redis-sentinel" or plan.store.url:
+        return []
+    return ["redis", *(f"redis-r{i}" for i in range(1, plan.store.replicas + 1)),
+            *(f"sentinel{i}" for i in range(1, 4))]
 
 
 def expect_for(plan: Plan, profile: Profile | None = None) -> Criteria:
@@ -394,6 +412,29 @@ def _validate_network_fault(plan: Plan, i: int, f: Fault, err: Err) -> None:
         raise err(f"{at}.correlation", "a correlation is a percentage", "use 0..100")
 
 
+def _validate_store_and_scenarios(plan: Plan, err: Err) -> None:
+    st = plan.store
+    if st.kind == "redis-sentinel" and st.url and not st.url.startswith("redis-sentinel://"):
+        raise err("store.url", f"{st.url!r} is not a redis-sentinel:// URL",
+                  "write redis-sentinel://H:P,H:P,H:P/SERVICE/0, or leave url out to have the "
+                  "test bed start the Sentinels")
+    if st.options and (st.kind != "redis-sentinel" or st.url or not re.fullmatch(
+            r"[a-z_]+=[0-9a-z_:.]+(&[a-z_]+=[0-9a-z_:.]+)*", st.options)):
+        raise err("store.options", f"{st.options!r} is not usable here",
+                  'with kind = "redis-sentinel" (and no url) write the URL query, e.g. '
+                  '"hold=5&cache_ttl=5"')
+    for i, p in enumerate(plan.phases):
+        if p.scenario != "register+call":
+            continue
+        sipha = sum(t.engine == "sipha" for t in plan.testers)
+        if sipha != len(plan.testers):
+            raise err(f"phases[{i}].scenario", "register+call runs on sipha's testers only",
+                      'give every tester engine = "sipha"')
+        if plan.servers.users.count < sipha:
+            raise err("servers.users.count", f"register+call needs users to register, at "
+                      f"least one per tester ({sipha})", "set servers.users.count")
+
+
 def with_hosts(plan: Plan, mode: str | None, *, source: str = "plan") -> Plan:
     """``plan`` with ``[hosts] mode`` set to ``mode`` (``--hosts``), validated again."""
     if mode is None or mode == plan.hosts.mode:
@@ -462,6 +503,7 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         )
     if plan.store.kind == "redis" and plan.store.url and not plan.store.url.startswith("redis"):
         raise err("store.url", f"{plan.store.url!r} is not a redis:// URL", "write redis://H:P/0")
+    _validate_store_and_scenarios(plan, err)
     end = plan.load_duration + plan.drain
     for i, f in enumerate(plan.faults):
         if f.at > end:
@@ -485,10 +527,10 @@ _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "mode": ("loopback", "netns"),
     "engine": ("sipha", "sipp"),
     "transport": ("udp", "tcp"),
-    "kind": ("sqlite", "redis"),
+    "kind": ("sqlite", "redis", "redis-sentinel"),
     "profile": PROFILES,
     "failback": ("sticky", "preempt"),
-    "scenario": ("call",),
+    "scenario": ("call", "register+call"),
     "on_node_crash": ("abort", "continue"),
     "ha_mode": ("local",),
 }

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import msgspec
 
-from sipha.common.process import wait_sip_options, wait_tcp
+from sipha.common.process import wait_sip_options
 from sipha.loadtest.curve import create_keys
 from sipha.report.model import (
     CALLS,
@@ -68,7 +68,6 @@ from sipha.testbed import commands
 from sipha.testbed.addresses import (
     HTTP_PORT,
     NETNS_BLOCK,
-    REDIS_PORT,
     SIP_PORT,
     AddressBlock,
     allocate_block,
@@ -91,9 +90,15 @@ from sipha.testbed.plan import (
 )
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
+from sipha.testbed.redisnodes import StoreWatch, start_store
 from sipha.testbed.roles import RoleTracker
 from sipha.testbed.sampler import CpuSampler, HttpPoller
-from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_sipp_stat
+from sipha.testbed.testers import (
+    failed_registrations,
+    read_sipha_jsonl,
+    read_sipha_setup_p99,
+    read_sipp_stat,
+)
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
@@ -183,6 +188,7 @@ class Runner:
         self._control_token = secrets.token_urlsafe(18)
         self._poller = HttpPoller(token=self._control_token)
         self._cpu = CpuSampler()
+        self.store_watch = StoreWatch(plan, self.event)  # the store failover time
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
         self._last_usage: dict[str, tuple[float, float]] = {}  # node -> (CPU %, RSS MB)
         self._meta = RunMeta(name=plan.name, profile=plan.profile, time_scale=plan.time_scale,
@@ -357,6 +363,10 @@ class Runner:
         p99s = [p for tr in self.testers if tr.engine == "sipha"
                 if (p := read_sipha_setup_p99(tr.output)) is not None]
         self._meta.setup_p99_ms = max(p99s, default=None)
+        self._meta.failed_registrations = failed_registrations(
+            [tr.output for tr in self.testers if tr.engine == "sipha"
+             and self.plan.phases[tr.phase_index].scenario == "register+call"])
+        self._meta.store_failover_ms = list(self.store_watch.failovers_ms)
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -380,12 +390,8 @@ class Runner:
         (self.out / "store.db").unlink(missing_ok=True)
         write_meta(self.out, self._meta)
         self._snapshot()
-        url = commands.store_url(plan, block, self.out)
-        if plan.store.kind == "redis" and not plan.store.url:
-            redis = self._add(commands.redis_command(block, self.out))
-            redis.start()
-            await self._wait("redis", lambda: asyncio.to_thread(
-                wait_tcp, block.redis, REDIS_PORT, _START_TIMEOUT))
+        url = await start_store(plan, block, self.out, config_dir, self._add, self._wait)
+        self.store_watch.block = block
         # Always: it also creates the store's schema once, before servers open it together.
         await self._provision(url)
         servers = [self._add(commands.server_command(plan, i, block, config_dir, url,
@@ -500,6 +506,7 @@ class Runner:
                     self._start_phase(i, plan.phases[i], offset)
             for outcome in injector.fire_due(now):
                 self.roles.fault(outcome.node, outcome.fault.action, now)
+                self.store_watch.fault(outcome.node, outcome.fault.action, now)
                 failed = "" if outcome.ok else f" failed: {outcome.detail}"
                 self.event("fault", outcome.node or outcome.fault.target,
                            outcome.fault.action + failed)
@@ -513,6 +520,7 @@ class Runner:
                         self._network_event(tr, errors)
             self._check_crashes()
             await self._poll_roles()
+            await self.store_watch.poll(now)
             if now >= next_sample:
                 next_sample = max(next_sample + _SAMPLE, now)
                 await self._sample(now)
