@@ -53,6 +53,7 @@ __all__ = [
     "Probe",
     "Profile",
     "Servers",
+    "SshHost",
     "Store",
     "Tester",
     "Users",
@@ -220,12 +221,33 @@ class Fault(_Section):
     workers: PosInt = 1  # cpu_hog
 
 
-class Hosts(_Section):
-    """Where the nodes live: ``loopback`` (one 127.A.B.0/24 block on this host's lo) or
-    ``netns`` (a network namespace per node on one bridge; needs root; the pair runs in
-    ``ip`` mode, moving the address with gratuitous ARP)."""
+class SshHost(_Section):
+    """A machine the runner reaches over SSH (``[[hosts.ssh]]``, see :mod:`.ssh`): key
+    authentication only, its host key checked against ``known_hosts``; ``nodes`` names the
+    nodes (s1, d1, redis, sentinel1, controller, a tester...) that run on it."""
 
-    mode: Literal["loopback", "netns"] = "loopback"
+    name: str
+    address: str
+    key: str
+    known_hosts: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 22
+    user: str = "root"
+    sipha: str = "sipha"  # the sipha command on that host
+    workdir: str = ""  # where its nodes run; default /tmp/sipha-<plan name>
+    nodes: list[str] = msgspec.field(default_factory=list)
+
+
+class Hosts(_Section):
+    """Where the nodes live: ``loopback`` (one 127.A.B.0/24 block on this host's lo),
+    ``netns`` (a network namespace per node on one bridge; needs root; the pair runs in
+    ``ip`` mode, moving the address with gratuitous ARP) or ``ssh`` (nodes placed on the
+    machines of ``[[hosts.ssh]]``, the others on this one).  ``block`` (ssh mode) gives the
+    node addresses as A.B.C: each node binds its own address of A.B.C.0/24 (the same numbers
+    as on loopback), which the operator puts on the machine the node is placed on."""
+
+    mode: Literal["loopback", "netns", "ssh"] = "loopback"
+    block: str = ""
+    ssh: list[SshHost] = msgspec.field(default_factory=list)
 
 
 class Expect(Criteria):
@@ -412,29 +434,6 @@ def _validate_network_fault(plan: Plan, i: int, f: Fault, err: Err) -> None:
         raise err(f"{at}.correlation", "a correlation is a percentage", "use 0..100")
 
 
-def _validate_store_and_scenarios(plan: Plan, err: Err) -> None:
-    st = plan.store
-    if st.kind == "redis-sentinel" and st.url and not st.url.startswith("redis-sentinel://"):
-        raise err("store.url", f"{st.url!r} is not a redis-sentinel:// URL",
-                  "write redis-sentinel://H:P,H:P,H:P/SERVICE/0, or leave url out to have the "
-                  "test bed start the Sentinels")
-    if st.options and (st.kind != "redis-sentinel" or st.url or not re.fullmatch(
-            r"[a-z_]+=[0-9a-z_:.]+(&[a-z_]+=[0-9a-z_:.]+)*", st.options)):
-        raise err("store.options", f"{st.options!r} is not usable here",
-                  'with kind = "redis-sentinel" (and no url) write the URL query, e.g. '
-                  '"hold=5&cache_ttl=5"')
-    for i, p in enumerate(plan.phases):
-        if p.scenario != "register+call":
-            continue
-        sipha = sum(t.engine == "sipha" for t in plan.testers)
-        if sipha != len(plan.testers):
-            raise err(f"phases[{i}].scenario", "register+call runs on sipha's testers only",
-                      'give every tester engine = "sipha"')
-        if plan.servers.users.count < sipha:
-            raise err("servers.users.count", f"register+call needs users to register, at "
-                      f"least one per tester ({sipha})", "set servers.users.count")
-
-
 def with_hosts(plan: Plan, mode: str | None, *, source: str = "plan") -> Plan:
     """``plan`` with ``[hosts] mode`` set to ``mode`` (``--hosts``), validated again."""
     if mode is None or mode == plan.hosts.mode:
@@ -503,7 +502,9 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         )
     if plan.store.kind == "redis" and plan.store.url and not plan.store.url.startswith("redis"):
         raise err("store.url", f"{plan.store.url!r} is not a redis:// URL", "write redis://H:P/0")
-    _validate_store_and_scenarios(plan, err)
+    from sipha.testbed.plan_hosts import validate_hosts_and_store  # it imports this module
+
+    validate_hosts_and_store(plan, err)
     end = plan.load_duration + plan.drain
     for i, f in enumerate(plan.faults):
         if f.at > end:
@@ -524,7 +525,7 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "action": ("kill", "stop", "cont", "start", "restart", "loss", "delay", "duplicate",
                "reorder", "corrupt", "rate", "partition", "split_pair", "heal", "cpu_hog"),
-    "mode": ("loopback", "netns"),
+    "mode": ("loopback", "netns", "ssh"),
     "engine": ("sipha", "sipp"),
     "transport": ("udp", "tcp"),
     "kind": ("sqlite", "redis", "redis-sentinel"),

@@ -64,7 +64,7 @@ from sipha.report.model import (
     write_meta,
 )
 from sipha.report.render import render_report
-from sipha.testbed import commands
+from sipha.testbed import commands, testers
 from sipha.testbed.addresses import (
     HTTP_PORT,
     NETNS_BLOCK,
@@ -93,12 +93,8 @@ from sipha.testbed.progress import Progress, Snapshot
 from sipha.testbed.redisnodes import StoreWatch, start_store
 from sipha.testbed.roles import RoleTracker
 from sipha.testbed.sampler import CpuSampler, HttpPoller
-from sipha.testbed.testers import (
-    failed_registrations,
-    read_sipha_jsonl,
-    read_sipha_setup_p99,
-    read_sipp_stat,
-)
+from sipha.testbed.ssh import run_over_ssh
+from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_sipp_stat
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
 
@@ -138,6 +134,7 @@ class _TesterRun:
     source: str
 
     def read(self, t0: float) -> list[CallsSecond]:
+        t0 += getattr(self.node, "clock_offset", 0.0)  # its host's clock (ssh mode)
         if self.engine == "sipp":
             return read_sipp_stat(self.output, t0=t0, source=self.source)
         return read_sipha_jsonl(self.output, t0=t0, source=self.source)
@@ -156,8 +153,10 @@ class Runner:
         hosts: Hosts | None = None,
         netem: bool = True,
         web: tuple[str, int] | None = None,
+        make_node: Callable[..., NodeProcess] = NodeProcess,
     ) -> None:
         self.plan = plan
+        self._make_node = make_node  # ssh mode: a RemoteNode for the nodes placed on hosts
         # The live page (``--web``): what the terminal view shows, and controls.
         self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan))
                     if web is not None else None)
@@ -363,16 +362,15 @@ class Runner:
         p99s = [p for tr in self.testers if tr.engine == "sipha"
                 if (p := read_sipha_setup_p99(tr.output)) is not None]
         self._meta.setup_p99_ms = max(p99s, default=None)
-        self._meta.failed_registrations = failed_registrations(
-            [tr.output for tr in self.testers if tr.engine == "sipha"
-             and self.plan.phases[tr.phase_index].scenario == "register+call"])
+        self._meta.failed_registrations = testers.failed_registrations(self.plan, [
+            (tr.phase_index, tr.output) for tr in self.testers if tr.engine == "sipha"])
         self._meta.store_failover_ms = list(self.store_watch.failovers_ms)
 
     # -- start ---------------------------------------------------------------------------------
 
     def _add(self, cmd: commands.NodeCommand) -> NodeProcess:
         argv = self.hosts.exec_argv(cmd.address, cmd.argv) if self.hosts else cmd.argv
-        node = self.procs.add(NodeProcess(
+        node = self.procs.add(self._make_node(
             name=cmd.name, kind=cmd.kind, argv=argv, address=cmd.address,
             log_path=self.out / "logs" / f"{cmd.name}.log", cwd=self.out,
         ))
@@ -750,6 +748,8 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,
     cannot be (not root)."""
     if sys.platform != "linux":  # pragma: no cover - loopback blocks need Linux's lo
         raise RunAborted("the test bed needs Linux (127.0.0.0/8 on lo)")
+    if plan.hosts.mode == "ssh":  # nodes on other machines (:mod:`.ssh`)
+        return run_over_ssh(plan, out, progress=progress, web=web)  # type: ignore[no-any-return]
     if plan.hosts.mode != "netns":
         runner = Runner(plan, out, progress=progress, web=web)
         if runner.web is not None:

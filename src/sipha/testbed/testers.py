@@ -24,6 +24,7 @@ from sipha.loadtest.stats_output import (
     sipp_rows_by_second,
 )
 from sipha.report.model import CallsSecond
+from sipha.testbed.plan import Plan
 
 __all__ = ["failed_registrations", "read_sipha_failed_transactions", "read_sipha_jsonl",
            "read_sipha_setup_p99", "read_sipp_stat"]
@@ -92,9 +93,11 @@ def read_sipha_failed_transactions(path: Path) -> int:
     return total
 
 
-def failed_registrations(outputs: list[Path]) -> int | None:
-    """Failed REGISTERs over the JSONL files of register+call testers; None without any."""
-    return sum(read_sipha_failed_transactions(p) for p in outputs) if outputs else None
+def failed_registrations(plan: Plan, outputs: list[tuple[int, Path]]) -> int | None:
+    """Failed REGISTERs over the sipha testers' JSONL files (phase index, path) of the
+    plan's register+call phases; None when it has none."""
+    files = [p for i, p in outputs if plan.phases[i].scenario == "register+call"]
+    return sum(read_sipha_failed_transactions(p) for p in files) if files else None
 
 
 def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[CallsSecond]:

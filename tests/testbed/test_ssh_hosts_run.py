@@ -1,0 +1,126 @@
+"""``[hosts] mode = "ssh"``: a plan whose nodes all run on a "remote" host, reached through an
+sshd the test starts on loopback (its own host key and user key; known_hosts checked).
+
+The run must complete with its calls counted from the files collected from the host, a kill
+fault must reach the remote server (the dispatchers see it down), the clock offset must be
+reported, and no process of the run may be left on the host afterwards.  A host whose key is
+not the one in known_hosts, and a host whose sipha is another version, are refused before
+anything starts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import msgspec
+import psutil
+import pytest
+
+from sipha.common.config import ConfigError
+from sipha.testbed.plan import Plan, load_plan, parse_plan
+from sipha.testbed.progress import Progress
+from sipha.testbed.runner import RunAborted, run_plan
+from tests.testbed.sshd import Sshd, private_sshd
+
+SIPHA = str(Path(sys.executable).with_name("sipha"))
+KILL_AT = 2.0
+
+
+def _plan(sshd: Sshd, workdir: Path, *, sipha: str = SIPHA, known_hosts: Path | None = None,
+          faults: bool = True) -> Plan:
+    data: dict[str, object] = {
+        "name": "ssh-small",
+        "drain": 2,
+        "servers": {"count": 2},
+        "dispatchers": {"count": 1},
+        "testers": [{"name": "t1"}],
+        "phases": [{"duration": 4, "rate": 10, "hold": 0.5}],
+        "faults": [{"at": KILL_AT, "action": "kill", "target": "s2"}] if faults else [],
+        "hosts": {"mode": "ssh", "ssh": [{
+            "name": "h1", "address": "127.0.0.1", "port": sshd.port, "user": sshd.user,
+            "key": str(sshd.key), "known_hosts": str(known_hosts or sshd.known_hosts),
+            "sipha": sipha, "workdir": str(workdir),
+            "nodes": ["s1", "s2", "d1", "controller", "t1"],
+        }]},
+    }
+    return parse_plan(data, source="test")
+
+
+def _processes_in(folder: Path) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and any(
+                    str(folder) in arg for arg in p.info["cmdline"] or ()):
+                found.append(p)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.mark.timeout(90)
+def test_plan_runs_on_a_host_over_ssh(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    with private_sshd(tmp_path / "sshd") as sshd:
+        plan = _plan(sshd, remote)
+        out = tmp_path / "results"
+        outcome = run_plan(plan, out, progress=Progress(every=100))
+        assert outcome.status == "complete", outcome.detail
+        assert outcome.leftover_pids == []
+        assert _processes_in(remote) == []
+    # The nodes ran on the host: their command lines named its folder, not the results'.
+    assert "on h1" in (out / "logs" / "s1.log").read_text()
+    assert (remote / "config" / "s1.toml").exists()
+    # Results collected from the host: the load controller's file, read into calls.jsonl.
+    assert (out / "loadtest" / "sipha.jsonl").stat().st_size > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["calls_successful"] > 0
+    # The kill reached the remote s2: its fault succeeded, and s2 answered no sample after.
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    kills = [e for e in events if e["kind"] == "fault" and e["node"] == "s2"]
+    assert [e["detail"] for e in kills] == ["kill"]
+    samples = [json.loads(line) for line in (out / "servers.jsonl").read_text().splitlines()]
+    later = [s for s in samples if s["node"] == "s2" and s["t"] > kills[0]["t"] + 1.0]
+    assert later
+    assert not any(s["up"] for s in later)
+    # The host's clock offset is in the run's events (the report lists them).
+    clocks = [e for e in events if e["kind"] == "clock"]
+    assert [e["node"] for e in clocks] == ["h1"]
+    assert "clock offset" in clocks[0]["detail"]
+    # The keys of the run do not stay on the host.
+    assert not (remote / "keys").exists()
+
+
+@pytest.mark.timeout(60)
+def test_unknown_host_key_and_other_version_are_refused(tmp_path: Path) -> None:
+    with private_sshd(tmp_path / "sshd") as sshd:
+        wrong = tmp_path / "wrong_known_hosts"
+        other = (tmp_path / "sshd" / "host_key.pub").read_text().split()
+        # Another key under the host's name: the connection must be refused.
+        wrong.write_text(f"[127.0.0.1]:{sshd.port} ssh-rsa "
+                         "AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7" + other[1][-20:] + "\n")
+        with pytest.raises(RunAborted, match="cannot connect"):
+            run_plan(_plan(sshd, tmp_path / "r1", known_hosts=wrong), tmp_path / "o1")
+        fake = tmp_path / "old-sipha"
+        fake.write_text("#!/bin/sh\necho sipha 0.0.1\n")
+        fake.chmod(0o755)
+        with pytest.raises(RunAborted, match=r"sipha 0\.0\.1"):
+            run_plan(_plan(sshd, tmp_path / "r2", sipha=str(fake)), tmp_path / "o2")
+        assert not (tmp_path / "r2").exists()  # nothing was started there
+
+
+def test_servers_on_two_hosts_with_sqlite_are_refused(tmp_path: Path) -> None:
+    data = msgspec.to_builtins(load_plan(Path(__file__).resolve().parents[2]
+                                         / "plans" / "smoke.toml"))
+    host = {"address": "10.0.0.2", "key": "k", "known_hosts": "kh"}
+    data["hosts"] = {"mode": "ssh", "ssh": [{"name": "a", "nodes": ["s1"], **host},
+                                            {"name": "b", "nodes": ["s2"], **host}]}
+    with pytest.raises(ConfigError) as info:
+        parse_plan(data, source="plan")
+    assert info.value.field == "store.kind"
+    assert "SQLite" in info.value.problem
+    assert "redis-sentinel" in info.value.fix
+    data["store"] = {"kind": "redis-sentinel"}
+    parse_plan(data, source="plan")  # the fix works
