@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import secrets
 import shlex
@@ -144,8 +145,9 @@ class SshPool:
         for name, h in self.hosts.items():
             try:
                 self._conns[name] = self.call(asyncssh.connect(
-                    h.address, port=h.port, username=h.user, client_keys=[h.key],
-                    known_hosts=h.known_hosts, agent_path=None, config=[],
+                    h.address, port=h.port, username=h.user,
+                    client_keys=[os.path.expanduser(h.key)],
+                    known_hosts=os.path.expanduser(h.known_hosts), agent_path=None, config=[],
                     preferred_auth="publickey", connect_timeout=_CONNECT_TIMEOUT,
                 ), timeout=_CONNECT_TIMEOUT + 5.0)
             except (OSError, asyncssh.Error, TimeoutError) as exc:
