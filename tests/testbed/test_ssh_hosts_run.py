@@ -11,7 +11,10 @@ anything starts.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import msgspec
@@ -19,6 +22,7 @@ import psutil
 import pytest
 
 from sipha.common.config import ConfigError
+from sipha.testbed.commands import to_toml
 from sipha.testbed.plan import Plan, load_plan, parse_plan
 from sipha.testbed.progress import Progress
 from sipha.testbed.runner import RunAborted, run_plan
@@ -124,3 +128,36 @@ def test_servers_on_two_hosts_with_sqlite_are_refused(tmp_path: Path) -> None:
     assert "redis-sentinel" in info.value.fix
     data["store"] = {"kind": "redis-sentinel"}
     parse_plan(data, source="plan")  # the fix works
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_c_stops_every_remote_process(tmp_path: Path) -> None:
+    remote = tmp_path / "remote"
+    with private_sshd(tmp_path / "sshd") as sshd:
+        plan = msgspec.structs.replace(_plan(sshd, remote, faults=False), phases=[
+            msgspec.structs.replace(_plan(sshd, remote).phases[0], duration=60.0)])
+        plan_path = tmp_path / "ssh.toml"
+        plan_path.write_text(to_toml(msgspec.to_builtins(plan)))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "import sys; from sipha.cli import main; sys.exit(main())",
+             "run", str(plan_path), "--out", str(tmp_path / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+        try:
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and proc.poll() is None:
+                if (remote / "loadtest" / "sipha.jsonl").exists():  # the load runs remotely
+                    break
+                time.sleep(0.2)
+            assert proc.poll() is None
+            assert len(_processes_in(remote)) >= 4  # s1, s2, d1, controller, agent
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode == 130, out.decode(errors="replace")[-2000:]
+        assert _processes_in(remote) == []
+    meta = json.loads((tmp_path / "out" / "meta.json").read_text())
+    assert meta["status"] == "interrupted"
+    assert meta["leftover_pids"] == []

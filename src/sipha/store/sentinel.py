@@ -73,11 +73,6 @@ _RETRY_PAUSE = 0.05
 _RETRY_PAUSE_MAX = 0.5
 _CONNECT_TIMEOUT = 0.5  # loopback or LAN; a dead host must not stall a read for long
 _MAX_CONNECTIONS = 2000  # per pool (master, replicas) of one server process
-# Reads and writes of one process in flight at once, each kind apart (a write held through an
-# election must not hold up reads).  Each needs a connection, and redis-py opens a missing one
-# by asking a Sentinel first: 400 REGISTERs at once made 400 connections and 400 Sentinel
-# lookups, each slower than the last.  Waiting for a slot costs a burst little.
-_IN_FLIGHT = 64
 
 
 class SentinelStore(RedisStore):
@@ -129,8 +124,6 @@ class SentinelStore(RedisStore):
             settings.service, db=settings.db, decode_responses=True, **common
         )
         self._replica = RedisStore(self.url, prefix=settings.prefix, client=replica)
-        self._reads = asyncio.Semaphore(_IN_FLIGHT)
-        self._writes = asyncio.Semaphore(_IN_FLIGHT)
         self._bindings: ReadCache[list[Binding]] = ReadCache(settings.cache_ttl)
         self._users: ReadCache[User | None] = ReadCache(settings.cache_ttl)
 
@@ -139,10 +132,6 @@ class SentinelStore(RedisStore):
 
     # --- reads: master, else a replica, else (users, bindings) the bounded cache -----------
     async def _read(self, what: str, op: Callable[[RedisStore], Awaitable[T]]) -> T:
-        async with self._reads:
-            return await self._read_now(what, op)
-
-    async def _read_now(self, what: str, op: Callable[[RedisStore], Awaitable[T]]) -> T:
         try:
             return await self._read_on(self, op)  # RedisStore's methods, on the master client
         except _UNREACHABLE as exc:
@@ -202,10 +191,6 @@ class SentinelStore(RedisStore):
     async def _write(self, what: str, op: Callable[[RedisStore, int], Awaitable[T]]) -> T:
         """Run ``op(store_on_one_connection, attempt)`` until ``replicas`` replicas hold its
         writes, retrying for up to ``hold`` seconds. Raises StoreUnavailable after that."""
-        async with self._writes:
-            return await self._write_now(what, op)
-
-    async def _write_now(self, what: str, op: Callable[[RedisStore, int], Awaitable[T]]) -> T:
         s = self.settings
         deadline = time.monotonic() + s.hold
         attempt = 0
