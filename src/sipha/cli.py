@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from sipha import __version__
+
 COMMANDS: dict[str, tuple[str, str]] = {
     "server": ("sipha.server.cli", "run a SIP server node (registrar, proxy, answering services)"),
     "users": ("sipha.store.cli", "manage users in the store: add, del, list, import, generate"),
@@ -28,6 +30,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="sipha",
         description="A highly available SIP cluster and a distributed SIP load tester.",
     )
+    # `sipha run` over SSH compares this with the runner's before it starts anything.
+    parser.add_argument("--version", action="version", version=f"sipha {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

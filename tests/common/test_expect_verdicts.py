@@ -34,12 +34,13 @@ def test_no_criteria_no_verdict_and_exit_0() -> None:
 
 def test_bounds_are_inclusive_and_each_side_is_checked() -> None:
     criteria = Criteria(max_failed_calls=0, min_success_ratio=1.0, max_takeover_ms=12,
-                        max_setup_p99_ms=4.5, max_longest_gap_ms=70, max_unfinished_calls=0)
-    verdicts = evaluate(criteria, CLEAN)
+                        max_setup_p99_ms=4.5, max_longest_gap_ms=70, max_unfinished_calls=0,
+                        max_failed_registrations=0)
+    verdicts = evaluate(criteria, msgspec.structs.replace(CLEAN, failed_registrations=0))
     assert [v.criterion for v in verdicts] == list(CRITERIA)
     assert all(v.passed for v in verdicts)
     worse = Measured(failed_calls=1, success_ratio=0.99, takeover_ms=12.5, setup_p99_ms=4.6,
-                     longest_gap_ms=80.0, unfinished_calls=1)
+                     longest_gap_ms=80.0, unfinished_calls=1, failed_registrations=1)
     failed = evaluate(criteria, worse)
     assert not any(v.passed for v in failed)
     assert failed[0] == Verdict(criterion="max_failed_calls", bound=0.0, measured=1.0,
@@ -66,7 +67,7 @@ _bound = st.none() | st.integers(0, 50)
 _value = st.none() | st.integers(0, 50)
 
 
-@given(bounds=st.tuples(*[_bound] * 6), values=st.tuples(*[_value] * 6))
+@given(bounds=st.tuples(*[_bound] * len(CRITERIA)), values=st.tuples(*[_value] * len(CRITERIA)))
 def test_every_criterion_against_every_measurement(
     bounds: tuple[int | None, ...], values: tuple[int | None, ...]
 ) -> None:

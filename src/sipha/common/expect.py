@@ -54,6 +54,7 @@ class Criteria(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_de
     max_setup_p99_ms: _Ms | None = None
     max_longest_gap_ms: _Ms | None = None
     max_unfinished_calls: _Count | None = None
+    max_failed_registrations: _Count | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, name) is None for name in CRITERIA)
@@ -68,6 +69,9 @@ class Measured(msgspec.Struct, kw_only=True):
     setup_p99_ms: float | None  # whole-run INVITE -> 200 p99 (an exact histogram's)
     longest_gap_ms: float | None  # longest stretch with no call answered
     unfinished_calls: int
+    # REGISTER transactions of register+call testers that ended without a 2xx (after the
+    # transaction's own retransmissions); None: no tester registered.
+    failed_registrations: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +90,8 @@ CRITERIA: Final[dict[str, CriterionSpec]] = {
     "max_setup_p99_ms": CriterionSpec("setup_p99_ms", "max", "max_setup_p99_ms = 200"),
     "max_longest_gap_ms": CriterionSpec("longest_gap_ms", "max", "max_longest_gap_ms = 500"),
     "max_unfinished_calls": CriterionSpec("unfinished_calls", "max", "max_unfinished_calls = 0"),
+    "max_failed_registrations": CriterionSpec("failed_registrations", "max",
+                                              "max_failed_registrations = 0"),
 }
 """Every criterion by name, in the order verdicts are listed."""
 
@@ -146,7 +152,7 @@ def fix_for(criterion: str) -> str:
         return f"write one of: {', '.join(CRITERIA)}"
     if criterion == "min_success_ratio":
         return f"write a ratio between 0 and 1, e.g. {spec.example}"
-    if criterion.endswith("_calls"):
+    if criterion.endswith(("_calls", "_registrations")):
         return f"write a whole number >= 0, e.g. {spec.example}"
     return f"write milliseconds >= 0, e.g. {spec.example}"
 

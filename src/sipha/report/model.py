@@ -84,6 +84,10 @@ class RunMeta(msgspec.Struct, kw_only=True):
     # Whole-run INVITE -> 200 p99 of sipha's testers, from their exact merged histograms (the
     # highest over phases: no p99 of a part is below the p99 of the whole); None: not measured.
     setup_p99_ms: float | None = None
+    # REGISTERs of register+call testers that failed (None: none registered), and each store
+    # failover the run saw (fault on the Redis master -> Sentinels name a new one), in ms.
+    failed_registrations: int | None = None
+    store_failover_ms: list[float] = msgspec.field(default_factory=list)
 
 
 class CallsSecond(msgspec.Struct, kw_only=True):

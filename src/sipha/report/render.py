@@ -63,6 +63,10 @@ def summary_rows(s: Summary) -> list[tuple[str, str]]:
          "not measured" if s.setup_p99_ms is None else f"{s.setup_p99_ms:.1f} ms"),
         ("peak concurrent calls", str(s.peak_concurrent)),
         ("retransmissions by the testers", str(s.retransmissions)),
+        *([("registrations failed (after retries)", str(s.failed_registrations))]
+          if s.failed_registrations is not None else []),
+        *([("store failover time", _fmt_ms(s.store_failover_ms))] if s.store_failover_ms
+          else []),
         ("faults", html.escape("; ".join(s.faults)) or "none"),
     ]
 

@@ -52,6 +52,8 @@ class Summary(msgspec.Struct, kw_only=True):
     # Retransmissions the testers sent (what loss cost when calls still succeeded).
     retransmissions: int = 0
     setup_p99_ms: float | None = None
+    failed_registrations: int | None = None
+    store_failover_ms: list[float] = msgspec.field(default_factory=list)
     # One per criterion of the plan's [expect] for this profile: measured, bound, passed.
     verdicts: list[Verdict] = msgspec.field(default_factory=list)
     criteria_met: bool = True  # every verdict passed (true when there is none)
@@ -172,6 +174,7 @@ def measured(s: Summary) -> Measured:
         setup_p99_ms=s.setup_p99_ms,
         longest_gap_ms=s.longest_gap_ms if s.calls_successful else None,
         unfinished_calls=s.calls_unfinished,
+        failed_registrations=s.failed_registrations,
     )
 
 
@@ -211,6 +214,8 @@ def summarize(results: Results) -> Summary:
         faults=[f"{t:.1f} s: {label}" for t, label in results.fault_times()],
         plan=meta.plan,
         setup_p99_ms=meta.setup_p99_ms,
+        failed_registrations=meta.failed_registrations,
+        store_failover_ms=list(meta.store_failover_ms),
     )
     summary.verdicts = evaluate(meta.expect, measured(summary))
     summary.criteria_met = all(v.passed for v in summary.verdicts)

@@ -72,6 +72,7 @@ _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 _RETRY_PAUSE = 0.05
 _RETRY_PAUSE_MAX = 0.5
 _CONNECT_TIMEOUT = 0.5  # loopback or LAN; a dead host must not stall a read for long
+_MAX_CONNECTIONS = 2000  # per pool (master, replicas) of one server process
 
 
 class SentinelStore(RedisStore):
@@ -91,6 +92,10 @@ class SentinelStore(RedisStore):
             "socket_connect_timeout": _CONNECT_TIMEOUT,
             # No retries inside redis-py: a retried script is the hold loop's decision.
             "retry": Retry(NoBackoff(), 0),
+            # redis-py's pool refuses a 101st connection ("Too many connections"); during an
+            # election every held write and every read waiting for a refused master holds one,
+            # and at 100 calls/s a server has hundreds in flight.  Redis's own limit is 10000.
+            "max_connections": _MAX_CONNECTIONS,
         }
         self._sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]
             list(settings.sentinels),
@@ -100,6 +105,9 @@ class SentinelStore(RedisStore):
                 "socket_timeout": 1.0,
                 "socket_connect_timeout": _CONNECT_TIMEOUT,
                 "retry": Retry(NoBackoff(), 0),
+                # Each new connection to the master asks a Sentinel first: a burst of them
+                # ran out of the default 100 and read "no master" with the master alive.
+                "max_connections": _MAX_CONNECTIONS,
             },
         )
         master = self._sentinel.master_for(
@@ -125,13 +133,26 @@ class SentinelStore(RedisStore):
     # --- reads: master, else a replica, else (users, bindings) the bounded cache -----------
     async def _read(self, what: str, op: Callable[[RedisStore], Awaitable[T]]) -> T:
         try:
-            return await op(self)  # RedisStore's methods, on the master client
+            return await self._read_on(self, op)  # RedisStore's methods, on the master client
         except _UNREACHABLE as exc:
             log.debug("%s: master unreachable (%s), reading a replica", what, exc)
         try:
-            return await op(self._replica)
+            return await self._read_on(self._replica, op)
         except _UNREACHABLE as exc:
             raise self._unavailable(f"{what}: no master and no replica answered", exc) from exc
+
+    @staticmethod
+    async def _read_on(store: RedisStore, op: Callable[[RedisStore], Awaitable[T]]) -> T:
+        """``op`` on ``store``; once more on fresh connections if the first try found a
+        connection closed.  A failover ends with Sentinel's ``CLIENT KILL TYPE normal`` on the
+        promoted node, so every idle pooled connection to it is dead at once; without this the
+        first read on each (master and replica pools alike) failed after the election."""
+        try:
+            return await op(store)
+        except _UNREACHABLE:
+            pool = store._r.connection_pool
+            await pool.disconnect(inuse_connections=False)  # idle ones: reconnected on use
+            return await op(store)
 
     async def get_user(self, aor: str) -> User | None:
         try:

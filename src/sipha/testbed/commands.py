@@ -140,6 +140,9 @@ def server_command(
         # The paper's servers shared users, not calls: a call dies with its server.
         "share_dialogs": plan.profile != "paper",
     }
+    expires = min((p.expires for p in plan.phases if p.scenario == "register+call"), default=0)
+    if 0 < expires < 60:  # the registrar's default floor (423 Interval Too Brief below it)
+        cfg["registrar"] = {"min_expires": expires}
     path = config_dir / f"{name}.toml"
     path.write_text(to_toml(cfg), encoding="utf-8")
     argv = sipha_argv("server", "--config", str(path), *s.extra_args)
@@ -290,7 +293,7 @@ def sipha_controller_command(
             argv += ["--keys", str(keys)]
         return NodeCommand(name, "controller", argv, block.controller)
     argv = sipha_argv(
-        "load", "controller", "call", f"{block.service}:{SIP_PORT}",
+        "load", "controller", phase.scenario, f"{block.service}:{SIP_PORT}",
         "--bind", controller_address(block), "--expect", str(agents), "--join-timeout", "20s",
         "--rate", f"{phase.rate * agents:g}", "--duration", f"{phase.duration:g}s",
         "--hold", f"{phase.hold:g}s", "--call-user", phase.call_user,
@@ -300,6 +303,11 @@ def sipha_controller_command(
     )
     if phase.recv_timeout > 0:
         argv += ["--recv-timeout", f"{phase.recv_timeout:g}s"]
+    if phase.scenario == "register+call":
+        # The agents split the plan's users; each agent's UAS registers its share.
+        u = plan.servers.users
+        argv += ["--users", str(u.count), "--user-prefix", u.prefix, "--password", u.password,
+                 "--domain", u.domain, "--expires", str(phase.expires)]
     if phase.ramp_step > 0 and phase.ramp_max is not None:
         argv += ["--ramp", f"{phase.ramp_step * agents:g}/{phase.ramp_interval:g}s",
                  "--max-rate", f"{phase.ramp_max * agents:g}"]

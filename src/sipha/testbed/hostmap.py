@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sipha.testbed.addresses import AddressBlock
 from sipha.testbed.plan import Plan, group_members
+from sipha.testbed.redisnodes import store_addresses
 
 __all__ = ["NETEM_ONLY", "netns_hosts", "wired_hosts"]
 
@@ -16,8 +17,7 @@ def netns_hosts(plan: Plan, block: AddressBlock) -> dict[str, str]:
     """Host name -> address of every host of a netns run."""
     hosts = {f"d{i}": block.dispatcher(i) for i in range(1, plan.dispatchers.count + 1)}
     hosts |= {f"s{i}": block.server(i) for i in range(1, plan.servers.count + 1)}
-    if plan.store.kind == "redis" and not plan.store.url:
-        hosts["redis"] = block.redis
+    hosts |= store_addresses(plan, block)
     hosts["controller"] = block.controller
     hosts |= {t.name: block.tester(i) for i, t in enumerate(plan.testers, 1)}
     return hosts

@@ -53,6 +53,7 @@ __all__ = [
     "Probe",
     "Profile",
     "Servers",
+    "SshHost",
     "Store",
     "Tester",
     "Users",
@@ -64,6 +65,7 @@ __all__ = [
     "parse_plan",
     "plan_to_dict",
     "server_names",
+    "store_node_names",
     "validate",
     "with_hosts",
 ]
@@ -104,10 +106,16 @@ class Store(_Section):
 
     ``sqlite``: one file in the results folder.  ``redis``: the test bed starts its own
     ``redis-server`` on a loopback address, unless ``url`` names one already running.
+    ``redis-sentinel``: a master (node ``redis``), ``replicas`` replicas (``redis-r1``..) and
+    three Sentinels (``sentinel1``..``sentinel3``, quorum 2) as nodes of the run (see
+    :mod:`.redisnodes`); ``options`` is the query of the servers' ``redis-sentinel://`` URL.
     """
 
-    kind: Literal["sqlite", "redis"] = "sqlite"
+    kind: Literal["sqlite", "redis", "redis-sentinel"] = "sqlite"
     url: str = ""
+    replicas: Annotated[int, msgspec.Meta(ge=1, le=4)] = 2
+    down_after_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 500
+    options: str = ""
 
 
 class Users(_Section):
@@ -179,7 +187,10 @@ class Phase(_Section):
 
     duration: PosFloat
     rate: NonNegFloat
-    scenario: Literal["call"] = "call"
+    # register+call (sipha testers): each agent's UAS registers its share of the plan's users
+    # (``expires`` asked, refreshed at 90 %) and its UAC calls them in turn, through the pair.
+    scenario: Literal["call", "register+call"] = "call"
+    expires: PosInt = 3600
     hold: NonNegFloat = 1.0
     ramp_step: NonNegFloat = 0.0
     ramp_interval: PosFloat = 10.0
@@ -216,12 +227,33 @@ class Fault(_Section):
     workers: PosInt = 1  # cpu_hog
 
 
-class Hosts(_Section):
-    """Where the nodes live: ``loopback`` (one 127.A.B.0/24 block on this host's lo) or
-    ``netns`` (a network namespace per node on one bridge; needs root; the pair runs in
-    ``ip`` mode, moving the address with gratuitous ARP)."""
+class SshHost(_Section):
+    """A machine the runner reaches over SSH (``[[hosts.ssh]]``, see :mod:`.ssh`): key
+    authentication only, its host key checked against ``known_hosts``; ``nodes`` names the
+    nodes (s1, d1, redis, sentinel1, controller, a tester...) that run on it."""
 
-    mode: Literal["loopback", "netns"] = "loopback"
+    name: str
+    address: str
+    key: str
+    known_hosts: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 22
+    user: str = "root"
+    sipha: str = "sipha"  # the sipha command on that host
+    workdir: str = ""  # where its nodes run; default /tmp/sipha-<plan name>
+    nodes: list[str] = msgspec.field(default_factory=list)
+
+
+class Hosts(_Section):
+    """Where the nodes live: ``loopback`` (one 127.A.B.0/24 block on this host's lo),
+    ``netns`` (a network namespace per node on one bridge; needs root; the pair runs in
+    ``ip`` mode, moving the address with gratuitous ARP) or ``ssh`` (nodes placed on the
+    machines of ``[[hosts.ssh]]``, the others on this one).  ``block`` (ssh mode) gives the
+    node addresses as A.B.C: each node binds its own address of A.B.C.0/24 (the same numbers
+    as on loopback), which the operator puts on the machine the node is placed on."""
+
+    mode: Literal["loopback", "netns", "ssh"] = "loopback"
+    block: str = ""
+    ssh: list[SshHost] = msgspec.field(default_factory=list)
 
 
 class Expect(Criteria):
@@ -268,7 +300,15 @@ def node_names(plan: Plan) -> list[str]:
     names = server_names(plan) + dispatcher_names(plan)
     if plan.store.kind == "redis" and not plan.store.url:
         names.append("redis")
-    return names
+    return names + store_node_names(plan)
+
+
+def store_node_names(plan: Plan) -> list[str]:
+    """The Sentinel store's nodes the test bed starts (none for the other stores)."""
+    if plan.store.kind != "redis-sentinel" or plan.store.url:
+        return []
+    return ["redis", *(f"redis-r{i}" for i in range(1, plan.store.replicas + 1)),
+            *(f"sentinel{i}" for i in range(1, 4))]
 
 
 def expect_for(plan: Plan, profile: Profile | None = None) -> Criteria:
@@ -471,6 +511,9 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
         )
     if plan.store.kind == "redis" and plan.store.url and not plan.store.url.startswith("redis"):
         raise err("store.url", f"{plan.store.url!r} is not a redis:// URL", "write redis://H:P/0")
+    from sipha.testbed.plan_hosts import validate_hosts_and_store  # it imports this module
+
+    validate_hosts_and_store(plan, err)
     end = plan.load_duration + plan.drain
     for i, f in enumerate(plan.faults):
         if f.at > end:
@@ -494,13 +537,13 @@ def validate(plan: Plan, *, source: str = "plan") -> Plan:
 _CHOICES: Final[dict[str, tuple[str, ...]]] = {
     "action": ("kill", "stop", "cont", "start", "restart", "loss", "delay", "duplicate",
                "reorder", "corrupt", "rate", "partition", "split_pair", "heal", "cpu_hog"),
-    "mode": ("loopback", "netns"),
+    "mode": ("loopback", "netns", "ssh"),
     "engine": ("sipha", "sipp"),
     "transport": ("udp", "tcp"),
-    "kind": ("sqlite", "redis"),
+    "kind": ("sqlite", "redis", "redis-sentinel"),
     "profile": PROFILES,
     "failback": ("sticky", "preempt"),
-    "scenario": ("call",),
+    "scenario": ("call", "register+call"),
     "on_node_crash": ("abort", "continue"),
     "ha_mode": ("local",),
     "ha": ("ip", "keepalived"),

@@ -18,7 +18,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -138,12 +138,41 @@ class NodeProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5.0)
 
+    # -- the end of a run (ProcessSet.shutdown); a remote node (.ssh) does these over SSH --
+
+    def begin_stop(self) -> None:
+        """SIGCONT then SIGTERM to the current group, without waiting."""
+        if self.popen is None:
+            return
+        self.expected_exit = True
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+        self.stopped = False
+
+    def wait_exit(self, timeout: float) -> None:
+        if self.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=timeout)
+
+    def kill_groups(self) -> None:
+        """SIGKILL every group this node ever led, and reap."""
+        for pgid in self.pgids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        self.wait_exit(5.0)
+
+    def alive_groups(self) -> list[int]:
+        return [pgid for pgid in self.pgids if group_alive(pgid)]
+
 
 class ProcessSet:
     """The nodes of one run by name; implements the fault injector's NodeControl."""
 
     def __init__(self) -> None:
         self._nodes: dict[str, NodeProcess] = {}
+        # Run once every group is gone (the SSH hosts collect their result files then).
+        self.after_shutdown: list[Callable[[], None]] = []
 
     def add(self, node: NodeProcess) -> NodeProcess:
         if node.name in self._nodes:
@@ -194,28 +223,16 @@ class ProcessSet:
         for kind in kinds:
             nodes = [n for n in self._nodes.values() if n.kind == kind]
             for n in nodes:
-                if n.popen is None:
-                    continue
-                n.expected_exit = True
-                for sig in (signal.SIGCONT, signal.SIGTERM):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(n.popen.pid, sig)
-                n.stopped = False
+                n.begin_stop()
             deadline = time.monotonic() + grace
             for n in nodes:
-                if n.popen is None:
-                    continue
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    n.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+                n.wait_exit(max(0.0, deadline - time.monotonic()))
         for n in self._nodes.values():
-            for pgid in n.pgids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pgid, signal.SIGKILL)
-            if n.popen is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    n.popen.wait(timeout=5.0)
+            n.kill_groups()
+        while self.after_shutdown:
+            self.after_shutdown.pop(0)()
 
     def leftovers(self) -> list[int]:
         """Process groups we created that still hold a process (should be empty after
         shutdown)."""
-        return [pgid for n in self._nodes.values() for pgid in n.pgids if group_alive(pgid)]
+        return [pgid for n in self._nodes.values() for pgid in n.alive_groups()]

@@ -44,7 +44,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sipha.common.process import wait_sip_options, wait_tcp
+from sipha.common.process import wait_sip_options
 from sipha.loadtest.curve import create_keys
 from sipha.report.model import (
     CALLS,
@@ -61,11 +61,10 @@ from sipha.report.model import (
     write_meta,
 )
 from sipha.report.render import render_report
-from sipha.testbed import commands
+from sipha.testbed import commands, testers
 from sipha.testbed.addresses import (
     HTTP_PORT,
     NETNS_BLOCK,
-    REDIS_PORT,
     SIP_PORT,
     AddressBlock,
     allocate_block,
@@ -88,8 +87,10 @@ from sipha.testbed.plan import (
 )
 from sipha.testbed.processes import NodeProcess, NodeState, ProcessSet
 from sipha.testbed.progress import Progress, Snapshot
+from sipha.testbed.redisnodes import StoreWatch, start_store
 from sipha.testbed.roles import RoleTracker
 from sipha.testbed.sampler import CpuSampler, HttpPoller
+from sipha.testbed.ssh import run_over_ssh
 from sipha.testbed.testers import read_sipha_jsonl, read_sipha_setup_p99, read_sipp_stat
 
 __all__ = ["RunAborted", "RunOutcome", "Runner", "run_plan"]
@@ -130,6 +131,7 @@ class _TesterRun:
     source: str
 
     def read(self, t0: float) -> list[CallsSecond]:
+        t0 += getattr(self.node, "clock_offset", 0.0)  # its host's clock (ssh mode)
         if self.engine == "sipp":
             return read_sipp_stat(self.output, t0=t0, source=self.source)
         return read_sipha_jsonl(self.output, t0=t0, source=self.source)
@@ -148,8 +150,10 @@ class Runner(PageControls):
         hosts: Hosts | None = None,
         netem: bool = True,
         web: tuple[str, int] | None = None,
+        make_node: Callable[..., NodeProcess] = NodeProcess,
     ) -> None:
         self.plan = plan
+        self._make_node = make_node  # ssh mode: a RemoteNode for the nodes placed on hosts
         # The live page (``--web``): what the terminal view shows, and controls.
         self.web = (RunPage(web, f"{plan.name} [{plan.profile}]", criteria=expect_for(plan),
                             results=out.resolve().parent) if web is not None else None)
@@ -180,6 +184,7 @@ class Runner(PageControls):
         self._control_token = secrets.token_urlsafe(18)
         self._poller = HttpPoller(token=self._control_token)
         self._cpu = CpuSampler()
+        self.store_watch = StoreWatch(plan, self.event)  # the store failover time
         self._last_server: dict[str, int] = {}  # active calls at the last sample, -1 = down
         self._last_usage: dict[str, tuple[float, float]] = {}  # node -> (CPU %, RSS MB)
         self._health: dict[str, str] = {}  # server -> state at the active dispatcher (--web)
@@ -302,12 +307,15 @@ class Runner(PageControls):
         p99s = [p for tr in self.testers if tr.engine == "sipha"
                 if (p := read_sipha_setup_p99(tr.output)) is not None]
         self._meta.setup_p99_ms = max(p99s, default=None)
+        self._meta.failed_registrations = testers.failed_registrations(self.plan, [
+            (tr.phase_index, tr.output) for tr in self.testers if tr.engine == "sipha"])
+        self._meta.store_failover_ms = list(self.store_watch.failovers_ms)
 
     # -- start ---------------------------------------------------------------------------------
 
     def _add(self, cmd: commands.NodeCommand) -> NodeProcess:
         argv = self.hosts.exec_argv(cmd.address, cmd.argv) if self.hosts else cmd.argv
-        node = self.procs.add(NodeProcess(
+        node = self.procs.add(self._make_node(
             name=cmd.name, kind=cmd.kind, argv=argv, address=cmd.address,
             log_path=self.out / "logs" / f"{cmd.name}.log", cwd=self.out,
         ))
@@ -325,12 +333,8 @@ class Runner(PageControls):
         (self.out / "store.db").unlink(missing_ok=True)
         write_meta(self.out, self._meta)
         self._snapshot()
-        url = commands.store_url(plan, block, self.out)
-        if plan.store.kind == "redis" and not plan.store.url:
-            redis = self._add(commands.redis_command(block, self.out))
-            redis.start()
-            await self._wait("redis", lambda: asyncio.to_thread(
-                wait_tcp, block.redis, REDIS_PORT, _START_TIMEOUT))
+        url = await start_store(plan, block, self.out, config_dir, self._add, self._wait)
+        self.store_watch.block = block
         # Always: it also creates the store's schema once, before servers open it together.
         await self._provision(url)
         servers = [self._add(commands.server_command(plan, i, block, config_dir, url,
@@ -446,6 +450,7 @@ class Runner(PageControls):
                     self._start_phase(i, plan.phases[i], offset)
             for outcome in injector.fire_due(now):
                 self.roles.fault(outcome.node, outcome.fault.action, now)
+                self.store_watch.fault(outcome.node, outcome.fault.action, now)
                 failed = "" if outcome.ok else f" failed: {outcome.detail}"
                 self.event("fault", outcome.node or outcome.fault.target,
                            outcome.fault.action + failed)
@@ -459,6 +464,7 @@ class Runner(PageControls):
                         self._network_event(tr, errors)
             self._check_crashes()
             await self._poll_roles()
+            await self.store_watch.poll(now)
             if now >= next_sample:
                 next_sample = max(next_sample + _SAMPLE, now)
                 await self._sample(now)
@@ -693,6 +699,8 @@ def run_plan(plan: Plan, out: Path, *, progress: Progress | None = None,
     cannot be (not root)."""
     if sys.platform != "linux":  # pragma: no cover - loopback blocks need Linux's lo
         raise RunAborted("the test bed needs Linux (127.0.0.0/8 on lo)")
+    if plan.hosts.mode == "ssh":  # nodes on other machines (:mod:`.ssh`)
+        return run_over_ssh(plan, out, progress=progress, web=web)  # type: ignore[no-any-return]
     if plan.hosts.mode != "netns":
         runner = Runner(plan, out, progress=progress, web=web)
         if runner.web is not None:

@@ -24,8 +24,10 @@ from sipha.loadtest.stats_output import (
     sipp_rows_by_second,
 )
 from sipha.report.model import CallsSecond
+from sipha.testbed.plan import Plan
 
-__all__ = ["read_sipha_jsonl", "read_sipha_setup_p99", "read_sipp_stat"]
+__all__ = ["failed_registrations", "read_sipha_failed_transactions", "read_sipha_jsonl",
+           "read_sipha_setup_p99", "read_sipp_stat"]
 
 
 class _Interval(msgspec.Struct, kw_only=True):
@@ -40,6 +42,7 @@ class _Interval(msgspec.Struct, kw_only=True):
     retransmissions: int = 0
     setup_200_ms: dict[str, float] = msgspec.field(default_factory=dict)
     answered_slots: str = ""
+    transactions_failed: int = 0
 
 
 _decoder = msgspec.json.Decoder(_Interval)
@@ -71,6 +74,31 @@ def read_sipha_setup_p99(path: Path) -> float | None:
             p99 = rec.setup_200_ms.get("p99")
             return p99 if rec.calls_successful and p99 is not None else None
     return None
+
+
+def read_sipha_failed_transactions(path: Path) -> int:
+    """Failed transactions over a sipha load JSONL file's seconds (in register+call: the
+    REGISTERs that ended without a 2xx)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return 0
+    total = 0
+    for line in lines:
+        try:
+            rec = _decoder.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            continue
+        if rec.type == "interval":
+            total += rec.transactions_failed
+    return total
+
+
+def failed_registrations(plan: Plan, outputs: list[tuple[int, Path]]) -> int | None:
+    """Failed REGISTERs over the sipha testers' JSONL files (phase index, path) of the
+    plan's register+call phases; None when it has none."""
+    files = [p for i, p in outputs if plan.phases[i].scenario == "register+call"]
+    return sum(read_sipha_failed_transactions(p) for p in files) if files else None
 
 
 def read_sipha_jsonl(path: Path, *, t0: float, source: str = "sipha") -> list[CallsSecond]:
