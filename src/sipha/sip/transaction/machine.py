@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from sipha.sip.message import Request
 from sipha.sip.transaction.events import (
@@ -117,32 +116,52 @@ S = TypeVar("S", bound=enum.Enum)
 T = TypeVar("T", bound="Transaction[Any]")
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slotted classes, not dataclasses: mypyc cannot compile a generic dataclass (its
+# dataclass support rewrites the class's __dict__, which a generic class's type forbids;
+# mypyc/mypyc#827). They are written once, when the tables are built at import.
 class Rule(Generic[T, S]):
     """One table cell: run ``effect`` (if any), then go to ``next_state``."""
 
-    effect: Callable[[T, Event, float], list[Action]] | None
-    next_state: S
-    reason: TerminationReason | None = None  # set exactly when next_state is Terminated
+    __slots__ = ("effect", "next_state", "reason")
+
+    def __init__(
+        self,
+        effect: Callable[[T, Event, float], list[Action]] | None,
+        next_state: S,
+        reason: TerminationReason | None = None,  # set exactly when next_state is Terminated
+    ) -> None:
+        self.effect: Final = effect
+        self.next_state: Final = next_state
+        self.reason: Final = reason
+
+    def __repr__(self) -> str:
+        return f"Rule({self.effect!r}, {self.next_state!r}, {self.reason!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Machine(Generic[T, S]):
     """A complete machine: both tables, the timers each state may run, the final state."""
 
-    unreliable: Mapping[tuple[S, Input], Rule[T, S]]
-    reliable: Mapping[tuple[S, Input], Rule[T, S]]
-    timers: Mapping[S, frozenset[TimerName]]
-    terminated: S
+    __slots__ = ("reliable", "terminated", "timers", "unreliable")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        unreliable: Mapping[tuple[S, Input], Rule[T, S]],
+        reliable: Mapping[tuple[S, Input], Rule[T, S]],
+        timers: Mapping[S, frozenset[TimerName]],
+        terminated: S,
+    ) -> None:
+        self.unreliable: Final = unreliable
+        self.reliable: Final = reliable
+        self.timers: Final = timers
+        self.terminated: Final = terminated
         # Check the tables once at import: a rule into Terminated names its reason, no other
         # does, and every state has a timer set.
-        for table in (self.unreliable, self.reliable):
+        for table in (unreliable, reliable):
             for rule in table.values():
-                if (rule.next_state is self.terminated) != (rule.reason is not None):
+                if (rule.next_state is terminated) != (rule.reason is not None):
                     raise AssertionError(f"inconsistent rule {rule!r}")
-        if set(self.timers) != set(type(self.terminated)):
+        if set(timers) != set(type(terminated)):
             raise AssertionError("every state needs a timer set")
 
 
