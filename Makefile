@@ -6,9 +6,12 @@ STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
 DEB_PKGS  := sip-tester kamailio kamailio-tls-modules redis-server keepalived iproute2 procps curl \
-             baresip-core chromium nftables stress-ng ethtool
+             baresip-core chromium nftables stress-ng ethtool gcc python3-dev
 DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium nft stress-ng \
-             ethtool
+             ethtool gcc
+# The SIP core compiled by mypyc (setup.py): rebuilt when a source of it changes.
+CORE_SRC  := $(shell find src/sipha/sip -name '*.py') setup.py
+COMPILED  := $(VENV)/.compiled
 
 .PHONY: test demo lint typecheck unit setup deps venv bench clean lock
 
@@ -25,7 +28,7 @@ deps:
 	for b in $(DEB_BINS); do command -v $$b >/dev/null 2>&1 || { echo "missing $$b after install" >&2; exit 1; }; done; \
 	ls /usr/lib/*/kamailio/modules/tls.so >/dev/null 2>&1 || { echo "missing kamailio's tls module after install" >&2; exit 1; }
 
-venv: $(STAMP)
+venv: $(STAMP) $(COMPILED)
 
 # Exactly the versions in the lock, each checked against its hash: a new release of any package
 # can never change what a fresh clone installs. sipha itself is installed without build isolation,
@@ -36,9 +39,17 @@ $(STAMP): pyproject.toml $(LOCK)
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-pip >/dev/null; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --require-hashes -r $(LOCK)
+	@touch $(STAMP)
+
+# sipha itself, editable. mypyc compiles the SIP core into C extensions next to its sources
+# (gcc and Python's headers: python3-dev for Debian's python3); rebuilt when a source of the core
+# changes. SIPHA_PURE=1 make setup leaves them out (a pure build).
+$(COMPILED): $(STAMP) $(CORE_SRC)
+	@$(PY) -c 'import os, sysconfig; raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc python3-dev >/dev/null; }
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
-	@touch $(STAMP)
+	@touch $(COMPILED)
 
 # Refresh the lock to the newest versions pyproject.toml allows. Then run `make test` on the new
 # lock (the venv is rebuilt from it) before committing requirements/lock.txt.
@@ -82,4 +93,5 @@ bench: setup
 	$(BIN)/python bench/bench_failover.py --runs 10
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build dist
+	find src -name '*.so' -delete

@@ -10,7 +10,8 @@ At rising rates: the highest clean rate (< 0.1 % failed per SIPp), and the CPU s
 calls at a common rate; then the ratios. Targets: sipha's CPU per call at most 1.0x Kamailio's,
 and a clean rate at least Kamailio's.
 
-Run: ``.venv/bin/python bench/bench_dispatcher.py [--seconds 5] [--rates 500,1000,...]``
+Run: ``.venv/bin/python bench/bench_dispatcher.py [--seconds 5] [--rates 500,1000,...]``;
+``--also`` adds sipha's pure-Python build (``SIPHA_PURE=1``) to the same alternation.
 """
 
 from __future__ import annotations
@@ -27,17 +28,24 @@ def _servers(procs: h.Procs) -> list[int]:
 
 
 @contextlib.contextmanager
-def sipha_system() -> Iterator[h.System]:
+def sipha_system(pure: bool = False) -> Iterator[h.System]:
     with h.processes() as procs:
         ports = _servers(procs)
         port = free_port()
-        cmd = [*h.SIPHA, "dispatcher", "--listen", f"udp:127.0.0.1:{port}", "--algorithm",
+        # `env` execs Python in its own PID, so the CPU accounting follows the dispatcher.
+        build = ["env", "SIPHA_PURE=1"] if pure else ["env", "SIPHA_PURE=0"]
+        cmd = [*build, *h.SIPHA, "dispatcher", "--listen", f"udp:127.0.0.1:{port}", "--algorithm",
                "hash-callid", "--probe", "off"]
         for p in ports:
             cmd += ["--server", f"sip:127.0.0.1:{p}"]
         disp = procs.start(cmd, log="dispatcher.log")
         wait_sip_options("127.0.0.1", port, timeout=15)
-        yield h.System("sipha dispatcher (hash-callid)", f"127.0.0.1:{port}", [disp.pid])
+        label = "sipha dispatcher, pure build" if pure else "sipha dispatcher (hash-callid)"
+        yield h.System(label, f"127.0.0.1:{port}", [disp.pid])
+
+
+def sipha_pure_system() -> contextlib.AbstractContextManager[h.System]:
+    return sipha_system(pure=True)
 
 
 @contextlib.contextmanager
@@ -59,7 +67,7 @@ def kamailio_system() -> Iterator[h.System]:
 def main() -> int:
     return h.compare_main(
         __doc__, rates="500,1000,1500,2000,2500,3000,3500,4000", cpu_rate=500.0, target="<= 1.0x",
-        ours=sipha_system, peer=kamailio_system,
+        ours=sipha_system, peer=kamailio_system, also=sipha_pure_system,
     )
 
 

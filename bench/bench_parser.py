@@ -9,13 +9,19 @@ and receives (a 200 OK with SDP):
   Via, add a Record-Route, decrement Max-Forwards, serialize to bytes.
 
 Run: ``.venv/bin/python bench/bench_parser.py [--seconds 1.0]``. Prints messages per second for
-both stacks and the ratio sipha/sippy.
+both stacks and the ratio sipha/sippy. ``--builds`` measures sipha's two builds in one run: the
+mypyc-compiled core and the pure-Python one (``SIPHA_PURE=1``), each in a child process of its
+own, alternating ``--repeats`` times, and prints the medians next to sippy's.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +30,7 @@ from sippy.SipHeader import SipHeader  # type: ignore[import-untyped]
 from sippy.SipRequest import SipRequest  # type: ignore[import-untyped]
 from sippy.SipResponse import SipResponse  # type: ignore[import-untyped]
 
+from sipha._pure import compiled_modules
 from sipha.sip import Request, parse_message
 
 SDP = (
@@ -124,10 +131,57 @@ def rate(fn: Callable[[bytes], object], data: bytes, seconds: float) -> float:
     return best
 
 
+def _child(seconds: float, pure: bool) -> dict[str, object]:
+    env = {**os.environ, "SIPHA_PURE": "1" if pure else "0"}
+    out = subprocess.run(
+        [sys.executable, __file__, "--seconds", str(seconds), "--json"],
+        env=env, check=True, capture_output=True, text=True, timeout=600,
+    ).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+def compare_builds(seconds: float, repeats: int) -> int:
+    """Compiled vs pure sipha and sippy, alternating child processes; medians printed."""
+    runs: dict[str, list[dict[str, object]]] = {"compiled": [], "pure": []}
+    for _ in range(repeats):
+        for build in ("compiled", "pure"):
+            got = _child(seconds, pure=build == "pure")
+            ran = "compiled" if got["compiled_modules"] else "pure"
+            if ran != build:
+                raise SystemExit(f"asked for the {build} build, the child ran the {ran} one")
+            runs[build].append(got)
+
+    def med(build: str, label: str, who: str) -> float:
+        return statistics.median(
+            float(r["rates"][label][who]) for r in runs[build]  # type: ignore[index]
+        )
+
+    print(f"python {sys.version.split()[0]}, one core, {seconds:.1f} s per measurement, "
+          f"medians of {repeats} alternating runs per build (sippy: all {2 * repeats} runs)")
+    print(f"{'measurement':30} {'compiled':>10} {'pure':>10} {'sippy':>10} "
+          f"{'comp/pure':>9} {'comp/sippy':>10} {'pure/sippy':>10}")
+    for label in ("parse INVITE", "parse 200 OK", "parse+edit+serialize INVITE"):
+        c, p = med("compiled", label, "sipha"), med("pure", label, "sipha")
+        y = statistics.median(
+            float(r["rates"][label]["sippy"])  # type: ignore[index]
+            for r in runs["compiled"] + runs["pure"]
+        )
+        print(f"{label:30} {c:10,.0f} {p:10,.0f} {y:10,.0f} {c / p:8.2f}x {c / y:9.1f}x "
+              f"{p / y:9.1f}x")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
+    ap.add_argument("--builds", action="store_true",
+                    help="compare the compiled and the pure build (child processes)")
+    ap.add_argument("--repeats", type=int, default=2, help="alternating runs per build")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.builds:
+        return compare_builds(args.seconds, args.repeats)
     # Both stacks must agree on what they read before their speed means anything.
     assert sipha_parse(INVITE) == ("1-12345@127.0.0.1", 1, "z9hG4bK-12345-1-0")
     assert parse_message(sipha_edit(INVITE)).max_forwards == 69
@@ -136,7 +190,19 @@ def main(argv: list[str] | None = None) -> int:
         ("parse 200 OK", sipha_parse, sippy_parse_response, OK),
         ("parse+edit+serialize INVITE", sipha_edit, sippy_edit, INVITE),
     ]
-    print(f"python {sys.version.split()[0]}, one core, {args.seconds:.1f} s per measurement")
+    if args.json:
+        rates = {
+            label: {
+                "sipha": rate(ours, data, args.seconds),
+                "sippy": rate(theirs, data, args.seconds),
+            }
+            for label, ours, theirs, data in rows
+        }
+        print(json.dumps({"compiled_modules": compiled_modules(), "rates": rates}))
+        return 0
+    build = "compiled" if compiled_modules() else "pure"
+    print(f"python {sys.version.split()[0]}, one core, {args.seconds:.1f} s per measurement, "
+          f"sipha's {build} build")
     print(f"{'measurement':32} {'sipha msg/s':>12} {'sippy msg/s':>12} {'ratio':>7}")
     worst = float("inf")
     for label, ours, theirs, data in rows:

@@ -241,6 +241,7 @@ def compare_main(
     ours: SystemFactory,
     peer: SystemFactory,
     peer_name: str = "Kamailio",
+    also: SystemFactory | None = None,
 ) -> int:
     """The command line and the side-by-side table every peer benchmark prints.
 
@@ -250,7 +251,8 @@ def compare_main(
     side's repeats is compared; a step counts when under 1 % of its calls failed (Kamailio's
     serial forking gives SIPp a few stray 2xx under load, which SIPp counts as failures). Then
     each side's highest clean rate, one after the other (an overloaded step leaves a backlog
-    that would be billed to the next step, hence last).
+    that would be billed to the next step, hence last). ``also`` (with ``--also``) is a third
+    system in the same alternation, e.g. sipha's pure-Python build next to its compiled one.
     """
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=5.0, help="seconds per rate step")
@@ -258,10 +260,15 @@ def compare_main(
     ap.add_argument("--cpu-rate", type=float, default=cpu_rate, help="rate of the CPU measurement")
     ap.add_argument("--cpu-repeats", type=int, default=3,
                     help="alternating CPU steps per side (median compared; default 3)")
+    if also is not None:
+        ap.add_argument("--also", action="store_true",
+                        help="measure the third system too (sipha's pure-Python build)")
     args = ap.parse_args()
     steps = [float(r) for r in args.rates.split(",")]
     with contextlib.ExitStack() as stack:
         systems = [stack.enter_context(ours()), stack.enter_context(peer())]
+        if also is not None and args.also:
+            systems.append(stack.enter_context(also()))
         cpu: dict[str, list[float]] = {s.label: [] for s in systems}
         print(f"CPU steps at {args.cpu_rate:.0f} calls/s, alternating:", flush=True)
         for _ in range(args.cpu_repeats):
@@ -281,7 +288,12 @@ def compare_main(
             best[s.label], _ = highest_clean_rate(s.target, steps, args.seconds, s.pids,
                                                   s.sipp, s.scenario)
             time.sleep(2.0)
-    ours_sys, peer_sys = systems
+    ours_sys, peer_sys = systems[:2]
+    for extra in systems[2:]:
+        e_cpu = _median(cpu[extra.label])
+        print(f"{extra.label}: CPU s per 1000 calls {e_cpu:.3f} (median), "
+              f"{_ratio(e_cpu, _median(cpu[ours_sys.label]))} of {ours_sys.label}'s; "
+              f"highest clean calls/s {best[extra.label]:.0f}")
     s_cpu, k_cpu = _median(cpu[ours_sys.label]), _median(cpu[peer_sys.label])
     s_best, k_best = best[ours_sys.label], best[peer_sys.label]
 

@@ -32,10 +32,11 @@ from sipha.sip.headers import (
     scan_quoted,
     split_comma,
 )
+from sipha.sip.native import is_compiled, slot_setter
 from sipha.sip.uri import Uri, parse_uri
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
 __all__ = [
     "NameAddr",
@@ -121,20 +122,19 @@ class NameAddr:
 # A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
 # slot descriptors does the same at about half the cost, and nodes read From and To of most
 # messages.
+_COMPILED: Final = is_compiled(__file__)
 _new_object: Final = object.__new__
-_set_uri: Final[Callable[[NameAddr, Uri], None]] = NameAddr.__dict__["uri"].__set__
-_set_display: Final[Callable[[NameAddr, str | None], None]] = (
-    NameAddr.__dict__["display_name"].__set__
-)
-_set_params: Final[Callable[[NameAddr, dict[str, str | None]], None]] = (
-    NameAddr.__dict__["params"].__set__
-)
-_set_bracketed: Final[Callable[[NameAddr, bool], None]] = NameAddr.__dict__["bracketed"].__set__
+_set_uri: Final = slot_setter(NameAddr, "uri", compiled=_COMPILED)
+_set_display: Final = slot_setter(NameAddr, "display_name", compiled=_COMPILED)
+_set_params: Final = slot_setter(NameAddr, "params", compiled=_COMPILED)
+_set_bracketed: Final = slot_setter(NameAddr, "bracketed", compiled=_COMPILED)
 
 
 def _name_addr(
     uri: Uri, display: str | None, params: dict[str, str | None], bracketed: bool
 ) -> NameAddr:
+    if _COMPILED:
+        return NameAddr(uri, display, params, bracketed)
     addr: NameAddr = _new_object(NameAddr)
     _set_uri(addr, uri)
     _set_display(addr, display)

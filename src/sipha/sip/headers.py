@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
 from sipha.sip.errors import SipParseError
+from sipha.sip.native import is_compiled, slot_setter
 
 __all__ = [
     "CANONICAL_NAMES",
@@ -484,9 +485,10 @@ _CSEQ_MAX: Final = 2**31 - 1
 
 # A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
 # slot descriptors does the same at about half the cost, and every parsed message has a CSeq.
+_COMPILED: Final = is_compiled(__file__)
 _new_object: Final = object.__new__
-_set_seq: Final[Callable[[CSeq, int], None]] = CSeq.__dict__["seq"].__set__
-_set_method: Final[Callable[[CSeq, str], None]] = CSeq.__dict__["method"].__set__
+_set_seq: Final = slot_setter(CSeq, "seq", compiled=_COMPILED)
+_set_method: Final = slot_setter(CSeq, "method", compiled=_COMPILED)
 
 
 def parse_cseq(value: str) -> CSeq:
@@ -505,6 +507,8 @@ def parse_cseq(value: str) -> CSeq:
         and method
         and not method.strip(TOKEN_CHARS)
     ):
+        if _COMPILED:
+            return CSeq(int(number), method)
         cseq: CSeq = _new_object(CSeq)
         _set_seq(cseq, int(number))
         _set_method(cseq, method)
@@ -524,6 +528,8 @@ def _cseq_in_line(line: str) -> CSeq | None:
     m = _CSEQ_LINE.fullmatch(line)
     if m is None:
         return None
+    if _COMPILED:
+        return CSeq(int(m[1]), m[2])
     cseq: CSeq = _new_object(CSeq)
     _set_seq(cseq, int(m[1]))
     _set_method(cseq, m[2])

@@ -27,7 +27,6 @@ line directly from a name they already know instead of resolving its spelling ag
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 from .address import NameAddr, parse_contact_list, parse_name_addr
@@ -65,7 +64,7 @@ def _unfold(value: str) -> str:
     return " ".join(part.strip() for part in value.replace("\r\n", "\n").split("\n")).strip()
 
 
-class Message(ABC):
+class Message:
     """Common part of :class:`Request` and :class:`Response`.
 
     Header access is by full or compact name, case-insensitive. Values are returned unfolded and
@@ -89,9 +88,12 @@ class Message(ABC):
         self._to: NameAddr | None = None
 
     # -- start line (subclasses) -------------------------------------------------------------
-    @abstractmethod
+    # Not an ABC: a mypyc-compiled class with the ABCMeta metaclass corrupted memory under the
+    # garbage collector (the core's tests crashed in GC with message.py compiled); Request and
+    # Response both override this.
     def start_line(self) -> str:
         """The request or status line, without CRLF."""
+        raise NotImplementedError
 
     # -- generic header access -----------------------------------------------------------------
     def _value_at(self, i: int) -> str:
@@ -107,7 +109,9 @@ class Message(ABC):
         """True if a header of that name (full or compact, any case) is present."""
         return normalize_name(name) in self._names
 
-    __contains__ = has
+    def __contains__(self, name: str) -> bool:
+        # Spelled out, not ``__contains__ = has``: mypyc compiles no class-level aliases.
+        return normalize_name(name) in self._names
 
     def get(self, name: str) -> str | None:
         """The value of the first header of that name, unfolded, or None."""

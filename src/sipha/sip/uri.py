@@ -35,9 +35,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from sipha.sip.errors import SipParseError
+from sipha.sip.native import is_compiled, slot_setter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
 __all__ = [
     "AbsoluteUri",
@@ -308,16 +309,15 @@ Uri = SipUri | TelUri | AbsoluteUri
 # A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
 # slot descriptors does the same at about half the cost (From, To and the Request-URI of
 # most messages are read).
+_COMPILED: Final = is_compiled(__file__)
 _new_object: Final = object.__new__
-_set_scheme: Final[Callable[[SipUri, str], None]] = SipUri.__dict__["scheme"].__set__
-_set_user: Final[Callable[[SipUri, str | None], None]] = SipUri.__dict__["user"].__set__
-_set_password: Final[Callable[[SipUri, str | None], None]] = SipUri.__dict__["password"].__set__
-_set_host: Final[Callable[[SipUri, str], None]] = SipUri.__dict__["host"].__set__
-_set_port: Final[Callable[[SipUri, int | None], None]] = SipUri.__dict__["port"].__set__
-_set_params: Final[Callable[[SipUri, dict[str, str | None]], None]] = (
-    SipUri.__dict__["params"].__set__
-)
-_set_headers: Final[Callable[[SipUri, dict[str, str]], None]] = SipUri.__dict__["headers"].__set__
+_set_scheme: Final = slot_setter(SipUri, "scheme", compiled=_COMPILED)
+_set_user: Final = slot_setter(SipUri, "user", compiled=_COMPILED)
+_set_password: Final = slot_setter(SipUri, "password", compiled=_COMPILED)
+_set_host: Final = slot_setter(SipUri, "host", compiled=_COMPILED)
+_set_port: Final = slot_setter(SipUri, "port", compiled=_COMPILED)
+_set_params: Final = slot_setter(SipUri, "params", compiled=_COMPILED)
+_set_headers: Final = slot_setter(SipUri, "headers", compiled=_COMPILED)
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -357,6 +357,8 @@ def parse_uri(text: str) -> Uri:
     params: dict[str, str | None] = {}
     if raw_params:
         add_matched_params(params, raw_params)
+    if _COMPILED:
+        return SipUri(scheme, user, None, host, port, params, {})
     uri: SipUri = _new_object(SipUri)
     _set_scheme(uri, scheme)
     _set_user(uri, user)

@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING, Final
 
 from sipha.sip.errors import SipParseError
 from sipha.sip.headers import TOKEN_CHARS, format_params, parse_params, split_comma, split_lws
+from sipha.sip.native import is_compiled, slot_setter
 from sipha.sip.uri import _IPV4, add_matched_params, parse_host, parse_port
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
 __all__ = ["MAGIC_COOKIE", "Via", "parse_via", "parse_via_list"]
 
@@ -221,12 +222,13 @@ _CHECKED = frozenset(("ttl", "rport", "received", "maddr"))
 
 # A frozen dataclass's __init__ sets each field with object.__setattr__; storing through the
 # slot descriptors does the same at about half the cost, and nodes parse a Via per message.
+_COMPILED: Final = is_compiled(__file__)
 _new_object: Final = object.__new__
-_set_transport: Final[Callable[[Via, str], None]] = Via.__dict__["transport"].__set__
-_set_host: Final[Callable[[Via, str], None]] = Via.__dict__["host"].__set__
-_set_port: Final[Callable[[Via, int | None], None]] = Via.__dict__["port"].__set__
-_set_params: Final[Callable[[Via, dict[str, str | None]], None]] = Via.__dict__["params"].__set__
-_set_protocol: Final[Callable[[Via, str], None]] = Via.__dict__["protocol"].__set__
+_set_transport: Final = slot_setter(Via, "transport", compiled=_COMPILED)
+_set_host: Final = slot_setter(Via, "host", compiled=_COMPILED)
+_set_port: Final = slot_setter(Via, "port", compiled=_COMPILED)
+_set_params: Final = slot_setter(Via, "params", compiled=_COMPILED)
+_set_protocol: Final = slot_setter(Via, "protocol", compiled=_COMPILED)
 
 
 def parse_via(value: str) -> Via:
@@ -267,6 +269,8 @@ def _via_of_match(m: re.Match[str]) -> Via:
         port = int(port_text)
         if not 0 < port < 65536:
             port = parse_port(port_text)  # raises, with the exact path's message
+    if _COMPILED:
+        return Via(transport.upper(), host, port, params, "SIP/2.0")
     via: Via = _new_object(Via)
     _set_transport(via, transport.upper())
     _set_host(via, host)

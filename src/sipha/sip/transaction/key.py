@@ -28,6 +28,7 @@ Every function reads lazily parsed headers and therefore raises only ``SipParseE
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from sipha.sip.message import Request, Response
@@ -63,14 +64,17 @@ def _transaction_method(method: str) -> str:
     # RFC 3261 §17.2.3: "the method of the request matches the one that created the
     # transaction, except for ACK, where the method of the request that created the
     # transaction is INVITE".
-    return "INVITE" if method == "ACK" else method
+    # Interned: a lingering transaction keeps its key for 32 s, and the method (a slice of
+    # the request line) would otherwise be a string of its own in each of thousands of keys.
+    return "INVITE" if method == "ACK" else sys.intern(method)
 
 
 def _sent_by(via: Via) -> tuple[str, int]:
     # An absent port means the transport's default (RFC 3261 §18.1, §19.1.2); write it out so
     # "host" and "host:5060" match.
     port = via.port if via.port is not None else _DEFAULT_PORTS.get(via.transport, 5060)
-    return via.host.lower(), port
+    # Interned for the same reason: a server hears from a few hosts, in thousands of keys.
+    return sys.intern(via.host.lower()), port
 
 
 def server_key(request: Request) -> TransactionKey:

@@ -25,8 +25,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from sipha.sip.message import Request
 from sipha.sip.transaction.events import (
@@ -117,32 +116,52 @@ S = TypeVar("S", bound=enum.Enum)
 T = TypeVar("T", bound="Transaction[Any]")
 
 
-@dataclass(frozen=True, slots=True)
+# Plain slotted classes, not dataclasses: mypyc cannot compile a generic dataclass (its
+# dataclass support rewrites the class's __dict__, which a generic class's type forbids;
+# mypyc/mypyc#827). They are written once, when the tables are built at import.
 class Rule(Generic[T, S]):
     """One table cell: run ``effect`` (if any), then go to ``next_state``."""
 
-    effect: Callable[[T, Event, float], list[Action]] | None
-    next_state: S
-    reason: TerminationReason | None = None  # set exactly when next_state is Terminated
+    __slots__ = ("effect", "next_state", "reason")
+
+    def __init__(
+        self,
+        effect: Callable[[T, Event, float], list[Action]] | None,
+        next_state: S,
+        reason: TerminationReason | None = None,  # set exactly when next_state is Terminated
+    ) -> None:
+        self.effect: Final = effect
+        self.next_state: Final = next_state
+        self.reason: Final = reason
+
+    def __repr__(self) -> str:
+        return f"Rule({self.effect!r}, {self.next_state!r}, {self.reason!r})"
 
 
-@dataclass(frozen=True, slots=True)
 class Machine(Generic[T, S]):
     """A complete machine: both tables, the timers each state may run, the final state."""
 
-    unreliable: Mapping[tuple[S, Input], Rule[T, S]]
-    reliable: Mapping[tuple[S, Input], Rule[T, S]]
-    timers: Mapping[S, frozenset[TimerName]]
-    terminated: S
+    __slots__ = ("reliable", "terminated", "timers", "unreliable")
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        unreliable: Mapping[tuple[S, Input], Rule[T, S]],
+        reliable: Mapping[tuple[S, Input], Rule[T, S]],
+        timers: Mapping[S, frozenset[TimerName]],
+        terminated: S,
+    ) -> None:
+        self.unreliable: Final = unreliable
+        self.reliable: Final = reliable
+        self.timers: Final = timers
+        self.terminated: Final = terminated
         # Check the tables once at import: a rule into Terminated names its reason, no other
         # does, and every state has a timer set.
-        for table in (self.unreliable, self.reliable):
+        for table in (unreliable, reliable):
             for rule in table.values():
-                if (rule.next_state is self.terminated) != (rule.reason is not None):
+                if (rule.next_state is terminated) != (rule.reason is not None):
                     raise AssertionError(f"inconsistent rule {rule!r}")
-        if set(self.timers) != set(type(self.terminated)):
+        if set(timers) != set(type(terminated)):
             raise AssertionError("every state needs a timer set")
 
 
@@ -177,7 +196,10 @@ class Transaction(Generic[S]):
         self.termination_reason: TerminationReason | None = None
         self._state = initial
         self._started = False
-        self._armed: dict[TimerName, float] = {}  # timer -> absolute deadline
+        # (timer, absolute deadline) pairs in arming order: a tuple, not a dict, since at most
+        # two timers run at once and a dict costs 248 bytes in each of thousands of lingering
+        # transactions (a tuple of one pair: 104).
+        self._armed: tuple[tuple[TimerName, float], ...] = ()
         # The current interval of the transaction's one retransmit timer (A, E or G: each
         # machine has at most one), a float rather than a dict: thousands of transactions live.
         self._interval = timers.t1
@@ -218,11 +240,14 @@ class Transaction(Generic[S]):
 
     def deadline_of(self, timer: TimerName) -> float | None:
         """The absolute deadline of ``timer`` if it is armed."""
-        return self._armed.get(timer)
+        for armed, deadline in self._armed:
+            if armed is timer:
+                return deadline
+        return None
 
     def next_deadline(self) -> float | None:
         """The earliest armed deadline, or None when no timer runs."""
-        return min(self._armed.values(), default=None)
+        return min((deadline for _, deadline in self._armed), default=None)
 
     # -- helpers for the effects ---------------------------------------------------------
     def _mark_started(self) -> None:
@@ -231,7 +256,13 @@ class Transaction(Generic[S]):
         self._started = True
 
     def _start(self, timer: TimerName, delay: float, now: float) -> StartTimer:
-        self._armed[timer] = now + delay
+        # Re-arming keeps the timer's place (as a dict's assignment did) with its new deadline.
+        armed = self._armed
+        deadline = now + delay
+        if any(t is timer for t, _ in armed):
+            self._armed = tuple((t, deadline if t is timer else d) for t, d in armed)
+        else:
+            self._armed = (*armed, (timer, deadline))
         return StartTimer(timer, delay)
 
     def _start_wait(self, timer: TimerName, now: float) -> list[Action]:
@@ -261,9 +292,10 @@ class Transaction(Generic[S]):
             raise TransactionUsageError(f"{self!r} fed before start()")
         kind = classify(event, self.key.method)
         if isinstance(event, TimerFired):
-            if event.timer not in self._armed:
+            fired = event.timer
+            if not any(t is fired for t, _ in self._armed):
                 return []  # cancelled or already fired: a stale timer
-            del self._armed[event.timer]
+            self._armed = tuple(pair for pair in self._armed if pair[0] is not fired)
         table = machine.reliable if self.reliable else machine.unreliable
         rule = table.get((self._state, kind))
         if rule is None:
@@ -273,9 +305,11 @@ class Transaction(Generic[S]):
         actions = rule.effect(self, event, now) if rule.effect is not None else []
         if rule.next_state is not self._state:
             keep = machine.timers[rule.next_state]
-            for timer in [t for t in self._armed if t not in keep]:
-                del self._armed[timer]
-                actions.append(CancelTimer(timer))
+            if self._armed:
+                for timer, _ in self._armed:
+                    if timer not in keep:
+                        actions.append(CancelTimer(timer))
+                self._armed = tuple(pair for pair in self._armed if pair[0] in keep)
             self._state = rule.next_state
         if rule.reason is not None:
             self.termination_reason = rule.reason

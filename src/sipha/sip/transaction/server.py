@@ -78,7 +78,9 @@ S = TypeVar("S", bound=enum.Enum)
 class _ServerTransaction(Transaction[S]):
     """What both server machines share: the last response sent, resent on retransmissions."""
 
-    __slots__ = ("last_response",)
+    # The last response sent: the Response while the transaction is live, only its bytes
+    # once it lingers after a final (see _send_and_linger), one slot for both.
+    __slots__ = ("_last",)
 
     def __init__(
         self, request: Request, initial: S, *, reliable: bool, timers: TimerConfig
@@ -86,33 +88,43 @@ class _ServerTransaction(Transaction[S]):
         if request.method == "ACK":
             raise TransactionUsageError("ACK creates no server transaction (§17.2.3)")
         super().__init__(request, server_key(request), initial, reliable=reliable, timers=timers)
-        self.last_response: Response | None = None
+        self._last: Response | bytes | None = None
+
+    @property
+    def last_response(self) -> Response | None:
+        """The last response sent (after a final: a message of the same bytes, rebuilt)."""
+        last = self._last
+        return _wire_only(last) if isinstance(last, bytes) else last
 
     def _resend_last(self, event: Event, now: float) -> list[Action]:
-        return [] if self.last_response is None else [Send(self.last_response)]
+        last = self.last_response
+        return [] if last is None else [Send(last)]
 
     def _send(self, event: Event, now: float) -> list[Action]:
-        self.last_response = _tu_response(event)
-        return [Send(self.last_response)]
+        response = self._last = _tu_response(event)
+        return [Send(response)]
 
     def _send_and_linger(self, event: Event, now: float) -> list[Action]:
         """Send a final response and keep only what absorbing retransmissions needs.
 
         From here to Terminated the transaction only resends its final response (§17.2.1,
-        §17.2.2) and matches by its key: the request and the response's parsed headers go.
-        Thousands of transactions linger for 64*T1 at a few hundred calls/s, so this is most
-        of a server's memory.
+        §17.2.2) and matches by its key: the request, the response object and its parsed
+        headers go, the bytes stay. Thousands of transactions linger for 64*T1 at a few hundred
+        calls/s, so this is most of a server's memory.
         """
         response = _tu_response(event)
-        self.last_response = _wire_only(response)
+        self._last = bytes(response)
         self._request = None
-        return [Send(self.last_response)]
+        return [Send(response)]
 
 
-def _wire_only(response: Response) -> Response:
-    # The same bytes (equal as messages) without the header lists; only resent from now on.
-    lean = Response(response.status, response.reason, [], [], b"")
-    lean._raw = bytes(response)
+def _wire_only(raw: bytes) -> Response:
+    # A response that serializes to exactly ``raw`` (sipha's own bytes: "SIP/2.0 NNN reason"),
+    # built only for a retransmission, which is rare.
+    start = raw[: raw.index(b"\r\n")].decode("utf-8")
+    _, status, reason = start.split(" ", 2)
+    lean = Response(int(status), reason, [], [], b"")
+    lean._raw = raw
     return lean
 
 
@@ -155,8 +167,8 @@ class ServerInviteTransaction(_ServerTransaction[ServerInviteState]):
             return []
         timestamp = self.request.get("timestamp")
         headers = [] if timestamp is None else [("Timestamp", timestamp)]
-        self.last_response = build_response(self.request, 100, headers=headers)
-        return [Send(self.last_response)]
+        trying = self._last = build_response(self.request, 100, headers=headers)
+        return [Send(trying)]
 
     def handle(self, event: Event, now: float) -> list[Action]:
         """Feed one event; return the actions to perform, in order.
