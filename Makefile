@@ -6,9 +6,9 @@ STAMP     := $(VENV)/.installed
 LOCK      := requirements/lock.txt
 UV_VERSION := 0.13.9
 DEB_PKGS  := sip-tester kamailio kamailio-tls-modules redis-server keepalived iproute2 procps curl \
-             baresip-core chromium nftables stress-ng ethtool gcc python3-dev
+             baresip-core chromium nftables stress-ng ethtool gcc python3-dev openssh-server
 DEB_BINS  := sipp kamailio redis-server keepalived ip ps curl baresip chromium nft stress-ng \
-             ethtool gcc
+             ethtool gcc sshd
 # The SIP core compiled by mypyc (setup.py): rebuilt when a source of it changes.
 CORE_SRC  := $(shell find src/sipha/sip -name '*.py') setup.py
 COMPILED  := $(VENV)/.compiled
