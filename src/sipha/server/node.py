@@ -17,7 +17,8 @@ Theory of operation
   finds the user's contacts (a *delivery* to a local user).
 * CANCEL is answered 200 when it matches a live INVITE (§9.2) and cancels that INVITE.
 
-Every relay and delivery is authorised first (:mod:`sipha.server.policy`): a trusted peer, a
+Every relay and delivery is authorised first (:mod:`sipha.server.gatekeeper` applies
+:mod:`sipha.server.policy`): a trusted peer, a
 dialog token in a Route of ours, or digest credentials of the local user the From names
 (407 / Proxy-Authorization, the nonce-count accepted once in the cluster through the store);
 a relay that nobody authorised is refused with 403 and counted. Requests the server answers
@@ -40,27 +41,22 @@ from typing import Any
 from sipha.server.answering import ANSWER_TAG_PREFIX, AnsweredCall, AnsweringService
 from sipha.server.config import ServerConfig, parse_alias
 from sipha.server.dialplan import Dialplan
+from sipha.server.gatekeeper import USERS_CHECK_PERIOD, Gatekeeper
 from sipha.server.local import Local, hop_spec
 from sipha.server.policy import (
-    Decision,
     Source,
     Target,
     TrustedPeers,
     Verdict,
-    decide,
-    originating_addresses,
 )
 from sipha.server.proxy import Branch, Proxy
 from sipha.server.registrar import (
-    AuthVerdict,
     Registrar,
-    accept_once,
-    aor_of,
     contact_uri_of,
-    verdict_of,
 )
 from sipha.server.status import NodeStats
-from sipha.sip.auth import Algorithm, DigestVerifier, NonceAuthority
+from sipha.server.tasks import Tasks
+from sipha.sip.auth import DigestVerifier, NonceAuthority
 from sipha.sip.errors import SipParseError
 from sipha.sip.message import Request, Response, build_response
 from sipha.sip.transaction import (
@@ -72,7 +68,7 @@ from sipha.sip.transaction import (
     TransactionUsageError,
 )
 from sipha.sip.uri import parse_uri
-from sipha.store import Store, StoreUnavailable
+from sipha.store import Store
 from sipha.transport import Peer, SipEndpoint
 from sipha.transport.resolver import Resolver
 from sipha.transport.transactions import TransactionLayer
@@ -82,7 +78,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ServerNode"]
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, MESSAGE"
-USERS_CHECK_PERIOD = 5.0  # auth = "auto": how stale "the store has users" may be
 Spawn = Callable[[Coroutine[Any, Any, Any]], object]
 
 
@@ -91,7 +86,7 @@ def _host_port(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ServerNode:
+class ServerNode(Gatekeeper, Tasks):
     """Dispatch of one server process. Create, :meth:`attach` to a started endpoint."""
 
     def __init__(
@@ -170,26 +165,6 @@ class ServerNode:
         )
 
     # -- plumbing -----------------------------------------------------------------------------
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> object:
-        """Run ``coro`` as a task whose exceptions are logged, never propagated."""
-        self._inflight += 1  # counted from now: the task may not start before a drain check
-        guarded = self._guard(coro)
-        if self._spawn_task is not None:
-            return self._spawn_task(guarded)
-        task = asyncio.get_running_loop().create_task(guarded)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> None:
-        try:
-            await coro
-        except Exception:
-            log.exception("request handling task failed")
-        finally:
-            self._inflight -= 1
-            self._check_idle()
-
     def respond(self, txn: ServerTransaction, response: Response) -> None:
         self.stats.response(response.status)
         try:
@@ -325,97 +300,6 @@ class ServerNode:
         elif reason is TerminationReason.TRANSPORT_ERROR and txn in self.proxy.pending:
             self.proxy.pending.pop(txn)
 
-    # -- authorization (policy.py) --------------------------------------------------------------
-    def _source(self, request: Request, peer: Peer) -> Source:
-        """Who is asking: a trusted peer, the cluster itself, or anybody (module docstring)."""
-        if self.local.is_alias_address(peer.host, peer.port) or self.local.is_own_socket(peer):
-            # Relayed by the cluster's edge: judge the client it stamped in the next Via.
-            addresses = originating_addresses(request)
-            if addresses is None:
-                return Source.CLUSTER
-        else:
-            addresses = (peer.host,)
-        if all(a in self.trusted for a in addresses):
-            return Source.TRUSTED
-        return Source.OUTSIDE
-
-    def _auth_enabled(self, method: str) -> bool:
-        mode = self.cfg.auth
-        if mode == "off" or method not in self.auth_methods:
-            return False
-        return mode == "on" or self.users_exist or not self._users_known
-
-    def _from_local(self, request: Request) -> bool:
-        uri = request.from_.uri
-        host = getattr(uri, "host", "")
-        return bool(host) and (host.lower() == self.cfg.domain.lower() or self.local.is_me(uri))
-
-    def _decide(self, request: Request, peer: Peer, target: Target, dialog: bool) -> Decision:
-        return decide(
-            source=self._source(request, peer),
-            target=target,
-            dialog=dialog,
-            auth=self._auth_enabled(request.method),
-            from_local=self._from_local(request),
-        )
-
-    def _authorized(
-        self,
-        request: Request,
-        txn: ServerTransaction,
-        peer: Peer,
-        target: Target,
-        dialog: bool,
-        then: Callable[[], None],
-    ) -> None:
-        """Run ``then`` once the policy allows the request; else 407 or 403 (counted)."""
-        decision = self._decide(request, peer, target, dialog)
-        if decision.verdict is Verdict.ALLOW:
-            then()
-        elif decision.verdict is Verdict.CHALLENGE:
-            self.spawn(self._digest(request, txn, then))
-        else:
-            self.stats.refused(decision.cause.value)
-            log.info(
-                "%s %s from %s refused: %s",
-                request.method,
-                request.ruri[:80],
-                peer,
-                decision.cause.value,
-            )
-            self.respond(
-                txn,
-                build_response(
-                    request, 403, "Forbidden (relaying denied)", to_tag=self.local.unique()
-                ),
-            )
-
-    def _refresh_users(self) -> None:
-        # auth = "auto": authentication is on once the store has users. Asked every few
-        # seconds at most, in a task: a request never waits for it.
-        if self.cfg.auth != "auto" or self.users_exist:
-            return
-        now = time.monotonic()
-        if now - self._users_checked < USERS_CHECK_PERIOD:
-            return
-        self._users_checked = now
-        self.spawn(self._check_users())
-
-    async def _check_users(self) -> None:
-        try:
-            self.users_exist = await self.store.count_users() > 0
-            self._users_known = True
-        except Exception as exc:
-            # A background check, not a request: logged, not counted in store_errors. The
-            # answer stays unknown (authentication on) and is asked again later.
-            log.warning("cannot tell whether the store has users (auth = auto): %r", exc)
-
-    async def refresh_users(self) -> None:
-        """Learn now whether the store has users (``auth = "auto"``); called at start."""
-        if self.cfg.auth == "auto":
-            self._users_checked = time.monotonic()
-            await self._check_users()
-
     # -- dispatch helpers -----------------------------------------------------------------------
     def _relay(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
         status = self.proxy.check(request)
@@ -473,112 +357,6 @@ class ServerNode:
         )
 
     # -- async paths ----------------------------------------------------------------------------
-    async def _register(self, request: Request, txn: ServerTransaction, peer: Peer) -> None:
-        try:
-            response = await self.registrar.handle(
-                request, time.time(), os.urandom(8), received=str(peer)
-            )
-        except SipParseError as err:
-            response = build_response(request, 400, f"Bad Request ({err.reason[:60]})")
-        except StoreUnavailable as err:
-            # Not stored durably (no master, or no replica confirmed it): never a 200; the UA
-            # retries after the store's estimate (RFC 3261 §21.5.4).
-            self.stats.store_errors += 1
-            log.warning("REGISTER refused, store unavailable: %s", err.reason)
-            retry = [("Retry-After", str(err.retry_after))]
-            response = build_response(request, 503, to_tag=self.local.unique(), headers=retry)
-        except Exception:
-            self.stats.store_errors += 1
-            log.exception("REGISTER failed")
-            response = build_response(request, 500)
-        status = response.status
-        if status == 200 and request.has("contact"):
-            if request.expires == 0 or response.get("contact") is None:
-                self.stats.unregistrations += 1
-            else:
-                self.stats.registrations += 1
-        elif status == 403:
-            self.stats.auth_failures += 1
-        self.respond(txn, response)
-
-    async def _digest(
-        self, request: Request, txn: ServerTransaction, then: Callable[[], None]
-    ) -> None:
-        """RFC 3261 §22.3: a proxy challenges with 407 / Proxy-Authorization. The user who
-        authenticates must be the one the From names (or may use it: ``identities``), the
-        digest uri must be the Request-URI, and the nonce-count is accepted once in the
-        cluster; then ``then`` runs."""
-        now = time.time()
-        salt = os.urandom(8)
-        creds = self.registrar.credentials(request, "proxy-authorization")
-        if creds is None:
-            self.respond(txn, self.registrar.challenge(request, now, salt, proxy=True))
-            return
-        try:
-            claimed = aor_of(request.from_.uri, self.cfg.domain).partition("@")[0]
-        except SipParseError:
-            claimed = ""
-        allowed = {creds.username, *self.cfg.identities.get(creds.username, ())}
-        if claimed not in allowed:
-            self._auth_failed(request, txn, "from_mismatch")
-            return
-        try:
-            user = await self.store.get_user(f"{creds.username}@{self.cfg.domain}")
-        except Exception as exc:
-            self._store_failed(request, txn, "user lookup", exc)
-            return
-        if user is None:
-            self._auth_failed(request, txn, "unknown_user")
-            return
-        algorithm = creds.algorithm
-        ha1 = user.ha1_for(algorithm) if isinstance(algorithm, Algorithm) else ""
-        verdict = verdict_of(
-            self.verifier.authenticate(
-                creds,
-                method=request.method,
-                ha1=ha1,
-                now=now,
-                body=request.body,
-                request_uri=request.ruri,
-            )
-        )
-        if verdict is AuthVerdict.OK:
-            try:
-                fresh = await accept_once(self.store, self.verifier, creds, now)
-            except Exception as exc:
-                self._store_failed(request, txn, "nonce-count check", exc)
-                return
-            if fresh:
-                then()
-                return
-            self.stats.refused("replay")
-            verdict = AuthVerdict.CHALLENGE
-        if verdict in (AuthVerdict.CHALLENGE, AuthVerdict.STALE):
-            stale = verdict is AuthVerdict.STALE
-            self.respond(txn, self.registrar.challenge(request, now, salt, stale=stale, proxy=True))
-            return
-        self._auth_failed(request, txn, "bad_credentials")
-
-    def _store_failed(
-        self, request: Request, txn: ServerTransaction, what: str, exc: Exception
-    ) -> None:
-        # Unauthenticated is never "let through": 503 with Retry-After when the store says
-        # it is briefly unavailable (a Sentinel election), else 500.
-        self.stats.store_errors += 1
-        if isinstance(exc, StoreUnavailable):
-            log.warning("%s failed, store unavailable: %s", what, exc.reason)
-            retry = [("Retry-After", str(exc.retry_after))]
-            response = build_response(request, 503, to_tag=self.local.unique(), headers=retry)
-        else:
-            log.error("%s failed: %r", what, exc)
-            response = build_response(request, 500, to_tag=self.local.unique())
-        self.respond(txn, response)
-
-    def _auth_failed(self, request: Request, txn: ServerTransaction, cause: str) -> None:
-        self.stats.auth_failures += 1
-        self.stats.refused(cause)
-        self.respond(txn, build_response(request, 403, to_tag=self.local.unique()))
-
     async def _ack_to_user(self, ack: Request, peer: Peer) -> None:
         user = getattr(ack.uri, "user", None)
         if not user:
@@ -592,28 +370,6 @@ class ServerNode:
                 await self.proxy.forward_ack_to(ack, spec, peer.transport)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start_draining(self) -> None:
-        """Refuse new calls and registrations (503); :attr:`idle` is set once every request
-        received has had its final response."""
-        self.draining = True
-        self._check_idle()
-
-    def _check_idle(self) -> None:
-        # Transactions that only wait out Timer J/K/L absorb retransmissions; what must finish
-        # is every request still without a final answer: proxied ones, ringing calls, and
-        # requests waiting on the store.
-        if (
-            self.draining
-            and not self.proxy.pending
-            and not self.answering.unanswered
-            and not self._inflight
-        ):
-            self.idle.set()
-
-    async def wait_tasks(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
     def close(self) -> None:
         self.layer.close()
         self.answering.close()
