@@ -76,12 +76,12 @@ def test_a_caller_that_answered_our_request_gets_every_repeat() -> None:
     server = out.peer
     ok = answer(forwarded(out), 200)
     r.on_response(parse_message(bytes(ok)), server, now=0.01)
-    # The server sends a BYE towards the caller (the callee hung up) ...
+    # The server sends an INFO towards the caller (in the dialog, which goes on) ...
     bye_text = (
-        "BYE sip:sipp@127.0.0.9:5099 SIP/2.0\r\n"
+        "INFO sip:sipp@127.0.0.9:5099 SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {server.host}:{server.port};branch=z9hG4bKsbye\r\n"
         "From: <sip:service@127.0.0.1:5060>;tag=s1\r\nTo: <sip:sipp@127.0.0.9:5099>;tag=f1\r\n"
-        "Call-ID: c1\r\nCSeq: 7 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        "Call-ID: c1\r\nCSeq: 7 INFO\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     bye = parse_message(bye_text)
     assert isinstance(bye, Request)

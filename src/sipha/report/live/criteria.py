@@ -75,6 +75,7 @@ def _judge(name: str, bound: float, now: SoFar) -> tuple[float | None, bool | No
         if p99 is None:
             return None, None
         return p99, True if p99 <= bound else None
-    # max_unfinished_calls
+    if name != "max_unfinished_calls":
+        return None, None  # measured only by the report (e.g. failed registrations)
     in_flight = max(0, now.attempted - now.successful - now.failed)
     return float(in_flight), (in_flight <= bound) if now.finished else None
