@@ -64,13 +64,19 @@ def _baresip(workdir: Path, certs: CertFiles, tls_port: int) -> str:
     return out
 
 
+# A module's own log line, e.g. "aubridge: thread start: 8000 Hz, 1 channels, format=S16LE".
+_CHATTER = re.compile(r"[a-z_]+: [^\n#]*?(?:thread start|Hz)[^\n]*\n")
+
+
 def _assert_call_over_tls(out: str, tls_port: int, server: Node) -> None:
     assert "Call established" in out, out[-3000:]
     assert re.search(r"Call with sip:service@\S+ terminated", out), out[-3000:]
     for method in ("REGISTER", "INVITE", "ACK", "BYE"):
         # baresip's trace writes "#", then "TLS 127.0.0.1:PORT -> 127.0.0.1:PORT", then each
         # request it sends; its audio thread's log lines may land in between.
-        heads = [out[out.rfind("#", 0, m.start()) : m.start()]
+        # Log lines can even land inside the trace's address line (stdout is unbuffered
+        # across threads): take them out before reading it.
+        heads = [_CHATTER.sub("", out[out.rfind("#", 0, m.start()) : m.start()])
                  for m in re.finditer(rf"^{method} sip:", out, re.M)]
         assert heads, (method, out[-3000:])
         for head in heads:
